@@ -1,0 +1,247 @@
+"""The desired state of the fleet, computed from a checked stack config.
+
+Per node: the binaries to install, the containerd handler table (exact handlers plus node-local aliases)
+and the labels to set. For the cluster: the RuntimeClasses.
+
+The handler contract (field notes trap 1): a RuntimeClass's handler must mean the same thing on every node
+its selector matches. Series classes therefore use node-local alias handlers (`slight-v1-2` on a node
+points at the highest 1.2.x installed *on that node*), so a class's handler never changes when releases
+come and go. Prereleases get only their exact names.
+
+Releases in a pool's `retiring` list keep their binary and exact handler but lose their labels. An alias
+that only a retiring release provides is kept (without its label) until the release is removed, so that no
+step removes a handler while a label that selects it may still be on the node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from . import naming
+from .config import FleetConfig, Node, Pool, Problem, Release, check_config
+from .flavors import FLAVORS
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A shim binary to install under naming.BIN_DIR."""
+
+    name: str
+    release: str
+    url: str
+    sha256: str
+    member: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"release": self.release, "url": self.url, "sha256": self.sha256}
+        if self.member:
+            out["member"] = self.member
+        return out
+
+
+@dataclass(frozen=True)
+class NodePlan:
+    name: str
+    pool: str
+    flavor: str
+    transport: str
+    host: str
+    port: int | None
+    host_key: str | None
+    releases: tuple[str, ...]  # labelled
+    retiring: tuple[str, ...]  # installed, not labelled
+    handlers: dict[str, str]  # handler -> runtime_type, sorted by handler
+    aliases: dict[str, str]  # alias handler -> exact handler it points at
+    labels: dict[str, str]  # label key -> "true", sorted
+    binaries: dict[str, Binary]  # binary name -> artifact, sorted
+    local_root: str
+    restart: str | None
+
+    @property
+    def node_root(self) -> str:
+        """Where the node's files live: / over SSH, <localRoot>/<node> for the local transport."""
+        return "/" if self.transport == "ssh" else f"{self.local_root.rstrip('/')}/{self.name}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "pool": self.pool,
+            "containerd": self.flavor,
+            "transport": self.transport,
+            "releases": list(self.releases),
+            "retiring": list(self.retiring),
+            "handlers": dict(self.handlers),
+            "aliases": dict(self.aliases),
+            "labels": dict(self.labels),
+            "binaries": {k: v.to_json() for k, v in self.binaries.items()},
+        }
+
+
+@dataclass(frozen=True)
+class RuntimeClassPlan:
+    name: str
+    handler: str
+    node_selector: dict[str, str]
+    shim: str
+    scope: str  # exact | minor | major | any
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "handler": self.handler, "nodeSelector": dict(self.node_selector),
+                "shim": self.shim, "scope": self.scope}
+
+
+@dataclass(frozen=True)
+class FleetPlan:
+    runtime: str
+    runtime_classes: tuple[RuntimeClassPlan, ...]
+    nodes: tuple[NodePlan, ...]
+    problems: tuple[Problem, ...]
+
+    @property
+    def errors(self) -> list[Problem]:
+        return [p for p in self.problems if p.severity == "error"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def node(self, name: str) -> NodePlan:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def runtime_class(self, name: str) -> RuntimeClassPlan:
+        for rc in self.runtime_classes:
+            if rc.name == name:
+                return rc
+        raise KeyError(name)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "runtime": self.runtime,
+            "runtimeClasses": [rc.to_json() for rc in self.runtime_classes],
+            "nodes": [n.to_json() for n in self.nodes],
+            "problems": [p.to_json() for p in self.problems],
+        }
+
+
+# ------------------------------------------------------------------------------------------- series
+@dataclass(frozen=True)
+class _Series:
+    handler: str  # alias handler name
+    scope: str  # minor | major | any
+
+
+def series_of(release: Release) -> list[_Series]:
+    """The aliases a release can stand for: none for a prerelease (no compatibility promise)."""
+    if not release.stable:
+        return []
+    out = [_Series(naming.minor_series(release.shim, release.version), "minor")]
+    major = naming.major_series(release.shim, release.version)
+    if major:
+        out.append(_Series(major, "major"))
+    out.append(_Series(naming.any_handler(release.shim), "any"))
+    return out
+
+
+def select_aliases(releases: Iterable[Release]) -> dict[str, Release]:
+    """alias handler -> the highest release of that series among `releases`."""
+    best: dict[str, Release] = {}
+    for rel in releases:
+        for s in series_of(rel):
+            cur = best.get(s.handler)
+            if cur is None or rel.version > cur.version:
+                best[s.handler] = rel
+    return best
+
+
+def _scope(handler: str, rel: Release) -> str:
+    for s in series_of(rel):
+        if s.handler == handler:
+            return s.scope
+    return "exact"
+
+
+# --------------------------------------------------------------------------------------------- plan
+def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
+    active = [cfg.releases[k] for k in pool.releases]
+    retiring = [cfg.releases[k] for k in pool.retiring]
+    aliases = select_aliases(active)
+    # An alias only a retiring release provides stays, unlabelled, until that release is removed.
+    for handler, rel in select_aliases(retiring).items():
+        aliases.setdefault(handler, rel)
+    handlers = {r.handler: naming.runtime_type(r.handler) for r in (*active, *retiring)}
+    handlers.update({a: naming.runtime_type(r.handler) for a, r in aliases.items()})
+    labels: dict[str, str] = {}
+    for rel in active:
+        labels[naming.label_key(cfg.runtime, rel.handler, rel.shim)] = naming.LABEL_VALUE
+    for alias in select_aliases(active):
+        shim = aliases[alias].shim
+        labels[naming.label_key(cfg.runtime, alias, shim)] = naming.LABEL_VALUE
+    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member) for r in (*active, *retiring)}
+    return NodePlan(
+        name=node.name,
+        pool=pool.name,
+        flavor=pool.flavor,
+        transport=pool.transport,
+        host=node.host,
+        port=node.port if node.port is not None else (cfg.ssh.port if pool.transport == "ssh" else None),
+        host_key=node.host_key,
+        releases=tuple(pool.releases),
+        retiring=tuple(pool.retiring),
+        handlers=dict(sorted(handlers.items())),
+        aliases={a: aliases[a].handler for a in sorted(aliases)},
+        labels=dict(sorted(labels.items())),
+        binaries=dict(sorted(binaries.items())),
+        local_root=pool.local_root,
+        restart=pool.restart,
+    )
+
+
+def plan_runtime_classes(cfg: FleetConfig, nodes: Iterable[NodePlan]) -> tuple[RuntimeClassPlan, ...]:
+    """One class per label some node carries; its handler is the one that label promises."""
+    classes: dict[str, RuntimeClassPlan] = {}
+    by_label: dict[str, tuple[str, str, str]] = {}
+    for rel in cfg.releases.values():
+        by_label[naming.label_key(cfg.runtime, rel.handler, rel.shim)] = (rel.handler, rel.shim, "exact")
+        for s in series_of(rel):
+            by_label[naming.label_key(cfg.runtime, s.handler, rel.shim)] = (s.handler, rel.shim, s.scope)
+    for node in nodes:
+        for label in node.labels:
+            handler, shim, scope = by_label[label]
+            name = naming.class_name(cfg.runtime, handler)
+            classes[name] = RuntimeClassPlan(name, handler, {label: naming.LABEL_VALUE}, shim, scope)
+    return tuple(classes[k] for k in sorted(classes))
+
+
+def check_handler_contract(plan_classes: Iterable[RuntimeClassPlan], nodes: Iterable[NodePlan]) -> list[Problem]:
+    """Every node a class's nodeSelector matches must have that class's handler (field notes trap 1)."""
+    problems = []
+    nodes = list(nodes)
+    for rc in plan_classes:
+        for node in nodes:
+            selected = all(node.labels.get(k) == v for k, v in rc.node_selector.items())
+            if selected and rc.handler not in node.handlers:
+                problems.append(Problem("error", f"runtimeClasses.{rc.name}",
+                                        f"selects node {node.name} which has no handler {rc.handler!r}"))
+    return problems
+
+
+def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
+    nodes = tuple(plan_node(cfg, pool, node) for pool in cfg.pools for node in pool.nodes)
+    classes = plan_runtime_classes(cfg, nodes)
+    all_problems = [*problems, *check_handler_contract(classes, nodes)]
+    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems))
+
+
+def plan_from_config(raw: Mapping[str, Any]) -> tuple[FleetConfig, FleetPlan]:
+    """Check the namespace-stripped stack config and plan what passed."""
+    cfg, problems = check_config(raw)
+    return cfg, build_plan(cfg, problems)
+
+
+def flavor_of(node: NodePlan):
+    return FLAVORS[node.flavor]
