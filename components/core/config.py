@@ -10,6 +10,7 @@ URLs and archive members are held to the characters that belong in them.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,7 +30,6 @@ DEPRECATION_MODES = ("off", "warn", "error")
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*$")
-_IPV6 = re.compile(r"^[0-9A-Fa-f:.]+$")
 _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _NODE_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _MEMBER = re.compile(r"^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$")
@@ -251,11 +251,19 @@ class _Checker:
         return out
 
 
+def _is_ipv6(text: str) -> bool:
+    try:
+        ipaddress.IPv6Address(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _check_host(c: _Checker, value: Any, path: str) -> str | None:
     host = c.string(value, path, " holding a host name or IP address")
     if host is None:
         return None
-    if _HOSTNAME.match(host) or (":" in host and _IPV6.match(host)):
+    if _HOSTNAME.match(host) or _is_ipv6(host):
         return host
     c.error(path, f"{host!r} is not a host name or IP address (letters, digits, '-', '.' for names; "
                   "hex digits and ':' for IPv6); write only the address: the port goes in 'port'")

@@ -1,0 +1,83 @@
+"""The `python -m components` commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
+
+from tests.conftest import pool, stack
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def write_stack(path: Path, raw: dict) -> Path:
+    path.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
+    return path
+
+
+def run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_plan_json_of_the_test_plan(tmp_path, test_plan_stack):
+    f = write_stack(tmp_path / "Pulumi.t.yaml", test_plan_stack)
+    r = run("plan", str(f), "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [n["name"] for n in doc["nodes"]] == ["node-a", "node-b", "node-c"]
+    assert doc["problems"] == []
+
+
+def test_plan_table_is_readable(tmp_path, test_plan_stack):
+    r = run("plan", str(write_stack(tmp_path / "s.yaml", test_plan_stack)))
+    assert r.returncode == 0
+    assert "wasmtime-slight-v1-2  " in r.stdout and "node-c  pool c" in r.stdout
+
+
+def test_plan_with_errors_exits_2_and_lists_them_on_stderr(tmp_path):
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])])
+    raw["shims"]["slight"][0]["sha256"] = "x"
+    raw["nodePools"][0]["containerd"] = "dockerd"
+    r = run("plan", str(write_stack(tmp_path / "s.yaml", raw)), "--json")
+    assert r.returncode == 2
+    assert "shims.slight[0].sha256" in r.stderr and "nodePools[0].containerd" in r.stderr
+    assert {p["path"] for p in json.loads(r.stdout)["problems"]} >= {"shims.slight[0].sha256",
+                                                                     "nodePools[0].containerd"}
+
+
+def test_plan_warnings_do_not_fail(tmp_path):
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])])  # 1.2.4 unused: a warning
+    r = run("plan", str(write_stack(tmp_path / "s.yaml", raw)))
+    assert r.returncode == 0
+    assert "warning: shims.slight[1]" in r.stderr
+
+
+def test_missing_stack_file_is_a_clear_error(tmp_path):
+    r = run("plan", str(tmp_path / "nope.yaml"))
+    assert r.returncode == 2
+    assert "cannot read" in r.stderr
+
+
+def test_diff_exits_2_on_an_unsafe_transition(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.4"], ["node-a"])]))
+    r = run("diff", str(old), str(new))
+    assert r.returncode == 2
+    assert "UNSAFE node node-a: handler slight-v1-2-3" in r.stdout
+    r = run("diff", str(old), str(new), "--json")
+    assert json.loads(r.stdout)["safe"] is False
+
+
+def test_diff_of_a_safe_bump(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"]),
+                                                   pool("b", ["slight@1.2.4"], ["node-b"])]))
+    r = run("diff", str(old), str(new))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "+ runtimeClass wasmtime-slight-v1-2-4" in r.stdout
+    assert r.stdout.strip().endswith("to remove.")

@@ -1,0 +1,162 @@
+"""Every mistake in a stack file gets a precise error: its config path, the value, the rule and the fix.
+
+All problems are collected in one run, never just the first.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from components.core.config import StackFileError, check_config, read_stack_file
+from tests.conftest import pool, release, stack
+
+
+def errors(raw: dict) -> dict[str, str]:
+    _, problems = check_config(raw)
+    return {p.path: p.message for p in problems if p.severity == "error"}
+
+
+def warnings(raw: dict) -> dict[str, str]:
+    _, problems = check_config(raw)
+    return {p.path: p.message for p in problems if p.severity == "warning"}
+
+
+def good() -> dict:
+    return stack([pool("p", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
+
+
+def test_a_good_stack_has_no_problems():
+    cfg, problems = check_config(good())
+    assert problems == []
+    assert list(cfg.releases) == ["slight@1.2.3", "slight@1.2.4"]
+    assert cfg.runtime == "wasmtime"
+
+
+# (mutation of the good stack, path expected, words the message must contain)
+CASES = [
+    ("malformed semver", lambda r: r["shims"]["slight"][0].update(version="1.2"),
+     "shims.slight[0].version", ["'1.2'", "not a semantic version", "1.2.3"]),
+    ("version read as a number", lambda r: r["shims"]["slight"][0].update(version=1.2),
+     "shims.slight[0].version", ["number", "quoted"]),
+    ("build metadata", lambda r: r["shims"]["slight"][0].update(version="1.2.3+build.5"),
+     "shims.slight[0].version", ["+build.5", "build metadata", "remove it"]),
+    ("duplicate release", lambda r: r["shims"]["slight"].append(release("v1.2.3")),
+     "shims.slight[2].version", ["listed twice", "shims.slight[0]"]),
+    ("names that collide", lambda r: r["shims"]["slight"].extend([release("2.0.0-rc.1"), release("2.0.0-rc-1")]),
+     "shims.slight[3].version", ["2.0.0-rc-1", "same names", "2.0.0-rc.1", "shims.slight[2].version"]),
+    ("shim name not a DNS label", lambda r: r["shims"].update({"Slight_X": [release("1.0.0")]}),
+     "shims.Slight_X", ["'Slight_X'", "DNS label", "rename"]),
+    ("shim name that looks versioned", lambda r: r["shims"].update({"spin-v2": [release("1.0.0")]}),
+     "shims.spin-v2", ["-v<digit>", "collide"]),
+    ("composed name over 63", lambda r: r["shims"]["slight"].append(release("1.0.0-" + "a" * 50)),
+     "shims.slight[2].version", ["over the 63", "shorten"]),
+    ("sha256 not 64 hex", lambda r: r["shims"]["slight"][0].update(sha256="abc"),
+     "shims.slight[0].sha256", ["'abc'", "64 hex", "sha256sum"]),
+    ("sha256 missing", lambda r: r["shims"]["slight"][0].pop("sha256"),
+     "shims.slight[0].sha256", ["missing"]),
+    ("url over http", lambda r: r["shims"]["slight"][0].update(url="http://example.org/x.tgz"),
+     "shims.slight[0].url", ["http://example.org/x.tgz", "https://", "file://"]),
+    ("url with a quote", lambda r: r["shims"]["slight"][0].update(url="https://example.org/x'$(id).tgz"),
+     "shims.slight[0].url", ["percent-encode"]),
+    ("archive member escaping", lambda r: r["shims"]["slight"][0].update(binary="../../etc/passwd"),
+     "shims.slight[0].binary", ["relative path", "no '..'"]),
+    ("unknown release key", lambda r: r["shims"]["slight"][0].update(sha265="x"),
+     "shims.slight[0].sha265", ["unknown key", "version, url, sha256, binary"]),
+    ("pool names an unknown release", lambda r: r["nodePools"][0]["releases"].append("slight@9.9.9"),
+     "nodePools[0].releases[2]", ["slight@9.9.9", "not in the catalog", "slight@1.2.3, slight@1.2.4"]),
+    ("pool names an unknown shim", lambda r: r["nodePools"][0]["releases"].append("spin@1.0.0"),
+     "nodePools[0].releases[2]", ["no shim 'spin'"]),
+    ("release pin without @", lambda r: r["nodePools"][0]["releases"].append("slight-1.2.3"),
+     "nodePools[0].releases[2]", ["<shim>@<version>"]),
+    ("release both active and retiring", lambda r: r["nodePools"][0].update(retiring=["slight@1.2.3"]),
+     "nodePools[0].retiring[0]", ["already listed at nodePools[0].releases[0]"]),
+    ("node in two pools", lambda r: r["nodePools"].append(pool("q", ["slight@1.2.3"], ["node-a"])),
+     "nodePools[1].nodes[0].name", ["'node-a'", "nodePools[0].nodes[0]", "one pool"]),
+    ("duplicate pool name", lambda r: r["nodePools"].append(pool("p", ["slight@1.2.3"], ["node-b"])),
+     "nodePools[1].name", ["declared twice", "nodePools[0].name"]),
+    ("unknown containerd flavor", lambda r: r["nodePools"][0].update(containerd="containerd-3"),
+     "nodePools[0].containerd", ["'containerd-3'", "containerd-legacy, containerd-1, containerd-2, k3s, rke2"]),
+    ("host with shell characters", lambda r: r["nodePools"][0]["nodes"][0].update(host="10.0.0.4; rm -rf /"),
+     "nodePools[0].nodes[0].host", ["not a host name or IP address"]),
+    ("host with a port", lambda r: r["nodePools"][0]["nodes"][0].update(host="10.0.0.4:2222"),
+     "nodePools[0].nodes[0].host", ["the port goes in 'port'"]),
+    ("node name with upper case", lambda r: r["nodePools"][0]["nodes"][0].update(name="Node_A"),
+     "nodePools[0].nodes[0].name", ["Kubernetes node name"]),
+    ("port out of range", lambda r: r["nodePools"][0]["nodes"][0].update(port=70000),
+     "nodePools[0].nodes[0].port", ["70000", "1 to 65535"]),
+    ("bad host key", lambda r: r["nodePools"][0]["nodes"][0].update(hostKey="hello"),
+     "nodePools[0].nodes[0].hostKey", ["public host key"]),
+    ("ssh user with shell characters", lambda r: r["ssh"].update(user="root$(id)"),
+     "ssh.user", ["POSIX user name"]),
+    ("ssh key missing", lambda r: r["ssh"].pop("privateKey"),
+     "ssh.privateKey", ["pulumi config set --secret --path ssh.privateKey"]),
+    ("releases not a list", lambda r: r["nodePools"][0].update(releases="slight@1.2.3"),
+     "nodePools[0].releases", ["a string", "must be a list"]),
+    ("nodePools not a list", lambda r: r.update(nodePools={"name": "p"}),
+     "nodePools", ["a mapping", "list of pools"]),
+    ("unknown top-level key", lambda r: r.update(nodepools=[]),
+     "nodepools", ["unknown key 'wasm-shim-fleet:nodepools'"]),
+    ("runtime prefix not a DNS label", lambda r: r.update(runtime="Wasm.Time"),
+     "runtime", ["DNS label"]),
+    ("unknown transport", lambda r: r["nodePools"][0].update(transport="winrm"),
+     "nodePools[0].transport", ["ssh", "local"]),
+]
+
+
+@pytest.mark.parametrize(("case", "mutate", "path", "words"), CASES, ids=[c[0] for c in CASES])
+def test_each_mistake_names_its_path_value_rule_and_fix(case, mutate, path, words):
+    raw = good()
+    mutate(raw)
+    errs = errors(raw)
+    assert path in errs, f"{case}: expected an error at {path}, got {errs}"
+    for w in words:
+        assert w in errs[path], f"{case}: {w!r} missing from {errs[path]!r}"
+
+
+def test_all_problems_are_collected_in_one_run():
+    raw = good()
+    for _, mutate, _, _ in CASES[:12]:
+        mutate(raw)
+    raw["nodePools"].append(pool("p", ["slight@7.7.7"], ["node-a"]))
+    errs = errors(raw)
+    assert {"shims.slight[0].version", "shims.slight[0].url", "shims.Slight_X", "nodePools[1].name",
+            "nodePools[1].releases[0]", "nodePools[1].nodes[0].name"} <= set(errs)
+
+
+def test_unused_catalog_release_and_empty_pool_are_warnings():
+    raw = stack([pool("p", ["slight@1.2.3"], []), pool("q", ["slight@1.2.3"], ["node-a"])])
+    warns = warnings(raw)
+    assert "installed on no node" in warns["shims.slight[1]"]
+    assert "has no nodes" in warns["nodePools[0].nodes"]
+    assert errors(raw) == {}
+
+
+def test_leading_v_and_upper_case_sha_are_accepted_and_normalised():
+    raw = good()
+    raw["shims"]["slight"][0].update(version="v1.2.3", sha256="A" * 64)
+    cfg, problems = check_config(raw)
+    assert problems == []
+    assert cfg.releases["slight@1.2.3"].sha256 == "a" * 64
+
+
+def test_local_transport_needs_no_ssh():
+    raw = stack([pool("p", ["slight@1.2.3"], ["node-a"], transport="local")], versions=("1.2.3",))
+    del raw["ssh"]
+    assert errors(raw) == {}
+
+
+def test_encrypted_secret_in_a_stack_file_counts_as_present():
+    raw = good()
+    raw["ssh"]["privateKey"] = {"secure": "v1:abcdef"}
+    assert errors(raw) == {}
+
+
+def test_stack_file_reading(tmp_path):
+    f = tmp_path / "Pulumi.dev.yaml"
+    f.write_text("config:\n  wasm-shim-fleet:runtime: wasm\n  other:key: 1\n")
+    assert read_stack_file(f) == {"runtime": "wasm"}
+    with pytest.raises(StackFileError, match="cannot read"):
+        read_stack_file(tmp_path / "missing.yaml")
+    f.write_text("config: [1, 2\n")
+    with pytest.raises(StackFileError, match="not valid YAML"):
+        read_stack_file(f)
