@@ -25,9 +25,9 @@ def good() -> dict:
     return stack([pool("p", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
 
 
-def test_a_good_stack_has_no_problems():
+def test_a_good_stack_has_no_errors_and_warns_about_unpinned_host_keys():
     cfg, problems = check_config(good())
-    assert problems == []
+    assert [(p.severity, p.path) for p in problems] == [("warning", "nodePools[0].nodes[0].hostKey")]
     assert list(cfg.releases) == ["slight@1.2.3", "slight@1.2.4"]
     assert cfg.runtime == "wasmtime"
 
@@ -135,7 +135,7 @@ def test_leading_v_and_upper_case_sha_are_accepted_and_normalised():
     raw = good()
     raw["shims"]["slight"][0].update(version="v1.2.3", sha256="A" * 64)
     cfg, problems = check_config(raw)
-    assert problems == []
+    assert [p for p in problems if p.severity == "error"] == []
     assert cfg.releases["slight@1.2.3"].sha256 == "a" * 64
 
 
@@ -149,6 +149,20 @@ def test_encrypted_secret_in_a_stack_file_counts_as_present():
     raw = good()
     raw["ssh"]["privateKey"] = {"secure": "v1:abcdef"}
     assert errors(raw) == {}
+
+
+def test_pinned_host_key_silences_the_warning():
+    raw = good()
+    raw["nodePools"][0]["nodes"][0]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"
+    assert warnings(raw) == {}
+
+
+def test_relative_file_urls_resolve_against_the_project_folder(tmp_path):
+    raw = good()
+    raw["shims"]["slight"][0]["url"] = "file:examples/artifacts/slight-1.2.3.tar.gz"
+    cfg, problems = check_config(raw, tmp_path)
+    assert [p for p in problems if p.severity == "error"] == []
+    assert cfg.releases["slight@1.2.3"].url == f"file://{tmp_path}/examples/artifacts/slight-1.2.3.tar.gz"
 
 
 def test_stack_file_reading(tmp_path):

@@ -10,6 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from .config import StackFileError, read_stack_file
 from .diff import diff_plans
@@ -17,7 +18,8 @@ from .plan import FleetPlan, plan_from_config
 
 
 def load_plan(path: str) -> FleetPlan:
-    _, plan = plan_from_config(read_stack_file(path))
+    """Plan a stack file; relative file: URLs resolve against its folder (the project folder)."""
+    _, plan = plan_from_config(read_stack_file(path), Path(path).resolve().parent)
     return plan
 
 

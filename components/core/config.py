@@ -34,6 +34,8 @@ _USER = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 _NODE_NAME = re.compile(r"^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 _MEMBER = re.compile(r"^[A-Za-z0-9._+-]+(/[A-Za-z0-9._+-]+)*$")
 _URL = re.compile(r"^(https://[A-Za-z0-9.-]+(:[0-9]+)?|file://)/[A-Za-z0-9._~%/+:@=,-]*$")
+#: `file:<relative path>`: resolved against the project folder (where Pulumi.yaml is).
+_RELATIVE_FILE_URL = re.compile(r"^file:(?!/)[A-Za-z0-9._~%+@=,-][A-Za-z0-9._~%/+@=,-]*$")
 _HOST_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A-Za-z0-9+/]+={0,3}$")
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _SERIES_LIKE = re.compile(r"-v[0-9]")
@@ -316,16 +318,18 @@ def _check_version(c: _Checker, value: Any, path: str) -> semver.Version | None:
     return version
 
 
-def _check_release(c: _Checker, shim: str, entry: Any, path: str) -> Release | None:
+def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str | Path | None) -> Release | None:
     m = c.mapping(entry, path, RELEASE_KEYS, "a release")
     if m is None:
         return None
     version = _check_version(c, m.get("version"), f"{path}.version")
     url = c.string(m.get("url"), f"{path}.url", " holding an https:// or file:// URL")
-    if url is not None and not _URL.match(url):
-        c.error(f"{path}.url", f"{url!r} is not an https:// or file:/// URL of plain characters; "
-                               "download artifacts over https (or file:// for local tests) and percent-encode "
-                               "spaces and quotes")
+    if url is not None and _RELATIVE_FILE_URL.match(url) and base_dir is not None:
+        url = "file://" + str((Path(base_dir) / url[len("file:"):]).resolve())
+    if url is not None and not _URL.match(url) and not _RELATIVE_FILE_URL.match(url):
+        c.error(f"{path}.url", f"{url!r} is not an https://, file:/// or file:<relative path> URL of plain "
+                               "characters; download artifacts over https (file: for local tests) and "
+                               "percent-encode spaces and quotes")
         url = None
     digest = m.get("sha256")
     sha = c.string(digest, f"{path}.sha256", " of 64 hex digits")
@@ -346,7 +350,7 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str) -> Release | N
     return Release(shim, version, url, sha.lower(), member, path)
 
 
-def _check_shims(c: _Checker, runtime: str, value: Any) -> dict[str, Release]:
+def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | None) -> dict[str, Release]:
     releases: dict[str, Release] = {}
     if value is None:
         c.error("shims", "missing; declare the catalog as shims: {<shim>: [{version, url, sha256}]}")
@@ -376,7 +380,7 @@ def _check_shims(c: _Checker, runtime: str, value: Any) -> dict[str, Release]:
         encoded: dict[str, tuple[str, str]] = {}
         for i, entry in enumerate(entries):
             path = f"{base}[{i}]"
-            rel = _check_release(c, shim, entry, path)
+            rel = _check_release(c, shim, entry, path, base_dir)
             if rel is None:
                 continue
             enc = naming.encode_version(rel.version)
@@ -522,6 +526,10 @@ def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tu
                     or (nm.get("hostKey") is not None and host_key is None)):
                 ok = False
                 continue
+            if transport == "ssh" and host_key is None:
+                c.warn(f"{np_}.hostKey", f"node {node_name!r}: host key not pinned, so the SSH server's identity "
+                                         "is not verified; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` "
+                                         "without the host name)")
             nodes.append(Node(node_name, host, port, host_key, np_))
         if ok:
             if not nodes:
@@ -607,9 +615,11 @@ def _check_deprecation(c: _Checker, value: Any) -> Deprecation:
     return Deprecation(mode, keep)
 
 
-def check_config(raw: Mapping[str, Any]) -> tuple[FleetConfig, list[Problem]]:
+def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None) -> tuple[FleetConfig, list[Problem]]:
     """Validate the namespace-stripped config. Returns the typed config (of the parts that passed) and
-    every problem found. Callers must not act on the config when any problem is an error."""
+    every problem found. Callers must not act on the config when any problem is an error.
+
+    `base_dir` is the project folder: `file:<relative path>` URLs are made absolute against it."""
     c = _Checker()
     for key in raw:
         if key not in TOP_KEYS:
@@ -619,7 +629,7 @@ def check_config(raw: Mapping[str, Any]) -> tuple[FleetConfig, list[Problem]]:
         c.error("runtime", f"{runtime!r} is not a DNS label (lower-case letters, digits, '-'); it prefixes "
                            "every RuntimeClass and label: use e.g. wasmtime")
         runtime = DEFAULT_RUNTIME
-    releases = _check_shims(c, runtime, raw.get("shims"))
+    releases = _check_shims(c, runtime, raw.get("shims"), base_dir)
     pools = _check_pools(c, raw.get("nodePools"), releases)
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
     ssh = _check_ssh(c, raw.get("ssh"), need_ssh)

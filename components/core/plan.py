@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from . import naming
@@ -237,9 +238,9 @@ def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
     return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems))
 
 
-def plan_from_config(raw: Mapping[str, Any]) -> tuple[FleetConfig, FleetPlan]:
-    """Check the namespace-stripped stack config and plan what passed."""
-    cfg, problems = check_config(raw)
+def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None) -> tuple[FleetConfig, FleetPlan]:
+    """Check the namespace-stripped stack config and plan what passed (see check_config for base_dir)."""
+    cfg, problems = check_config(raw, base_dir)
     return cfg, build_plan(cfg, problems)
 
 
