@@ -1,0 +1,56 @@
+"""ShimFleet: the whole fleet from a checked plan: one NodePool per pool and one RuntimeClassSet."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from .core.plan import FleetPlan
+from .nodepool import NodePool, NodePoolArgs, SshConnection
+from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
+
+TYPE = "wasm-shim-fleet:index:ShimFleet"
+
+
+class PlanError(ValueError):
+    """The plan has errors; nothing may be created from it."""
+
+
+@dataclass(frozen=True)
+class ShimFleetArgs:
+    """Typed arguments of ShimFleet."""
+
+    #: The desired state, from components.core.plan.plan_from_config. Must have no errors.
+    plan: FleetPlan
+    #: SSH settings for `transport: ssh` pools.
+    ssh: SshConnection | None = None
+    #: Absolute folder that holds the node roots of `transport: local` pools.
+    local_base: str | None = None
+    #: Kubernetes provider for labels and RuntimeClasses (None: the default provider).
+    k8s_provider: pulumi.ProviderResource | None = None
+
+
+class ShimFleet(pulumi.ComponentResource):
+    """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes and `<name>-classes`
+    (RuntimeClassSet). Outputs: `runtime_classes` and `nodes` (per node: releases, labels, handlers)."""
+
+    def __init__(self, name: str, args: ShimFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        if not args.plan.ok:
+            raise PlanError("; ".join(str(p) for p in args.plan.errors))
+        super().__init__(TYPE, name, {"runtime": args.plan.runtime}, opts)
+        by_pool: dict[str, list] = {}
+        for node in args.plan.nodes:
+            by_pool.setdefault(node.pool, []).append(node)
+        self.pools = {
+            pool: NodePool(f"{name}-{pool}", NodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
+                                                           k8s_provider=args.k8s_provider),
+                           opts=pulumi.ResourceOptions(parent=self))
+            for pool, nodes in by_pool.items()
+        }
+        classes = RuntimeClassSet(f"{name}-classes",
+                                  RuntimeClassSetArgs(args.plan.runtime_classes, args.k8s_provider),
+                                  opts=pulumi.ResourceOptions(parent=self))
+        self.runtime_classes = classes.runtime_classes
+        self.nodes = {node: info for pool in self.pools.values() for node, info in pool.nodes.items()}
+        self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes})

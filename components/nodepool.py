@@ -1,0 +1,136 @@
+"""NodePool: the shim binaries, containerd handler table and labels of every node in one pool."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_command as command
+import pulumi_kubernetes as k8s
+
+from .core import naming, nodescript
+from .core.plan import NodePlan
+from .graph import binary_resource, node_graph
+
+TYPE = "wasm-shim-fleet:index:NodePool"
+
+
+@dataclass(frozen=True)
+class SshConnection:
+    """How to reach nodes of `transport: ssh` pools."""
+
+    #: Login user on the nodes (root, or a user whose shell may write containerd's config).
+    user: str
+    #: Default SSH port; a node's own `port` wins.
+    port: int
+    #: The private key. Always pass a Pulumi secret (pulumi.Output.secret); it never reaches a script.
+    private_key: pulumi.Input[str]
+    #: Optional bastion: {"host", "port", "user", "host_key", "private_key"}.
+    proxy: dict | None = None
+
+
+@dataclass(frozen=True)
+class NodePoolArgs:
+    """Typed arguments of NodePool."""
+
+    #: The planned nodes of this pool (components.core.plan.NodePlan), all with the same `pool`.
+    nodes: Sequence[NodePlan]
+    #: SSH settings; required when the pool's transport is ssh.
+    ssh: SshConnection | None = None
+    #: Absolute folder under which `transport: local` node roots live (`<local_base>/<localRoot>/<node>`).
+    local_base: str | None = None
+    #: Kubernetes provider for the label patches (None: the default provider).
+    k8s_provider: pulumi.ProviderResource | None = None
+
+
+class NodePool(pulumi.ComponentResource):
+    """One node pool. For each node it creates:
+
+    - `<name>-<node>-bin-<binary>` (command Command): downloads, verifies and installs one shim binary;
+    - `<name>-<node>-handlers` (command Command): the node's containerd handler table, restart, check;
+      depends on the binaries;
+    - `<name>-<node>-labels` (kubernetes core/v1 NodePatch): the node's labels, with its own field manager;
+      depends on the handler table.
+    Outputs: `nodes`, per node its releases, labels and handlers.
+    """
+
+    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        pools = {n.pool for n in args.nodes}
+        if len(pools) > 1:
+            raise ValueError(f"NodePool {name}: nodes come from several pools {sorted(pools)}")
+        props = {
+            "pool": next(iter(pools), None),
+            "containerd": args.nodes[0].flavor if args.nodes else None,
+            "nodes": [n.to_json() for n in args.nodes],
+        }
+        super().__init__(TYPE, name, props, opts)
+        self.nodes: dict[str, dict] = {}
+        for node in args.nodes:
+            self._node(name, node, args)
+            self.nodes[node.name] = {"releases": list(node.releases), "retiring": list(node.retiring),
+                                     "labels": dict(node.labels), "handlers": dict(node.handlers)}
+        self.register_outputs({"nodes": self.nodes})
+
+    def _node(self, name: str, node: NodePlan, args: NodePoolArgs) -> None:
+        """Create the node's resources exactly as components.graph.node_graph lays them out."""
+        built: dict[str, pulumi.Resource] = {}
+        binaries = {binary_resource(name, node, b.name): b for b in node.binaries.values()}
+        for g in node_graph(name, node):
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in g.depends_on])
+            if g.role == "binary":
+                binary = binaries[g.name]
+                built[g.name] = self._command(g.name, node, args, opts=opts,
+                                              create=nodescript.install_binary_script(node, binary),
+                                              delete=nodescript.remove_binary_script(node, binary))
+            elif g.role == "handlers":
+                table_script = nodescript.apply_table_script(node)
+                built[g.name] = self._command(g.name, node, args, opts=opts, create=table_script,
+                                              update=table_script, delete=nodescript.remove_table_script(node))
+            else:
+                opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=args.k8s_provider))
+                built[g.name] = k8s.core.v1.NodePatch(
+                    g.name,
+                    metadata=k8s.meta.v1.ObjectMetaPatchArgs(
+                        name=node.name,
+                        labels=dict(node.labels),
+                        # One field manager per node: deleting or shrinking the patch relinquishes only the
+                        # labels this node's patch set.
+                        annotations={"pulumi.com/patchFieldManager": f"{naming.MANAGER}-{node.name}",
+                                     "pulumi.com/patchForce": "true"},
+                    ),
+                    opts=opts,
+                )
+
+    def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs, *, create: str, delete: str,
+                 opts: pulumi.ResourceOptions, update: str | None = None) -> pulumi.Resource:
+        if node.transport == "local":
+            if not args.local_base:
+                raise ValueError(f"node {node.name}: transport local needs NodePoolArgs.local_base")
+            env = {"NODE_ROOT": f"{args.local_base.rstrip('/')}/{node.node_root}", "CONTAINERD_RESTART": ":"}
+            return command.local.Command(resource_name, create=create, update=update, delete=delete,
+                                         environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
+        if args.ssh is None:
+            raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
+        return command.remote.Command(resource_name, connection=_connection(node, args.ssh), create=create,
+                                      update=update, delete=delete, opts=opts)
+
+
+def _connection(node: NodePlan, ssh: SshConnection) -> command.remote.ConnectionArgs:
+    proxy = None
+    if ssh.proxy:
+        proxy = command.remote.ProxyConnectionArgs(
+            host=ssh.proxy["host"],
+            port=ssh.proxy.get("port") or 22,
+            user=ssh.proxy.get("user") or ssh.user,
+            host_key=ssh.proxy.get("host_key"),
+            private_key=ssh.proxy.get("private_key") or ssh.private_key,
+        )
+    return command.remote.ConnectionArgs(
+        host=node.host,
+        port=node.port or ssh.port,
+        user=ssh.user,
+        private_key=pulumi.Output.secret(ssh.private_key),
+        host_key=node.host_key,
+        proxy=proxy,
+    )
