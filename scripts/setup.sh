@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the program and every test tier need, idempotently:
+#   - Debian packages: containerd and openssh-server for the integration tier (real daemons on loopback);
+#   - the Python virtualenv ./venv with requirements-dev.txt;
+#   - with --toolchain: the real-engine toolchain (Pulumi engine, providers, Kubernetes control plane,
+#     kwok), built from Go modules into ${WSF_CACHE:-/var/cache/wasm-shim-fleet} (see toolchain/build.sh).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="containerd runc openssh-server openssh-client curl iproute2 util-linux tar gzip"
+
+missing=""
+for pkg in $APT_PACKAGES; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing="$missing $pkg"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "setup: missing Debian packages:$missing (run as root, or install them)" >&2
+    exit 1
+  fi
+  echo "setup: installing$missing" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+# The packages' own services are not wanted: tests start their own daemons on private sockets and ports.
+if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+  systemctl disable --now containerd ssh >/dev/null 2>&1 || true
+fi
+
+if [ ! -x venv/bin/python ]; then
+  python3 -m venv venv
+fi
+venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+
+if [ "${1:-}" = "--toolchain" ]; then
+  toolchain/build.sh >/dev/null
+fi
+echo "setup: done" >&2
