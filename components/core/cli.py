@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .config import StackFileError, read_stack_file
+from .deprecation import deprecation_problems
 from .diff import diff_plans
 from .plan import FleetPlan, plan_from_config
 
@@ -68,21 +69,28 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    old = load_plan(args.old)
-    new = load_plan(args.new)
+    old_cfg, old = plan_from_config(read_stack_file(args.old))
+    new_cfg, new = plan_from_config(read_stack_file(args.new))
     _report_problems(old, args.old)
     _report_problems(new, args.new)
     if not (old.ok and new.ok):
         print("diff: fix the errors above first", file=sys.stderr)
         return 2
     d = diff_plans(old, new)
+    # The deprecation policy of the stack being changed into decides how loud a dropped N-1 is.
+    deprecation = deprecation_problems(old_cfg, new_cfg)
     if args.json:
-        print(json.dumps(d.to_json(), indent=2))
+        print(json.dumps({**d.to_json(), "deprecation": [p.to_json() for p in deprecation]}, indent=2))
     else:
         print(d.words(), end="")
+    for p in deprecation:
+        print(f"{args.new}: {p}", file=sys.stderr)
+    refused = [p for p in deprecation if p.severity == "error"]
     if d.unsafe:
         print(f"diff: {len(d.unsafe)} unsafe transition(s); see the UNSAFE lines", file=sys.stderr)
-    return 0 if d.safe else 2
+    if refused:
+        print(f"diff: {len(refused)} deprecation error(s) (deprecation.mode is error)", file=sys.stderr)
+    return 0 if d.safe and not refused else 2
 
 
 def cmd_node_script(args: argparse.Namespace) -> int:
