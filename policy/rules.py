@@ -1,0 +1,285 @@
+"""The rules of the wasm-shim-fleet policy pack, as plain functions over plain dicts.
+
+Nothing here imports pulumi or pulumi_policy: `__main__.py` turns the engine's resources into dicts
+(`{"type", "name", "urn", "props"}`) and these functions return violations, so the rules are unit-tested
+directly from the project's test suite (constructing a PolicyPack starts a gRPC server and blocks).
+
+The resource shapes they read:
+  wasm-shim-fleet:index:NodePool         props {pool, containerd, nodes: [{name, handlers, labels, binaries}]}
+  wasm-shim-fleet:index:RuntimeClassSet  props {runtimeClasses: [{name, handler, nodeSelector, ...}]}
+  kubernetes:node.k8s.io/v1:RuntimeClass inputs metadata.name, handler, scheduling.nodeSelector
+  kubernetes:core/v1:NodePatch           inputs metadata.name (the node), metadata.labels
+  command:{remote,local}:Command         a binary install has `-bin-` in its name and a `create` script
+
+During a preview some inputs may still be unknown (absent or None): a rule checks what it can see and
+never reports a value it cannot see.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import semver
+
+NODE_POOL = "wasm-shim-fleet:index:NodePool"
+RUNTIME_CLASS_SET = "wasm-shim-fleet:index:RuntimeClassSet"
+RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
+NODE_PATCH = "kubernetes:core/v1:NodePatch"
+COMMANDS = ("command:remote:Command", "command:local:Command")
+BINARY_MARKER = "-bin-"
+DEFAULT_RUNTIME = "wasmtime"
+
+_HEX64 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
+
+Resource = Mapping[str, Any]  # {"type": str, "name": str, "urn": str, "props": Mapping}
+
+
+@dataclass(frozen=True)
+class Violation:
+    message: str
+    urn: str | None = None
+
+
+# ------------------------------------------------------------------------------------------- helpers
+def _get(obj: Any, *path: str) -> Any:
+    for key in path:
+        if not isinstance(obj, Mapping):
+            return None
+        obj = obj.get(key)
+    return obj
+
+
+def _of_type(resources: Iterable[Resource], *types: str) -> list[Resource]:
+    return [r for r in resources if r.get("type") in types]
+
+
+@dataclass(frozen=True)
+class _Class:
+    name: str
+    handler: str | None
+    selector: Mapping[str, str]
+    urn: str | None
+
+
+def runtime_classes(resources: Iterable[Resource]) -> list[_Class]:
+    """Every RuntimeClass the stack declares: the Kubernetes resources, and the RuntimeClassSet's list for
+    any class whose resource is not (yet) visible."""
+    resources = list(resources)
+    out: dict[str, _Class] = {}
+    for r in _of_type(resources, RUNTIME_CLASS):
+        props = r.get("props") or {}
+        name = _get(props, "metadata", "name")
+        if not isinstance(name, str):
+            continue
+        selector = _get(props, "scheduling", "nodeSelector") or {}
+        out[name] = _Class(name, props.get("handler"), dict(selector), r.get("urn"))
+    for r in _of_type(resources, RUNTIME_CLASS_SET):
+        for rc in _get(r, "props", "runtimeClasses") or []:
+            if isinstance(rc, Mapping) and isinstance(rc.get("name"), str) and rc["name"] not in out:
+                out[rc["name"]] = _Class(rc["name"], rc.get("handler"), dict(rc.get("nodeSelector") or {}),
+                                         r.get("urn"))
+    return [out[k] for k in sorted(out)]
+
+
+@dataclass
+class _Node:
+    name: str
+    pool: str | None
+    handlers: dict[str, str]
+    labels: dict[str, str]
+    binaries: dict[str, Mapping[str, Any]]
+
+
+def fleet_nodes(resources: Iterable[Resource]) -> dict[str, _Node]:
+    """Nodes by name: handlers and binaries from the NodePools, labels from NodePools and NodePatches."""
+    resources = list(resources)
+    nodes: dict[str, _Node] = {}
+    for r in _of_type(resources, NODE_POOL):
+        props = r.get("props") or {}
+        for n in props.get("nodes") or []:
+            if not isinstance(n, Mapping) or not isinstance(n.get("name"), str):
+                continue
+            node = nodes.setdefault(n["name"], _Node(n["name"], props.get("pool"), {}, {}, {}))
+            node.handlers.update(n.get("handlers") or {})
+            node.labels.update(n.get("labels") or {})
+            node.binaries.update(n.get("binaries") or {})
+    for r in _of_type(resources, NODE_PATCH):
+        name = _get(r, "props", "metadata", "name")
+        if isinstance(name, str) and name in nodes:
+            nodes[name].labels.update(_get(r, "props", "metadata", "labels") or {})
+    return nodes
+
+
+# ---------------------------------------------------------------------------- handler on every node
+def handler_on_selected_nodes(resources: Iterable[Resource]) -> list[Violation]:
+    """Every node a RuntimeClass's nodeSelector matches has that class's handler configured.
+
+    A pod scheduled by the class to a node without the handler fails with `no runtime for "<handler>" is
+    configured` (field notes trap 1). An empty selector matches every node of the fleet."""
+    resources = list(resources)
+    nodes = fleet_nodes(resources)
+    out = []
+    for rc in runtime_classes(resources):
+        if not isinstance(rc.handler, str):
+            continue
+        for node in nodes.values():
+            selected = all(node.labels.get(k) == v for k, v in rc.selector.items())
+            if selected and rc.handler not in node.handlers:
+                where = ", ".join(f"{k}={v}" for k, v in rc.selector.items()) or "every node"
+                out.append(Violation(
+                    f"RuntimeClass {rc.name} selects node {node.name} (pool {node.pool}, by {where}) which has no "
+                    f"containerd handler {rc.handler!r}; a pod scheduled there fails with 'no runtime for "
+                    f"\"{rc.handler}\" is configured'. Configure the handler on the node before labelling it, or "
+                    "select with a label only nodes that have the handler carry", rc.urn))
+    return out
+
+
+# ------------------------------------------------------------------------------- handler is fixed
+def handler_fixed_by_name(name: Any, handler: Any, runtime: str = DEFAULT_RUNTIME) -> list[str]:
+    """A RuntimeClass's handler is a pure function of its name: name == f"{runtime}-{handler}".
+
+    The handler field is immutable in Kubernetes and pulumi-kubernetes previews a change of it as an update
+    that fails at apply (field notes trap 2). A policy pack cannot see the previous state, so it enforces
+    what makes a change impossible: a class named X always has the same handler, so a different handler
+    means a different class (added beside the old one, never an in-place change)."""
+    if not isinstance(handler, str):
+        return []  # unknown during preview
+    if not isinstance(name, str) or not name:
+        return [f"RuntimeClass with handler {handler!r} has no fixed metadata.name; an auto-named class gets a "
+                "random suffix and its name no longer fixes its handler: set metadata.name to "
+                f"{runtime}-{handler}"]
+    expected = f"{runtime}-{handler}"
+    if name != expected:
+        return [f"RuntimeClass {name} has handler {handler!r}, but its handler must be its name without the "
+                f"'{runtime}-' prefix ({name.removeprefix(runtime + '-')!r}), so that a name never changes handler "
+                f"(handlers are immutable); name the class {expected} or point it at the handler its name says"]
+    return []
+
+
+def handler_unchanged(name: Any, handler: Any, previous: Mapping[str, str] | None) -> list[str]:
+    """With the previous handlers by class name (from the policy config), a changed handler is reported
+    directly."""
+    if not previous or not isinstance(name, str) or not isinstance(handler, str) or name not in previous:
+        return []
+    if previous[name] == handler:
+        return []
+    return [f"RuntimeClass {name} would change handler from {previous[name]!r} to {handler!r}; the field is "
+            "immutable: the class would be deleted and re-created, rejecting new pods meanwhile. Add a new class"]
+
+
+def runtime_class_violations(resource: Resource, runtime: str = DEFAULT_RUNTIME,
+                             previous: Mapping[str, str] | None = None) -> list[str]:
+    if resource.get("type") != RUNTIME_CLASS:
+        return []
+    props = resource.get("props") or {}
+    name = _get(props, "metadata", "name")
+    return [*handler_fixed_by_name(name, props.get("handler"), runtime),
+            *handler_unchanged(name, props.get("handler"), previous)]
+
+
+# -------------------------------------------------------------------------------------- checksums
+def is_binary_command(resource: Resource) -> bool:
+    return resource.get("type") in COMMANDS and BINARY_MARKER in str(resource.get("name") or "")
+
+
+def binary_command_violations(resource: Resource) -> list[str]:
+    """A binary install command pins the artifact's sha256 and checks it with sha256sum before use."""
+    if not is_binary_command(resource):
+        return []
+    create = _get(resource, "props", "create")
+    if not isinstance(create, str):
+        return []  # unknown during preview
+    out = []
+    if not _HEX64.search(create):
+        out.append(f"command {resource.get('name')} installs a shim binary but its create script carries no "
+                   "sha256 (64 hex digits); pin the artifact's digest in the stack's catalog")
+    if "sha256sum" not in create:
+        out.append(f"command {resource.get('name')} installs a shim binary without running sha256sum on the "
+                   "download; verify the digest before the binary is moved into place")
+    return out
+
+
+def binaries_covered(resources: Iterable[Resource]) -> list[Violation]:
+    """Every binary a NodePool plans is installed by a command that carries that binary's sha256."""
+    resources = list(resources)
+    commands = [r for r in resources if is_binary_command(r)]
+    scripts = [_get(c, "props", "create") for c in commands]
+    if not commands or any(not isinstance(s, str) for s in scripts):
+        return []  # no commands (rendered elsewhere) or some still unknown: nothing to compare
+    digests = {m.group(0).lower() for s in scripts for m in _HEX64.finditer(s)}
+    out = []
+    pool_urns = {_get(r, "props", "pool"): r.get("urn") for r in _of_type(resources, NODE_POOL)}
+    for node in fleet_nodes(resources).values():
+        for bname, b in sorted(node.binaries.items()):
+            sha = str(b.get("sha256") or "").lower()
+            if sha and sha not in digests:
+                out.append(Violation(f"binary {bname} ({b.get('release')}) on node {node.name} has no install "
+                                     f"command that checks its sha256 {sha[:12]}…", pool_urns.get(node.pool)))
+    return out
+
+
+# ------------------------------------------------------------------------------------- deprecation
+def _release_version(key: str) -> tuple[str, semver.Version] | None:
+    shim, _, ver = key.partition("@")
+    try:
+        return shim, semver.Version.parse(ver[1:] if ver[:1] in "vV" else ver)
+    except (ValueError, TypeError):
+        return None
+
+
+def pool_releases(resources: Iterable[Resource]) -> dict[str, set[str]]:
+    """Release keys installed per pool (labelled or retiring: both have their binary)."""
+    out: dict[str, set[str]] = {}
+    for r in _of_type(resources, NODE_POOL):
+        props = r.get("props") or {}
+        pool = props.get("pool")
+        if not isinstance(pool, str):
+            continue
+        keys = out.setdefault(pool, set())
+        for n in props.get("nodes") or []:
+            for b in (n.get("binaries") or {}).values() if isinstance(n, Mapping) else ():
+                if isinstance(b, Mapping) and isinstance(b.get("release"), str):
+                    keys.add(b["release"])
+    return out
+
+
+def deprecation_violations(resources: Iterable[Resource], previous: Mapping[str, Iterable[str]] | None,
+                           keep: int = 2) -> list[Violation]:
+    """The proposal's deprecation guidance, as a step rule: a pool that gains a release of a shim newer than
+    every one it had keeps the `keep - 1` newest it had (N-1 with keep 2).
+
+    `previous` (release keys per pool before the step) comes from the policy config, written from the base
+    stack file by `policy/config.py`; without it there is no step to judge and nothing is reported."""
+    if not previous:
+        return []
+    resources = list(resources)
+    pool_urns = {_get(r, "props", "pool"): r.get("urn") for r in _of_type(resources, NODE_POOL)}
+    out = []
+    for pool, now in sorted(pool_releases(resources).items()):
+        if pool not in previous:
+            continue
+        before: dict[str, list[tuple[semver.Version, str]]] = {}
+        for key in previous[pool]:
+            parsed = _release_version(key)
+            if parsed:
+                before.setdefault(parsed[0], []).append((parsed[1], key))
+        after: dict[str, list[tuple[semver.Version, str]]] = {}
+        for key in now:
+            parsed = _release_version(key)
+            if parsed:
+                after.setdefault(parsed[0], []).append((parsed[1], key))
+        for shim in sorted(after):
+            had = sorted(before.get(shim, []), reverse=True)
+            if not had:
+                continue
+            gained = sorted(k for v, k in after[shim] if v > had[0][0])
+            dropped = [k for _, k in had[: max(keep - 1, 0)] if k not in now]
+            if gained and dropped:
+                out.append(Violation(
+                    f"pool {pool} adds {', '.join(gained)} and in the same step drops {', '.join(dropped)}; the "
+                    f"deprecation policy (keep {keep}) keeps N-1 installed while workloads move: keep it in "
+                    "releases (or retiring) and remove it in a later step", pool_urns.get(pool)))
+    return out

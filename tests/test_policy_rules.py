@@ -1,0 +1,316 @@
+"""The policy pack's rules, called directly on the resource shapes the components register."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from components.core.plan import FleetPlan, plan_from_config
+from policy import rules
+from policy.pack_config import pack_config
+from tests.conftest import SHA, pool, stack
+
+ROOT = Path(__file__).resolve().parents[1]
+VERSIONS = ("1.2.3", "1.2.4", "2.0.0")
+
+
+def plan(pools, **kw) -> FleetPlan:
+    _, p = plan_from_config(stack(pools, versions=VERSIONS, **kw))
+    assert p.ok, p.errors
+    return p
+
+
+def install_script(binary) -> str:
+    return (f"set -eu\ncurl -fsSL '{binary.url}' -o \"$tmp\"\n"
+            f"echo '{binary.sha256}  '\"$tmp\" | sha256sum -c -\nmv \"$tmp\" /usr/local/bin/{binary.name}\n")
+
+
+def resources(p: FleetPlan, transport: str = "remote") -> list[dict]:
+    """What the components register for a plan, in the shapes the pack sees."""
+    out = []
+    pools: dict[str, list] = {}
+    for n in p.nodes:
+        pools.setdefault(n.pool, []).append(n)
+    for name, nodes in pools.items():
+        out.append({"type": rules.NODE_POOL, "name": f"fleet-{name}", "urn": f"urn:pool:{name}",
+                    "props": {"pool": name, "containerd": nodes[0].flavor, "nodes": [n.to_json() for n in nodes]}})
+        for n in nodes:
+            out.append({"type": rules.NODE_PATCH, "name": f"fleet-{name}-labels-{n.name}", "urn": f"urn:patch:{n.name}",
+                        "props": {"metadata": {"name": n.name, "labels": dict(n.labels)}}})
+            for b in n.binaries.values():
+                out.append({"type": f"command:{transport}:Command", "name": f"fleet-{name}-{n.name}-bin-{b.name}",
+                            "urn": f"urn:cmd:{n.name}:{b.name}", "props": {"create": install_script(b)}})
+    out.append({"type": rules.RUNTIME_CLASS_SET, "name": "fleet-classes", "urn": "urn:set",
+                "props": {"runtimeClasses": [rc.to_json() for rc in p.runtime_classes]}})
+    for rc in p.runtime_classes:
+        out.append({"type": rules.RUNTIME_CLASS, "name": f"fleet-classes-{rc.name}", "urn": f"urn:rc:{rc.name}",
+                    "props": {"metadata": {"name": rc.name}, "handler": rc.handler,
+                              "scheduling": {"nodeSelector": dict(rc.node_selector)}}})
+    return out
+
+
+def by_type(res, type_):
+    return [r for r in res if r["type"] == type_]
+
+
+@pytest.fixture
+def fleet(test_plan_stack) -> list[dict]:
+    _, p = plan_from_config(test_plan_stack)
+    return resources(p)
+
+
+# ------------------------------------------------------------------------------- handler on nodes
+def test_a_planned_fleet_has_every_selected_handler(fleet):
+    assert rules.handler_on_selected_nodes(fleet) == []
+
+
+def test_a_class_selecting_a_node_without_its_handler_is_a_violation(fleet):
+    # The proposal's trap: a series class whose handler is one exact version, selecting the series label.
+    [rc] = [r for r in by_type(fleet, rules.RUNTIME_CLASS) if r["props"]["metadata"]["name"] == "wasmtime-slight-v1-2"]
+    rc["props"]["handler"] = "slight-v1-2-3"
+    [v] = rules.handler_on_selected_nodes(fleet)
+    assert v.urn == "urn:rc:wasmtime-slight-v1-2"
+    assert "selects node node-b (pool b, by wasmtime-slight-v1-2=true)" in v.message
+    assert "no containerd handler 'slight-v1-2-3'" in v.message
+
+
+def test_labels_set_by_a_node_patch_count_even_when_the_pool_does_not_list_them(fleet):
+    [patch] = [r for r in by_type(fleet, rules.NODE_PATCH) if r["props"]["metadata"]["name"] == "node-a"]
+    patch["props"]["metadata"]["labels"]["wasmtime-slight-v1-2-4"] = "true"
+    [v] = rules.handler_on_selected_nodes(fleet)
+    assert "selects node node-a" in v.message and "'slight-v1-2-4'" in v.message
+
+
+def test_the_class_set_stands_in_for_classes_not_yet_visible(fleet):
+    only_set = [r for r in fleet if r["type"] != rules.RUNTIME_CLASS]
+    assert {rc.name for rc in rules.runtime_classes(only_set)} == {
+        rc.name for rc in rules.runtime_classes(fleet)}
+    only_set[-1]["props"]["runtimeClasses"][0]["handler"] = "nope"
+    assert len(rules.handler_on_selected_nodes(only_set)) >= 1
+
+
+def test_a_class_with_an_empty_selector_must_be_on_every_node(fleet):
+    fleet.append({"type": rules.RUNTIME_CLASS, "name": "x", "urn": "urn:x",
+                  "props": {"metadata": {"name": "wasmtime-slight-v1-2-4"}, "handler": "slight-v1-2-4"}})
+    fleet = [r for r in fleet if not (r["type"] == rules.RUNTIME_CLASS and r["urn"] == "urn:rc:wasmtime-slight-v1-2-4")]
+    assert {v.message.split(" selects node ")[1].split(" ")[0] for v in rules.handler_on_selected_nodes(fleet)} \
+        == {"node-a"}
+
+
+def test_unknown_values_during_preview_are_not_reported(fleet):
+    for r in by_type(fleet, rules.RUNTIME_CLASS):
+        r["props"].pop("handler")
+    for r in by_type(fleet, rules.RUNTIME_CLASS_SET):
+        r["props"] = {}
+    assert rules.handler_on_selected_nodes(fleet) == []
+
+
+# ------------------------------------------------------------------------------- handler unchanged
+HANDLER_CASES = [
+    ("exact class", "wasmtime-slight-v1-2-3", "slight-v1-2-3", "wasmtime", False),
+    ("series class", "wasmtime-slight-v1-2", "slight-v1-2", "wasmtime", False),
+    ("any-version class", "wasmtime-slight", "slight", "wasmtime", False),
+    ("series class pointing at an exact handler", "wasmtime-slight-v1-2", "slight-v1-2-3", "wasmtime", True),
+    ("another runtime prefix", "spin-slight-v1", "slight-v1", "spin", False),
+    ("the wrong runtime prefix", "wasmtime-slight-v1", "slight-v1", "spin", True),
+    ("an auto-named class", None, "slight-v1", "wasmtime", True),
+    ("a handler unknown in preview", "wasmtime-slight-v1", None, "wasmtime", False),
+]
+
+
+@pytest.mark.parametrize("name,handler,runtime,bad", [c[1:] for c in HANDLER_CASES], ids=[c[0] for c in HANDLER_CASES])
+def test_a_class_handler_is_its_name_without_the_runtime_prefix(name, handler, runtime, bad):
+    assert bool(rules.handler_fixed_by_name(name, handler, runtime)) == bad
+
+
+def test_the_message_says_what_the_name_implies():
+    [m] = rules.handler_fixed_by_name("wasmtime-slight-v1-2", "slight-v1-2-3")
+    assert "'slight-v1-2'" in m and "immutable" in m
+
+
+def test_with_previous_handlers_a_change_is_reported_directly(fleet):
+    [rc] = [r for r in by_type(fleet, rules.RUNTIME_CLASS) if r["props"]["metadata"]["name"] == "wasmtime-slight"]
+    assert rules.runtime_class_violations(rc, previous={"wasmtime-slight": "slight"}) == []
+    msgs = rules.runtime_class_violations(rc, previous={"wasmtime-slight": "slight-v1"})
+    assert any("would change handler from 'slight-v1' to 'slight'" in m for m in msgs)
+    assert rules.runtime_class_violations(by_type(fleet, rules.NODE_POOL)[0]) == []  # other types: not ours
+
+
+# -------------------------------------------------------------------------------------- checksums
+def test_planned_install_commands_carry_their_sha256(fleet):
+    assert all(rules.binary_command_violations(r) == [] for r in fleet)
+    assert rules.binaries_covered(fleet) == []
+
+
+@pytest.mark.parametrize("transport", ["remote", "local"])
+def test_a_binary_command_without_digest_or_check_is_a_violation(test_plan_stack, transport):
+    _, p = plan_from_config(test_plan_stack)
+    cmd = next(r for r in resources(p, transport) if rules.is_binary_command(r))
+    cmd["props"]["create"] = "curl -fsSL https://example.org/x -o /usr/local/bin/x"
+    msgs = rules.binary_command_violations(cmd)
+    assert len(msgs) == 2 and "no sha256" in msgs[0] and "sha256sum" in msgs[1]
+
+
+def test_only_commands_named_as_binary_installs_are_checked():
+    cmd = {"type": "command:remote:Command", "name": "fleet-a-node-a-containerd-config", "props": {"create": "true"}}
+    assert rules.binary_command_violations(cmd) == []
+    cmd["name"] = "fleet-a-node-a-bin-x"
+    assert rules.binary_command_violations(cmd) != []
+    cmd["props"] = {}  # unknown in preview
+    assert rules.binary_command_violations(cmd) == []
+
+
+def test_a_planned_binary_whose_digest_no_command_checks_is_a_violation(fleet):
+    cmd = next(r for r in fleet if rules.is_binary_command(r) and SHA["1.2.4"] in r["props"]["create"])
+    cmd["props"]["create"] = cmd["props"]["create"].replace(SHA["1.2.4"], "0" * 64)
+    others = [r for r in fleet if rules.is_binary_command(r) and SHA["1.2.4"] in r["props"]["create"]]
+    for r in others:
+        r["props"]["create"] = r["props"]["create"].replace(SHA["1.2.4"], "0" * 64)
+    violations = rules.binaries_covered(fleet)
+    assert {v.message.split(" on node ")[1].split(" ")[0] for v in violations} == {"node-b", "node-c"}
+    assert all(v.urn.startswith("urn:pool:") for v in violations)
+
+
+# ------------------------------------------------------------------------------------ deprecation
+DEPRECATION_CASES = [
+    ("adding N beside N-1", ["slight@1.2.3"], ["slight@1.2.3", "slight@1.2.4"], [], 2, False),
+    ("adding N and dropping N-1", ["slight@1.2.3"], ["slight@1.2.4"], [], 2, True),
+    ("N-1 kept as retiring", ["slight@1.2.3"], ["slight@1.2.4"], ["slight@1.2.3"], 2, False),
+    ("keep 1 allows a swap", ["slight@1.2.3"], ["slight@1.2.4"], [], 1, False),
+    ("dropping N-2 only", ["slight@1.2.3", "slight@1.2.4"], ["slight@1.2.4", "slight@2.0.0"], [], 2, False),
+    ("keep 3 wants N-2 as well", ["slight@1.2.3", "slight@1.2.4"], ["slight@1.2.4", "slight@2.0.0"], [], 3, True),
+    ("removal without a bump", ["slight@1.2.3", "slight@1.2.4"], ["slight@1.2.4"], [], 2, False),
+]
+
+
+@pytest.mark.parametrize("before,releases,retiring,keep,bad", [c[1:] for c in DEPRECATION_CASES],
+                         ids=[c[0] for c in DEPRECATION_CASES])
+def test_deprecation_rule_matches_the_cores(before, releases, retiring, keep, bad):
+    p = plan([pool("a", releases, ["node-a"], retiring=retiring)])
+    violations = rules.deprecation_violations(resources(p), {"a": before}, keep)
+    assert bool(violations) == bad, violations
+    # Same verdict as the core's rule on the same step.
+    from components.core.config import check_config
+    from components.core.deprecation import deprecation_problems
+
+    old_cfg, _ = check_config(stack([pool("a", before, ["node-a"])], versions=VERSIONS))
+    new_cfg, _ = check_config(stack([pool("a", releases, ["node-a"], retiring=retiring)], versions=VERSIONS,
+                                    deprecation={"keep": keep}))
+    assert bool(deprecation_problems(old_cfg, new_cfg)) == bad
+
+
+def test_without_a_previous_state_there_is_no_step_to_judge():
+    p = plan([pool("a", ["slight@2.0.0"], ["node-a"])])
+    assert rules.deprecation_violations(resources(p), {}) == []
+    assert rules.deprecation_violations(resources(p), {"other-pool": ["slight@1.2.3"]}) == []
+
+
+# ------------------------------------------------------------------------------------ pack config
+def test_pack_config_carries_the_previous_state_and_the_targets_mode():
+    old = stack([pool("a", ["slight@1.2.3"], ["node-a"], retiring=["slight@1.2.4"])], versions=VERSIONS)
+    new = stack([pool("a", ["slight@1.2.3", "slight@2.0.0"], ["node-a"])], versions=VERSIONS,
+                deprecation={"mode": "error", "keep": 2})
+    cfg = pack_config(new, old)
+    assert cfg["shim-deprecation"] == {"enforcementLevel": "mandatory", "keep": 2,
+                                       "previous": {"a": ["slight@1.2.3", "slight@1.2.4"]}}
+    assert cfg["runtimeclass-handler-unchanged"]["previous"]["wasmtime-slight-v1-2"] == "slight-v1-2"
+    assert cfg["runtimeclass-handler-unchanged"]["runtime"] == "wasmtime"
+    assert pack_config(new, None)["shim-deprecation"]["previous"] == {}
+
+
+def test_pack_config_command_prints_json(tmp_path):
+    from tests.test_cli import write_stack
+
+    f = write_stack(tmp_path / "Pulumi.dev.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    r = subprocess.run([sys.executable, "-m", "policy.pack_config", str(f), "--previous", str(f)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout)["shim-deprecation"]["enforcementLevel"] == "advisory"
+
+
+def test_the_pack_files_are_consistent():
+    import yaml
+
+    meta = yaml.safe_load((ROOT / "policy" / "PulumiPolicy.yaml").read_text())
+    assert meta["runtime"]["name"] == "python" and meta["runtime"]["options"]["virtualenv"] == "venv"
+    reqs = (ROOT / "policy" / "requirements.txt").read_text()
+    assert "pulumi-policy==" in reqs and "pulumi==3.272.0" in reqs
+    main = (ROOT / "policy" / "__main__.py").read_text()
+    assert 'if __name__ == "__main__":\n    PolicyPack(' in main
+    # rules.py must stay importable without pulumi or pulumi_policy.
+    assert "import pulumi" not in (ROOT / "policy" / "rules.py").read_text()
+
+
+# ------------------------------------------------------------------------ the real SDK (integration)
+POLICY_VENV = Path(os.environ.get("WSF_POLICY_VENV", "/var/cache/wasm-shim-fleet/policy-venv"))
+
+SDK_PROBE = r"""
+import importlib.util, json, sys
+sys.path.insert(0, sys.argv[1])
+spec = importlib.util.spec_from_file_location("wsf_policy_pack", sys.argv[1] + "/__main__.py")
+pack = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pack)  # __name__ is not "__main__": no PolicyPack, no server
+import pulumi_policy as pp
+resources = json.load(open(sys.argv[2]))
+opts = pp.PolicyResourceOptions(False, [], None, [], pp.PolicyCustomTimeouts(0, 0, 0), [], None)
+found = {}
+for policy in pack.POLICIES:
+    seen = []
+    report = lambda msg, urn=None: seen.append(msg)
+    if isinstance(policy, pp.StackValidationPolicy):
+        rs = [pp.PolicyResource(r["type"], r["props"], r["urn"], r["name"], opts, None, None, [], {})
+              for r in resources]
+        policy.validate(pp.StackValidationArgs(rs, {"previous": {"a": ["slight@1.2.3"]}, "keep": 2}), report)
+    else:
+        for r in resources:
+            policy.validate(pp.ResourceValidationArgs(r["type"], r["props"], r["urn"], r["name"], opts, None,
+                                                      {"runtime": "wasmtime"}), report)
+    found[policy.name] = seen
+print(json.dumps({"levels": {p.name: p.enforcement_level.value for p in pack.POLICIES}, "found": found}))
+"""
+
+
+def _policy_venv() -> Path:
+    """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt."""
+    python = POLICY_VENV / "bin" / "python"
+    stamp = POLICY_VENV / "requirements.txt"
+    reqs = (ROOT / "policy" / "requirements.txt").read_text()
+    if not python.exists() or not stamp.exists() or stamp.read_text() != reqs:
+        shutil.rmtree(POLICY_VENV, ignore_errors=True)
+        subprocess.run([sys.executable, "-m", "venv", str(POLICY_VENV)], check=True, timeout=300)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
+                        str(ROOT / "policy" / "requirements.txt")], check=True, timeout=600)
+        stamp.write_text(reqs)
+    return python
+
+
+@pytest.mark.integration
+def test_the_pack_imports_and_validates_with_the_real_sdk(tmp_path):
+    python = _policy_venv()
+    p = plan([pool("a", ["slight@1.2.4"], ["node-a"])])  # 1.2.3 -> 1.2.4 in one step: a deprecation finding
+    res = resources(p)
+    next(r for r in res if rules.is_binary_command(r))["props"]["create"] = "curl -o x https://example.org/x"
+    f = tmp_path / "resources.json"
+    f.write_text(json.dumps(res))
+    r = subprocess.run([str(python), "-c", SDK_PROBE, str(ROOT / "policy"), str(f)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out["levels"] == {"runtimeclass-handler-on-selected-nodes": "mandatory",
+                             "runtimeclass-handler-unchanged": "mandatory", "binary-command-sha256": "mandatory",
+                             "binary-sha256-coverage": "mandatory", "shim-deprecation": "advisory"}
+    assert out["found"]["runtimeclass-handler-on-selected-nodes"] == []
+    assert out["found"]["runtimeclass-handler-unchanged"] == []
+    assert len(out["found"]["binary-command-sha256"]) == 2
+    assert len(out["found"]["shim-deprecation"]) == 1
+
+
+def test_the_pack_module_compiles():
+    """The cheap half of the check above, for the fast tier: __main__.py is valid Python."""
+    subprocess.run([sys.executable, "-m", "py_compile", str(ROOT / "policy" / "__main__.py")], check=True)
