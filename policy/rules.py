@@ -6,7 +6,7 @@ directly from the project's test suite (constructing a PolicyPack starts a gRPC 
 
 The resource shapes they read:
   wasm-shim-fleet:index:NodePool         props {pool, containerd, nodes: [{name, handlers, labels, binaries}]}
-  wasm-shim-fleet:index:RuntimeClassSet  props {runtimeClasses: [{name, handler, nodeSelector, ...}]}
+  wasm-shim-fleet:index:RuntimeClassSet  props {runtimeClasses: [...]} if present (the component registers none)
   kubernetes:node.k8s.io/v1:RuntimeClass inputs metadata.name, handler, scheduling.nodeSelector
   kubernetes:core/v1:NodePatch           inputs metadata.name (the node), metadata.labels
   command:{remote,local}:Command         a binary install has `-bin-` in its name and a `create` script
