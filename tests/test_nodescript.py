@@ -1,0 +1,424 @@
+"""Node scripts and the containerd handler block: golden files, and the scripts run for real against a node
+root in a temporary folder with only sh, coreutils, tar and gzip on PATH (no containerd: restarts are `:`).
+
+Regenerate the golden files with `UPDATE_GOLDEN=1 venv/bin/python -m pytest tests/test_nodescript.py`
+and review the diff.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components.core import containerd, nodescript
+from components.core.flavors import FLAVORS
+from components.core.nodescript_cli import node_script_main
+from tests.integration.helpers import (
+    GOLDEN,
+    INPUTS,
+    last_line,
+    minimal_path,
+    run_script,
+    sample_node,
+    sample_raw,
+    snapshot,
+)
+
+UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
+GOLDEN_SCRIPTS = GOLDEN / "nodescript"
+#: The config file each flavor starts from in these tests (None: the file does not exist yet).
+INPUT = {
+    "containerd-legacy": INPUTS / "containerd-legacy.toml",  # version 1, no final newline
+    "containerd-1": INPUTS / "containerd-1.toml",  # `containerd config default` of containerd 1.6
+    "containerd-2": INPUTS / "containerd-2.toml",  # `containerd config default` of containerd 2.2
+    "k3s": None,  # no template yet: the script creates it
+    "rke2": INPUTS / "rke2.toml.tmpl",  # a template with a runtime added by hand
+}
+
+
+def golden(path: Path, actual: str) -> None:
+    if UPDATE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(actual)
+    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1"
+    assert actual == path.read_text(), f"{path} differs: review, then regenerate with UPDATE_GOLDEN=1"
+
+
+def config_name(flavor: str) -> str:
+    return Path(FLAVORS[flavor].config_path).name
+
+
+def seed(root: Path, flavor: str, text: str | None = None) -> Path:
+    """A node root whose config file is the flavor's test input (or `text`)."""
+    cfg = root / FLAVORS[flavor].config_path.lstrip("/")
+    cfg.parent.mkdir(parents=True, exist_ok=True)
+    if text is not None:
+        cfg.write_text(text)
+    elif INPUT[flavor] is not None:
+        shutil.copyfile(INPUT[flavor], cfg)
+    return cfg
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> str:
+    return minimal_path(tmp_path)
+
+
+@pytest.fixture
+def fake_socket(tmp_path: Path):
+    """A listening unix socket where containerd's would be: with no ctr on PATH, that is what the script
+    waits for after a restart."""
+    sock_path = tmp_path / FLAVORS["containerd-1"].socket.lstrip("/")
+    sock_path.parent.mkdir(parents=True, exist_ok=True)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    sock.listen()
+    yield sock_path
+    sock.close()
+
+
+# ------------------------------------------------------------------------------------------ golden
+@pytest.mark.parametrize("version", [1, 2, 3])
+def test_handler_block_renders_whole_tables_per_config_version(version: int) -> None:
+    node = sample_node()
+    golden(GOLDEN / "containerd" / f"block-v{version}.toml",
+           containerd.managed_block(node.handlers, version))
+
+
+@pytest.mark.parametrize("flavor", sorted(FLAVORS))
+def test_install_and_uninstall_scripts_match_golden_files_for_every_flavor(flavor: str) -> None:
+    node = sample_node(flavor, urls="https")
+    golden(GOLDEN_SCRIPTS / flavor / "install.sh", nodescript.install_script(node))
+    golden(GOLDEN_SCRIPTS / flavor / "uninstall.sh", nodescript.uninstall_script(node))
+
+
+def test_the_per_resource_scripts_match_golden_files() -> None:
+    node = sample_node("containerd-1", urls="https")
+    binary = node.binaries["containerd-shim-slight-v1-3-0-v1"]
+    pieces = {
+        "install_binary.sh": nodescript.install_binary_script(node, binary),
+        "remove_binary.sh": nodescript.remove_binary_script(node, binary),
+        "apply_table.sh": nodescript.apply_table_script(node),
+        "remove_table.sh": nodescript.remove_table_script(node),
+    }
+    for name, text in pieces.items():
+        golden(GOLDEN_SCRIPTS / "pieces" / name, text)
+
+
+@pytest.mark.parametrize("flavor", sorted(FLAVORS))
+def test_installed_config_matches_golden_file_and_the_python_reference(
+        flavor: str, tmp_path: Path, path: str) -> None:
+    node = sample_node(flavor)
+    cfg = seed(tmp_path, flavor)
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert last_line(result.stdout) == "changed"
+    flv = FLAVORS[flavor]
+    original = INPUT[flavor].read_text() if INPUT[flavor] else None
+    assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template)
+    golden(GOLDEN_SCRIPTS / flavor / f"{config_name(flavor)}.after", cfg.read_text())
+
+
+# --------------------------------------------------------------------------------------- behaviour
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+@pytest.mark.parametrize("flavor", sorted(FLAVORS))
+def test_install_is_idempotent_and_uninstall_restores_the_original_bytes(
+        flavor: str, shell: str, tmp_path: Path, path: str) -> None:
+    node = sample_node(flavor)
+    cfg = seed(tmp_path, flavor)
+    before = cfg.read_bytes() if cfg.exists() else None
+    first = run_script(nodescript.install_script(node), tmp_path, path=path, shell=shell)
+    assert first.returncode == 0, first.stderr
+    bindir = tmp_path / "usr/local/bin"
+    for name in node.binaries:
+        assert os.stat(bindir / name).st_mode & 0o777 == 0o755
+    assert (bindir / "containerd-shim-slight-v1-2-3-v1").read_text().startswith("#!/bin/sh")
+    assert not list(bindir.glob(".*")), "no temporary file may stay behind"
+    snap = snapshot(tmp_path, ignore=("minimal-bin",))
+    second = run_script(nodescript.install_script(node), tmp_path, path=path, shell=shell)
+    assert second.returncode == 0, second.stderr
+    assert last_line(second.stdout) == "unchanged"
+    assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap, "a re-run with nothing to do changes no byte"
+    gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path, shell=shell)
+    assert gone.returncode == 0, gone.stderr
+    assert last_line(gone.stdout) == "changed"
+    if before is None:
+        assert not cfg.exists(), "a template the script created is removed again"
+    else:
+        assert cfg.read_bytes() == before
+    assert not list(bindir.iterdir())
+    state = tmp_path / "var/lib/wasm-shim-fleet"
+    assert sorted(p.name for p in state.rglob("*") if p.is_file()) == []
+    again = run_script(nodescript.uninstall_script(node), tmp_path, path=path, shell=shell)
+    assert (again.returncode, last_line(again.stdout)) == (0, "unchanged")
+
+
+def test_a_changed_table_replaces_the_block_in_place_and_keeps_the_rest(tmp_path: Path, path: str) -> None:
+    cfg = seed(tmp_path, "containerd-1")
+    original = cfg.read_text()
+    big = sample_node("containerd-1")
+    small = sample_node("containerd-1", releases=("slight@1.2.3",))
+    assert run_script(nodescript.install_script(big), tmp_path, path=path).returncode == 0
+    result = run_script(nodescript.apply_table_script(small), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert cfg.read_text() == containerd.append_block(original, small.handlers, 2)
+    # the binary of a release that left the table can now go; one still named by the table cannot
+    gone = run_script(nodescript.remove_binary_script(big, big.binaries["containerd-shim-spin-v0-3-0-v1"]),
+                      tmp_path, path=path)
+    assert gone.returncode == 0, gone.stderr
+    kept = run_script(nodescript.remove_binary_script(big, big.binaries["containerd-shim-slight-v1-2-3-v1"]),
+                      tmp_path, path=path)
+    assert kept.returncode != 0
+    assert "refusing to remove containerd-shim-slight-v1-2-3-v1" in kept.stderr
+    assert (tmp_path / "usr/local/bin/containerd-shim-slight-v1-2-3-v1").exists()
+
+
+def test_a_node_without_handlers_gets_its_table_removed(tmp_path: Path, path: str) -> None:
+    cfg = seed(tmp_path, "containerd-1")
+    original = cfg.read_bytes()
+    node = sample_node("containerd-1")
+    assert run_script(nodescript.install_script(node), tmp_path, path=path).returncode == 0
+    empty = sample_node("containerd-1", releases=())
+    result = run_script(nodescript.apply_table_script(empty), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert cfg.read_bytes() == original
+
+
+@pytest.mark.parametrize(("flavor", "text", "fits"), [
+    ("containerd-1", "[plugins.cri.containerd]\n  snapshotter = \"overlayfs\"\n", "containerd-legacy"),
+    ("containerd-legacy", "version = 2\n[plugins]\n", "containerd-1 or k3s or rke2"),
+    ("containerd-1", "version = 3 # containerd 2.x\n\n[plugins]\n", "containerd-2"),
+    ("containerd-2", "# comment\nversion=2\nimports = [\n  \"/a.toml\",\n]\n[plugins]\n", "containerd-1"),
+])
+def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
+        flavor: str, text: str, fits: str, tmp_path: Path, path: str) -> None:
+    seed(tmp_path, flavor, text)
+    snap = snapshot(tmp_path, ignore=("minimal-bin",))
+    result = run_script(nodescript.apply_table_script(sample_node(flavor)), tmp_path, path=path)
+    assert result.returncode == 1
+    assert "config version" in result.stderr and fits in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert containerd.detect_config_version(text) == {"containerd-legacy": 1, "containerd-1": 2,
+                                                       "containerd-2": 3}[fits.split()[0]]
+    after = snapshot(tmp_path, ignore=("minimal-bin", "var"))
+    assert after == {k: v for k, v in snap.items() if not k.startswith("var")}
+
+
+def test_a_k3s_template_is_checked_against_the_version_of_the_config_k3s_renders(
+        tmp_path: Path, path: str) -> None:
+    loaded = tmp_path / FLAVORS["k3s"].loaded_config_path.lstrip("/")
+    loaded.parent.mkdir(parents=True)
+    loaded.write_text("version = 3\n\n[plugins]\n")
+    result = run_script(nodescript.apply_table_script(sample_node("k3s")), tmp_path, path=path)
+    assert result.returncode == 1
+    assert "version 3" in result.stderr and "containerd-2" in result.stderr
+    assert not (tmp_path / FLAVORS["k3s"].config_path.lstrip("/")).exists()
+
+
+@pytest.mark.parametrize("clash", [
+    '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight]\n  runtime_type = "x"\n',
+    "[plugins.'io.containerd.grpc.v1.cri'.containerd.runtimes.\"spin-v0-3\"]\n",
+    '[ plugins . "io.containerd.grpc.v1.cri" . containerd.runtimes.slight-v1-2-3.options ]\n',
+    '[plugins."io.containerd.grpc.v1.cri".containerd]\n  runtimes = { slight-v1 = { runtime_type = "x" } }\n',
+    '[plugins."io.containerd.grpc.v1.cri"]\n  containerd.runtimes.slight-v1-3.runtime_type = "x"\n',
+])
+def test_a_table_we_would_write_that_is_defined_elsewhere_is_refused(
+        clash: str, tmp_path: Path, path: str) -> None:
+    seed(tmp_path, "containerd-1", "version = 2\n\n" + clash)
+    snap = snapshot(tmp_path, ignore=("minimal-bin", "var"))
+    result = run_script(nodescript.apply_table_script(sample_node("containerd-1")), tmp_path, path=path)
+    assert result.returncode == 1, result.stdout
+    assert "refusing" in result.stderr and "already defines" in result.stderr
+    assert snapshot(tmp_path, ignore=("minimal-bin", "var")) == snap
+
+
+def test_names_that_only_contain_ours_as_a_substring_are_not_a_clash(tmp_path: Path, path: str) -> None:
+    # field notes trap 7: slight-v1-2 is a substring of slight-v1-2-3 and of slight-v1-2-3-rc
+    text = ('version = 2\n\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight-v1-2-3-rc]\n'
+            '  runtime_type = "io.containerd.slight-v1-2-3-rc.v1"\n'
+            '[plugins."io.containerd.grpc.v1.cri".containerd]\n  default_runtime_name = "slight"\n')
+    cfg = seed(tmp_path, "containerd-1", text)
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert cfg.read_text().startswith(text)
+
+
+def test_a_missing_main_config_is_refused_because_runc_would_vanish(tmp_path: Path, path: str) -> None:
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path)
+    assert result.returncode == 1
+    assert "containerd config default" in result.stderr
+
+
+def test_a_wrong_sha256_changes_nothing(tmp_path: Path, path: str) -> None:
+    seed(tmp_path, "containerd-1")
+    (tmp_path / "var/lib/wasm-shim-fleet").mkdir(parents=True)
+    snap = snapshot(tmp_path, ignore=("minimal-bin",))
+    node = sample_node("containerd-1", sha_override={"slight@1.2.3": "0" * 64})  # the first binary
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 1
+    assert "sha256 mismatch" in result.stderr and "nothing was changed" in result.stderr
+    assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap
+
+
+def test_a_failed_download_fails_with_the_reason_and_leaves_nothing(tmp_path: Path, path: str) -> None:
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1", url_override={"slight@1.2.3": "file:///nonexistent/slight.tar.gz"})
+    result = run_script(nodescript.install_binary_script(node, node.binaries["containerd-shim-slight-v1-2-3-v1"]),
+                        tmp_path, path=path)
+    assert result.returncode == 1
+    assert "download of file:///nonexistent/slight.tar.gz failed" in result.stderr
+    assert not (tmp_path / "usr/local/bin").exists()
+    assert [p.name for p in (tmp_path / "var/lib/wasm-shim-fleet").iterdir()] == []
+
+
+def test_a_binary_that_changed_on_disk_is_replaced_by_rename(tmp_path: Path, path: str) -> None:
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1")
+    binary = node.binaries["containerd-shim-slight-v1-2-3-v1"]
+    assert run_script(nodescript.install_binary_script(node, binary), tmp_path, path=path).returncode == 0
+    dest = tmp_path / "usr/local/bin" / binary.name
+    inode = dest.stat().st_ino
+    dest.write_text("tampered")
+    result = run_script(nodescript.install_binary_script(node, binary), tmp_path, path=path)
+    assert (result.returncode, last_line(result.stdout)) == (0, "changed")
+    assert dest.read_text().startswith("#!/bin/sh") and dest.stat().st_ino != inode
+
+
+@pytest.mark.parametrize("kill_at", [*nodescript.BINARY_STEPS, *nodescript.TABLE_STEPS])
+def test_a_run_killed_at_any_step_converges_when_re_run(kill_at: str, tmp_path: Path, path: str) -> None:
+    cfg = seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1")
+    killed = run_script(nodescript.install_script(node), tmp_path, path=path,
+                        env={nodescript.KILL_AT_VAR: kill_at})
+    assert killed.returncode in (-9, 137), (killed.returncode, killed.stderr)
+    # the mkdir lock of the dead run is still there: the re-run must break it
+    assert (tmp_path / "var/lib/wasm-shim-fleet/lock.d").exists()
+    again = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert again.returncode == 0, again.stderr
+    assert "breaking the stale lock" in again.stdout
+    assert cfg.read_text() == containerd.append_block(INPUT["containerd-1"].read_text(), node.handlers, 2)
+    assert not [p for p in tmp_path.rglob("*.wsf-tmp")]
+    third = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert (third.returncode, last_line(third.stdout)) == (0, "unchanged")
+
+
+def test_a_held_lock_makes_the_next_command_wait_then_fail_clearly(tmp_path: Path, path: str) -> None:
+    seed(tmp_path, "containerd-1")
+    holder = subprocess.Popen(["sleep", "30"])
+    try:
+        lock = tmp_path / "var/lib/wasm-shim-fleet/lock.d"
+        lock.mkdir(parents=True)
+        (lock / "pid").write_text(f"{holder.pid}\n")
+        result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
+                            env={"WASM_SHIM_FLEET_LOCK_WAIT": "2"})
+        assert result.returncode == 1
+        assert f"(pid {holder.pid}) held" in result.stderr
+        assert not (tmp_path / "usr/local/bin").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_a_failing_restart_puts_the_previous_config_back(tmp_path: Path, path: str, fake_socket: Path) -> None:
+    cfg = seed(tmp_path, "containerd-1")
+    before = cfg.read_bytes()
+    # A restart that fails while our block is in the file and works without it.
+    restart = 'case $(cat "$NODE_ROOT/etc/containerd/config.toml") in *wasm-shim-fleet*) exit 3 ;; esac'
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
+                        restart=restart)
+    assert result.returncode == 1
+    assert "restored the previous config and restarted containerd on it" in result.stderr
+    assert cfg.read_bytes() == before
+    state = tmp_path / "var/lib/wasm-shim-fleet"
+    assert not (state / "table.sha256").exists() and not (state / "config.prev").exists()
+
+
+def test_relative_node_roots_and_trailing_slashes_resolve_to_the_same_files(tmp_path: Path, path: str) -> None:
+    seed(tmp_path / "n", "containerd-1")
+    node = sample_node("containerd-1")
+    text = nodescript.with_env(nodescript.install_script(node), {"NODE_ROOT": "n//", "CONTAINERD_RESTART": ":"})
+    result = subprocess.run(["sh", "-c", text], cwd=tmp_path, capture_output=True, text=True,
+                            env={"PATH": path}, stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "n/usr/local/bin/containerd-shim-spin-v0-3-0-v1").exists()
+
+
+# ---------------------------------------------------------------------------------------- quoting
+@pytest.mark.parametrize("value", ["plain", "it's", "a'b'c", "$HOME `id` $(id) \\ \" ;|&", "", "\n"])
+def test_shell_quoting_round_trips_every_value(value: str) -> None:
+    out = subprocess.run(["sh", "-c", f"printf %s {nodescript.shq(value)}"], capture_output=True, text=True)
+    assert out.stdout == value
+
+
+def test_the_restart_command_and_node_root_reach_the_script_verbatim(
+        tmp_path: Path, path: str, fake_socket: Path) -> None:
+    seed(tmp_path, "containerd-1")
+    weird = "printf '%s' \"it's $NODE_ROOT\" > \"$NODE_ROOT/restarted\""
+    node = sample_node("containerd-1", restart=weird)
+    assert nodescript.script_env(node)["CONTAINERD_RESTART"] == weird
+    script = nodescript.with_env(nodescript.install_script(node), {"NODE_ROOT": str(tmp_path)})
+    result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={"PATH": path},
+                            stdin=subprocess.DEVNULL)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "restarted").read_text() == f"it's {tmp_path}"
+
+
+@pytest.mark.parametrize("flavor", sorted(FLAVORS))
+def test_every_script_parses_as_posix_sh(flavor: str) -> None:
+    node = sample_node(flavor)
+    for script in (nodescript.install_script(node), nodescript.uninstall_script(node)):
+        for shell in ("sh", "bash"):
+            check = subprocess.run([shell, "-n"], input=script, capture_output=True, text=True)
+            assert check.returncode == 0, check.stderr
+
+
+def test_with_env_rejects_names_that_are_not_shell_variables() -> None:
+    with pytest.raises(ValueError):
+        nodescript.with_env("true", {"A B": "x"})
+
+
+# -------------------------------------------------------------------------------------------- cli
+def write_stack(tmp_path: Path, raw: dict) -> Path:
+    stack_file = tmp_path / "Pulumi.test.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
+    return stack_file
+
+
+def test_cli_prints_the_same_script_the_components_render(tmp_path: Path) -> None:
+    stack_file = write_stack(tmp_path, sample_raw("containerd-1", urls="https"))
+    out, err = io.StringIO(), io.StringIO()
+    assert node_script_main(str(stack_file), "node-a", "install", out, err) == 0
+    assert out.getvalue() == nodescript.install_script(sample_node("containerd-1", urls="https"))
+    out = io.StringIO()
+    assert node_script_main(str(stack_file), "node-a", "uninstall", out, err) == 0
+    assert out.getvalue() == nodescript.uninstall_script(sample_node("containerd-1", urls="https"))
+
+
+def test_cli_lists_the_known_nodes_for_an_unknown_one(tmp_path: Path) -> None:
+    stack_file = write_stack(tmp_path, sample_raw(nodes=("node-a", "node-b")))
+    out, err = io.StringIO(), io.StringIO()
+    assert node_script_main(str(stack_file), "node-z", "install", out, err) == 2
+    assert "node-a, node-b" in err.getvalue() and out.getvalue() == ""
+
+
+def test_cli_prints_the_plan_errors_and_no_script(tmp_path: Path) -> None:
+    raw = sample_raw()
+    raw["nodePools"][0]["containerd"] = "containerd-9"
+    stack_file = write_stack(tmp_path, raw)
+    out, err = io.StringIO(), io.StringIO()
+    assert node_script_main(str(stack_file), "node-a", "install", out, err) == 2
+    assert "containerd-9" in err.getvalue() and out.getvalue() == ""
+
+
+def test_cli_refuses_unknown_actions_and_unreadable_files(tmp_path: Path) -> None:
+    err = io.StringIO()
+    assert node_script_main(str(tmp_path / "nope.yaml"), "node-a", "install", io.StringIO(), err) == 2
+    assert "cannot read" in err.getvalue()
+    assert node_script_main(str(tmp_path / "nope.yaml"), "node-a", "upgrade", io.StringIO(), err) == 2
