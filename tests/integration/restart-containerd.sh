@@ -1,0 +1,55 @@
+#!/bin/sh
+# Test stand-in for `systemctl restart containerd` on a node root (the node scripts' CONTAINERD_RESTART in the
+# integration tier): stop the node's containerd, start it again on $NODE_ROOT/etc/containerd/config.toml, and
+# return once it answers on its socket. Everything it touches is under NODE_ROOT.
+#
+#   NODE_ROOT       the node root (exported by the node scripts)
+#   CONTAINERD_BIN  the containerd binary to run (1.x from Debian, or the 2.x built by build-containerd2.sh)
+#   REFUSE_IF       optional: refuse to start while the config contains this text (a daemon that fails on the
+#                   new config, for the rollback test)
+set -eu
+R=${NODE_ROOT%/}
+cfg=$R/etc/containerd/config.toml
+sock=$R/run/containerd/containerd.sock
+pidfile=$R/run/containerd-test-daemon.pid
+log=$R/var/log/containerd.log
+mkdir -p "$R/run/containerd" "$R/var/log"
+echo restart >> "$R/var/log/restarts"
+
+# A daemon reparented to a pid 1 that does not reap stays a zombie: that counts as stopped.
+alive() {
+    [ -r "/proc/$1/stat" ] || return 1
+    read -r _pid _comm state _rest < "/proc/$1/stat" || return 1
+    [ "$state" != Z ]
+}
+
+if [ -f "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if alive "$pid"; then
+        kill "$pid" 2>/dev/null || true
+        i=0
+        while alive "$pid" && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+        if alive "$pid"; then kill -9 "$pid" 2>/dev/null || true; sleep 0.2; fi
+    fi
+    rm -f "$pidfile"
+fi
+if [ -n "${REFUSE_IF:-}" ] && grep -q -F -- "$REFUSE_IF" "$cfg"; then
+    echo "containerd (test): refusing to start on a config containing '$REFUSE_IF'" >&2
+    exit 1
+fi
+echo "=== restart-containerd.sh: starting $CONTAINERD_BIN" >> "$log"
+"$CONTAINERD_BIN" --config "$cfg" </dev/null >>"$log" 2>&1 &
+pid=$!
+echo "$pid" > "$pidfile"
+i=0
+while [ $i -lt 150 ]; do
+    if ! alive "$pid"; then
+        echo "containerd exited at start: $(tail -n 1 "$log")" >&2
+        exit 1
+    fi
+    if ctr --address "$sock" version >/dev/null 2>&1; then exit 0; fi
+    sleep 0.2
+    i=$((i + 1))
+done
+echo "containerd did not answer on $sock within 30s" >&2
+exit 1
