@@ -83,6 +83,7 @@ wsf_init() {
     BIN=$R/usr/local/bin
     CHANGED=0
     WORK=
+    STAGED=
     LOCKED=
     mkdir -p -- "$STATE" || die "cannot create $STATE"
     trap wsf_exit EXIT
@@ -93,6 +94,7 @@ wsf_init() {
 wsf_exit() {
     wsf_rc=$?
     if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
+    if [ -n "$STAGED" ]; then rm -f -- "$STAGED"; fi
     if [ "$LOCKED" = mkdir ]; then rm -rf -- "$STATE/lock.d"; fi
     exit "$wsf_rc"
 }
@@ -190,7 +192,7 @@ install_binary() {  # name url sha256 member ("" for a bare binary)
     if [ -n "$ib_member" ]; then
         if ! tar -xOf "$ib_dl" -- "$ib_member" > "$ib_tmp" 2>"$WORK/tar.err"; then
             rm -f -- "$ib_tmp"
-            die "cannot extract $ib_member from $ib_url: $(tail -n 1 "$WORK/tar.err")"
+            die "cannot extract $ib_member from $ib_url to $ib_tmp: $(head -n 1 "$WORK/tar.err")"
         fi
     elif ! cp -- "$ib_dl" "$ib_tmp" 2>"$WORK/cp.err"; then
         rm -f -- "$ib_tmp"
@@ -246,6 +248,8 @@ config_paths() {
     # A symlinked config: edit the file it points at, keep the link.
     if [ -L "$CFG" ]; then CFG=$(readlink -f -- "$CFG") || die "cannot resolve the symlink $R$CONFIG_PATH"; fi
     LOADED=$R$LOADED_CONFIG
+    # A staged config left by a run that was killed (we hold the lock: no other run is staging one).
+    rm -f -- "$(dirname -- "$CFG")/.$(basename -- "$CFG").wsf-tmp"
 }
 # Canonical form of a TOML dotted key (whitespace dropped, quotes removed where a bare key would do), so
 # that `plugins.'io.containerd.cri.v1.runtime'` and `plugins."io.containerd.cri.v1.runtime"` compare equal.
@@ -576,11 +580,21 @@ rollback() {  # reason
 save_prev() {
     if [ -f "$STATE/config.prev" ] || [ -f "$STATE/config.prev.absent" ]; then return 0; fi
     if [ -f "$CFG" ]; then
-        cp -p -- "$CFG" "$STATE/config.prev.wsf-tmp" || die "cannot save $CFG (disk full?); nothing was changed"
-        mv -f -- "$STATE/config.prev.wsf-tmp" "$STATE/config.prev"
+        save_copy "$CFG" "$STATE/config.prev"
     else
-        : > "$STATE/config.prev.absent"
+        : > "$STATE/config.prev.absent" || die "cannot write $STATE (disk full?); nothing was changed"
     fi
+    # The first block ever added: keep the untouched original for the operator (and the uninstall check).
+    if [ "$SCAN_BEGIN" = 0 ] && [ ! -f "$STATE/config.orig" ] && [ -f "$CFG" ]; then
+        save_copy "$CFG" "$STATE/config.orig"
+    fi
+}
+save_copy() {  # src dest
+    if ! cp -p -- "$1" "$2.wsf-tmp" 2>"$WORK/write.err"; then
+        rm -f -- "$2.wsf-tmp"
+        die "cannot save $1 to $2: $(tail -n 1 "$WORK/write.err"); nothing was changed"
+    fi
+    mv -f -- "$2.wsf-tmp" "$2" || die "cannot rename $2.wsf-tmp"
 }
 
 # Write the new config beside the real one (same folder, so the rename is atomic), with its mode and owner.
@@ -659,14 +673,12 @@ apply_table() {
         else
             validate_config "$at_new" "" install
         fi
-        save_prev
-        if [ "$SCAN_BEGIN" = 0 ] && [ ! -f "$STATE/config.orig" ] && [ -f "$CFG" ]; then
-            cp -p -- "$CFG" "$STATE/config.orig" || die "cannot save $CFG (disk full?); nothing was changed"
-        fi
-        step config-saved "saved the current config to $STATE"
         stage_config "$at_new"
         step config-staged "staged $STAGED"
+        save_prev
+        step config-saved "saved the current config to $STATE"
         mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
+        STAGED=
         CHANGED=1
         step config-written "wrote the handler table to $CFG"
     fi
@@ -702,15 +714,18 @@ remove_table() {
         rt_absent=0
         if [ "$SCAN_ORIGINAL" = created ] && [ "$(cat -- "$rt_new")" = "$TEMPLATE_BASE" ]; then rt_absent=1; fi
         if [ "$rt_absent" = 0 ]; then validate_config "$rt_new" "$CFG" remove; fi
-        save_prev
-        step config-saved "saved the current config to $STATE"
         if [ "$rt_absent" = 1 ]; then
-            step config-staged "the template holds nothing but our block: removing it"
+            step config-staged "the template holds nothing but our block: it goes"
+            save_prev
+            step config-saved "saved the current config to $STATE"
             rm -f -- "$CFG" || die "cannot remove $CFG"
         else
             stage_config "$rt_new"
             step config-staged "staged $STAGED"
+            save_prev
+            step config-saved "saved the current config to $STATE"
             mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
+            STAGED=
         fi
         CHANGED=1
         step config-written "removed the handler table from $CFG"
