@@ -244,3 +244,94 @@ def make_node() -> Iterator:
     for node in nodes:
         subprocess.run(["umount", "-l", str(node.root)], capture_output=True)
         shutil.rmtree(node.root, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------- sshd
+@dataclass
+class SshHost:
+    """One Debian openssh-server listening on 127.0.0.1:port, root login with the test key only."""
+
+    port: int
+    host_key: str  # "ssh-ed25519 AAAA..." as a stack's nodes[].hostKey pins it
+    key_file: Path
+    known_hosts: Path
+    process: subprocess.Popen
+
+    def ssh(self, command: str, *options: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+        """Run `command` as root the way pulumi-command's remote.Command does: one exec request carrying the
+        whole string (the login shell runs it with -c), no stdin."""
+        argv = ["ssh", "-n", "-p", str(self.port), "-i", str(self.key_file), "-o", "BatchMode=yes",
+                "-o", "IdentitiesOnly=yes", "-o", "StrictHostKeyChecking=yes",
+                "-o", f"UserKnownHostsFile={self.known_hosts}", "-o", "LogLevel=ERROR", *options,
+                "root@127.0.0.1", command]
+        return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ssh_hosts(tmp_path_factory) -> Iterator[list[SshHost]]:
+    """Three sshd test hosts on loopback (different ports), key auth with a key generated here."""
+    sshd = require("sshd", "openssh-server")
+    require("ssh", "openssh-client")
+    keygen = require("ssh-keygen", "openssh-client")
+    work = tmp_path_factory.mktemp("sshd")
+    key = work / "id_ed25519"
+    subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-C", "wsf-test", "-f", str(key)], check=True)
+    (work / "authorized_keys").write_text((work / "id_ed25519.pub").read_text())
+    Path("/run/sshd").mkdir(mode=0o755, exist_ok=True)  # sshd's privilege separation directory
+    hosts: list[SshHost] = []
+    try:
+        for i in range(3):
+            host_key = work / f"host{i}_ed25519"
+            subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
+            port = _free_port()
+            cfg = work / f"sshd{i}.conf"
+            cfg.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {host_key}
+PidFile {work}/sshd{i}.pid
+AuthorizedKeysFile {work}/authorized_keys
+PermitRootLogin prohibit-password
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PrintMotd no
+MaxSessions 20
+MaxStartups 50
+""")
+            check = subprocess.run([sshd, "-t", "-f", str(cfg)], capture_output=True, text=True)
+            if check.returncode != 0:
+                pytest.fail(f"sshd rejects its test config: {check.stderr}")
+            pub = " ".join((work / f"host{i}_ed25519.pub").read_text().split()[:2])
+            known = work / f"known_hosts{i}"
+            known.write_text(f"[127.0.0.1]:{port} {pub}\n")
+            with open(work / f"sshd{i}.log", "w") as log:  # the child keeps its own copy of the descriptor
+                proc = subprocess.Popen([sshd, "-D", "-e", "-f", str(cfg)], stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.DEVNULL, stderr=log)
+            host = SshHost(port, pub, key, known, proc)
+            hosts.append(host)
+            for _ in range(100):
+                if host.ssh("true", timeout=10).returncode == 0:
+                    break
+                if proc.poll() is not None:
+                    pytest.fail(f"sshd exited: {(work / f'sshd{i}.log').read_text()}")
+                time.sleep(0.1)
+            else:
+                pytest.fail(f"sshd on 127.0.0.1:{port} does not accept the test key")
+        yield hosts
+    finally:
+        for host in hosts:
+            host.process.terminate()
+            try:
+                host.process.wait(10)
+            except subprocess.TimeoutExpired:
+                host.process.kill()
+                host.process.wait()
