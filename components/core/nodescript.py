@@ -88,7 +88,7 @@ sha256_of() {
 }
 # Write a small state file atomically (a crash leaves the old or the new content, never half).
 put_state() {
-    printf '%s\n' "$2" > "$1.wsf-tmp" && mv -f "$1.wsf-tmp" "$1" || die "cannot write $1 (disk full?)"
+    if ! { printf '%s\n' "$2" > "$1.wsf-tmp" && mv -f "$1.wsf-tmp" "$1"; }; then die "cannot write $1 (disk full?)"; fi
 }
 # Copy a file to a temporary name beside the target and rename it over the target, keeping the target's
 # mode and owner when it exists. Never writes into the target in place.
@@ -141,7 +141,7 @@ lock_acquire() {
     if command -v flock >/dev/null 2>&1; then
         exec 9>>"$STATE/lock"
         flock -w "$wsf_wait" 9 || die "another wasm-shim-fleet command held $STATE/lock for ${wsf_wait}s"
-        LOCKED=flock
+        LOCKED="flock"
     else
         wsf_waited=0
         while ! mkdir -- "$STATE/lock.d" 2>/dev/null; do
@@ -163,7 +163,7 @@ lock_acquire() {
             sleep 1
             wsf_waited=$((wsf_waited + 1))
         done
-        LOCKED=mkdir
+        LOCKED="mkdir"
         echo $$ > "$STATE/lock.d/pid"
     fi
     # Leftovers of a run that was killed: its scratch folder and temporary files (never the real files).
@@ -289,13 +289,13 @@ config_paths() {
 # Canonical form of a TOML dotted key (whitespace dropped, quotes removed where a bare key would do), so
 # that `plugins.'io.containerd.cri.v1.runtime'` and `plugins."io.containerd.cri.v1.runtime"` compare equal.
 key_norm() {  # sets wsf_key
-    kn_s=$1 wsf_key= kn_part= kn_q= kn_dot=
+    kn_s=$1 wsf_key='' kn_part='' kn_q='' kn_dot=''
     while [ -n "$kn_s" ]; do
         kn_c=${kn_s%"${kn_s#?}"}
         kn_s=${kn_s#?}
         if [ -n "$kn_q" ]; then
             if [ "$kn_c" = "$kn_q" ]; then kn_q=; continue; fi
-            if [ "$kn_q" = '"' ] && [ "$kn_c" = '\' ]; then kn_c=${kn_s%"${kn_s#?}"}; kn_s=${kn_s#?}; fi
+            if [ "$kn_q" = '"' ] && [ "$kn_c" = "\\" ]; then kn_c=${kn_s%"${kn_s#?}"}; kn_s=${kn_s#?}; fi
             kn_part=$kn_part$kn_c
             continue
         fi
@@ -325,8 +325,8 @@ key_part() {
 # Only lines that mention one of our handlers get their keys parsed (substrings are only a pre-filter:
 # the comparison is between whole canonical table names, trap 7).
 scan_config() {  # file
-    SCAN_VERSION=1 SCAN_BEGIN=0 SCAN_END=0 SCAN_BLOCKS=0 SCAN_BLANK=0 SCAN_ORIGINAL= SCAN_OURS=' ' SCAN_CLASH=
-    sc_n=0 sc_in=0 sc_header=0 sc_cur= sc_prev_empty=0
+    SCAN_VERSION=1 SCAN_BEGIN=0 SCAN_END=0 SCAN_BLOCKS=0 SCAN_BLANK=0 SCAN_ORIGINAL='' SCAN_OURS=' ' SCAN_CLASH=''
+    sc_n=0 sc_in=0 sc_header=0 sc_cur='' sc_prev_empty=0
     while IFS= read -r sc_line || [ -n "$sc_line" ]; do
         sc_n=$((sc_n + 1))
         if [ "$sc_in" = 1 ]; then
@@ -416,6 +416,7 @@ write_block() {  # original-kind
 containerd_major() {
     command -v containerd >/dev/null 2>&1 || { echo; return 0; }
     cm_v=$(containerd --version 2>/dev/null) || { echo; return 0; }
+    # shellcheck disable=SC2086 # split "containerd <module> <version> ..." into words on purpose
     set -- $cm_v
     cm_v=${3:-}
     cm_v=${cm_v#v}
