@@ -123,6 +123,14 @@ def test_all_problems_are_collected_in_one_run():
             "nodePools[1].releases[0]", "nodePools[1].nodes[0].name"} <= set(errs)
 
 
+def test_a_pin_of_a_broken_catalog_entry_points_at_the_entry():
+    raw = good()
+    raw["shims"]["slight"][0]["sha256"] = "short"
+    errs = errors(raw)
+    assert "shims.slight[0].sha256" in errs
+    assert "pins the catalog entry at shims.slight[0], which has errors" in errs["nodePools[0].releases[0]"]
+
+
 def test_unused_catalog_release_and_empty_pool_are_warnings():
     raw = stack([pool("p", ["slight@1.2.3"], []), pool("q", ["slight@1.2.3"], ["node-a"])])
     warns = warnings(raw)

@@ -200,6 +200,8 @@ def _typename(value: Any) -> str:
 class _Checker:
     def __init__(self) -> None:
         self.problems: list[Problem] = []
+        #: release key -> config path of catalog entries that exist but have errors of their own
+        self.rejected: dict[str, str] = {}
 
     def error(self, path: str, message: str) -> None:
         self.problems.append(Problem("error", path, message))
@@ -382,6 +384,7 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
             path = f"{base}[{i}]"
             rel = _check_release(c, shim, entry, path, base_dir)
             if rel is None:
+                _remember_rejected(c, shim, entry, path)
                 continue
             enc = naming.encode_version(rel.version)
             if rel.key in releases:
@@ -405,6 +408,16 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
     return releases
 
 
+def _remember_rejected(c: _Checker, shim: str, entry: Any, path: str) -> None:
+    """So that a pin of a broken entry points at the entry rather than saying it does not exist."""
+    try:
+        version = naming.parse_version(entry.get("version")) if isinstance(entry, Mapping) else None
+    except (ValueError, TypeError, AttributeError):
+        return
+    if version is not None:
+        c.rejected.setdefault(naming.release_key(shim, version), path)
+
+
 def _resolve_ref(c: _Checker, text: str, path: str, releases: Mapping[str, Release]) -> str | None:
     shim, sep, ver = text.partition("@")
     if not sep or not shim or not ver:
@@ -416,6 +429,10 @@ def _resolve_ref(c: _Checker, text: str, path: str, releases: Mapping[str, Relea
         c.error(path, f"{text!r}: {ver!r} is not a semantic version; write e.g. {shim}@1.2.3")
         return None
     key = naming.release_key(shim, version)
+    if key not in releases and key in c.rejected:
+        c.error(path, f"{text!r} pins the catalog entry at {c.rejected[key]}, which has errors of its own; "
+                      "fix that entry")
+        return None
     if key not in releases:
         known = sorted(k for k in releases if k.startswith(shim + "@"))
         hint = f"the catalog has {', '.join(known)}" if known else f"the catalog has no shim {shim!r}"
