@@ -112,6 +112,17 @@ def test_the_per_resource_scripts_match_golden_files() -> None:
         golden(GOLDEN_SCRIPTS / "pieces" / name, text)
 
 
+def test_only_the_table_scripts_change_when_the_table_does() -> None:
+    """A binary's commands, and the table's removal, must not re-run when another release joins the node."""
+    small = sample_node("containerd-1", releases=("slight@1.2.3",))
+    big = sample_node("containerd-1")
+    binary = small.binaries["containerd-shim-slight-v1-2-3-v1"]
+    assert nodescript.install_binary_script(small, binary) == nodescript.install_binary_script(big, binary)
+    assert nodescript.remove_binary_script(small, binary) == nodescript.remove_binary_script(big, binary)
+    assert nodescript.remove_table_script(small) == nodescript.remove_table_script(big)
+    assert nodescript.apply_table_script(small) != nodescript.apply_table_script(big)
+
+
 @pytest.mark.parametrize("flavor", sorted(FLAVORS))
 def test_installed_config_matches_golden_file_and_the_python_reference(
         flavor: str, tmp_path: Path, path: str) -> None:

@@ -513,7 +513,9 @@ restart_containerd() {
     rc_status=0
     sh -c "$CONTAINERD_RESTART" </dev/null >"$WORK/restart.log" 2>&1 9>&- || rc_status=$?
     if [ "$rc_status" != 0 ]; then
-        RESTART_ERR="the restart command failed (exit $rc_status) $(tail -n 1 "$WORK/restart.log" 2>/dev/null)"
+        RESTART_ERR="the restart command failed (exit $rc_status)"
+        rc_said=$(tail -n 1 "$WORK/restart.log" 2>/dev/null || true)
+        if [ -n "$rc_said" ]; then RESTART_ERR="$RESTART_ERR: $rc_said"; fi
         return 1
     fi
 }
@@ -524,7 +526,7 @@ daemon_up() {
     du_end=$(( $(date +%s) + ${CONTAINERD_WAIT:-60} ))
     while :; do
         if command -v ctr >/dev/null 2>&1; then
-            if ctr --address "$du_sock" plugins ls > "$WORK/plugins" 2>/dev/null; then
+            if ctr --address "$du_sock" --connect-timeout 2s plugins ls > "$WORK/plugins" 2>/dev/null; then
                 while read -r du_type du_id du_pl du_st; do
                     if [ "$du_type" = io.containerd.grpc.v1 ] && [ "$du_id" = cri ]; then
                         case ${du_st:-$du_pl} in
@@ -813,6 +815,30 @@ if [ -z "${{CONTAINERD_RESTART:-}}" ]; then CONTAINERD_RESTART={shq(restart)}; f
 """
 
 
+def _node_constants(flavor: Flavor) -> str:
+    """Where the node keeps containerd's config: the same for every script of the node."""
+    return f"""
+# --- this node's containerd (flavor {flavor.name})
+FLAVOR={shq(flavor.name)}
+CONFIG_VERSION={flavor.config_version}
+CONFIG_PATH={shq(flavor.config_path)}
+LOADED_CONFIG={shq(flavor.loaded_config_path)}
+TEMPLATE={1 if flavor.template else 0}
+SOCKET={shq(flavor.socket)}
+BEGIN_MARK={shq(containerd.BEGIN)}
+END_MARK={shq(containerd.END)}
+ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}
+TEMPLATE_BASE={shq(containerd.TEMPLATE_BASE)}
+"""
+
+
+#: In scripts that write no handler table: their text must not change when the node's table does (a
+#: binary's command would otherwise re-run on every table change).
+_NO_TABLE = """# This script writes no handler table.
+RUNTIMES_TABLE='' HANDLER_NAMES='' HANDLERS='' SHIM_BINARIES='' TABLE_SHA256=''
+"""
+
+
 def _table_constants(node: NodePlan, flavor: Flavor) -> str:
     version = flavor.config_version
     handler_names = " ".join(node.handlers)
@@ -821,24 +847,13 @@ def _table_constants(node: NodePlan, flavor: Flavor) -> str:
     tables = containerd.render_handler_block(node.handlers, version)
     # The runtimes table in the canonical form key_norm produces: parts quoted only when they must be.
     canonical = ".".join(containerd.toml_key(p) for p in _split_key(flavor.runtimes_table))
-    return f"""
-# --- what this node should have (from the stack's plan)
-FLAVOR={shq(flavor.name)}
-CONFIG_VERSION={version}
-CONFIG_PATH={shq(flavor.config_path)}
-LOADED_CONFIG={shq(flavor.loaded_config_path)}
-TEMPLATE={1 if flavor.template else 0}
-SOCKET={shq(flavor.socket)}
+    return f"""# --- the handler table this node should have (from the stack's plan)
 RUNTIMES_TABLE={shq(canonical)}
 # handler=runtime_type (exact handlers and this node's aliases); names are DNS labels, types io.containerd.*
 HANDLER_NAMES={shq(handler_names)}
 HANDLERS={shq(pairs)}
 SHIM_BINARIES={shq(binaries)}
 TABLE_SHA256={shq(hashlib.sha256(tables.encode()).hexdigest())}
-BEGIN_MARK={shq(containerd.BEGIN)}
-END_MARK={shq(containerd.END)}
-ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}
-TEMPLATE_BASE={shq(containerd.TEMPLATE_BASE)}
 {_fits_function()}
 """
 
@@ -881,9 +896,12 @@ def _remove_binary_call(binary: Binary) -> str:
             f"remove_binary {shq(binary.name)} {shq(naming.runtime_type(handler))}\n")
 
 
-def _assemble(node: NodePlan, what: str, body: str) -> str:
+def _assemble(node: NodePlan, what: str, body: str, table: bool = False) -> str:
+    """Header, constants, the library, then the body under the node's lock. Only scripts that write the table
+    carry the table: the others must not change when it does."""
     flavor = FLAVORS[node.flavor]
-    return (_header(node, what, flavor) + _table_constants(node, flavor) + _LIBRARY
+    constants = _node_constants(flavor) + (_table_constants(node, flavor) if table else _NO_TABLE)
+    return (_header(node, what, flavor) + constants + _LIBRARY
             + "\n# ------------------------------------------------------------------------------------------- main\n"
             + "wsf_init\nlock_acquire\n" + body + "finish\n")
 
@@ -907,7 +925,7 @@ def apply_table_script(node: NodePlan) -> str:
         return _assemble(node, "remove the containerd handler table (the node has no handler left)",
                          "remove_table\n")
     return _assemble(node, "write the containerd handler table",
-                     _write_tables(node, flavor) + "apply_table\n")
+                     _write_tables(node, flavor) + "apply_table\n", table=True)
 
 
 def remove_table_script(node: NodePlan) -> str:
@@ -920,7 +938,7 @@ def install_script(node: NodePlan) -> str:
     flavor = FLAVORS[node.flavor]
     body = "".join(_binary_call(b) for b in node.binaries.values())
     body += _write_tables(node, flavor) + "apply_table\n" if node.handlers else "remove_table\n"
-    return _assemble(node, "install shim binaries and the containerd handler table", body)
+    return _assemble(node, "install shim binaries and the containerd handler table", body, table=True)
 
 
 def uninstall_script(node: NodePlan) -> str:

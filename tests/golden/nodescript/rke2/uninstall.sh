@@ -11,31 +11,19 @@ set -eu
 if [ -z "${NODE_ROOT:-}" ]; then NODE_ROOT='/'; fi
 if [ -z "${CONTAINERD_RESTART:-}" ]; then CONTAINERD_RESTART='systemctl restart rke2-server 2>/dev/null || systemctl restart rke2-agent'; fi
 
-# --- what this node should have (from the stack's plan)
+# --- this node's containerd (flavor rke2)
 FLAVOR='rke2'
 CONFIG_VERSION=2
 CONFIG_PATH='/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl'
 LOADED_CONFIG='/var/lib/rancher/rke2/agent/etc/containerd/config.toml'
 TEMPLATE=1
 SOCKET='/run/k3s/containerd/containerd.sock'
-RUNTIMES_TABLE='plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
-# handler=runtime_type (exact handlers and this node's aliases); names are DNS labels, types io.containerd.*
-HANDLER_NAMES='slight slight-v1 slight-v1-2 slight-v1-2-3 slight-v1-3 slight-v1-3-0 spin spin-v0-3 spin-v0-3-0'
-HANDLERS='slight=io.containerd.slight-v1-3-0.v1 slight-v1=io.containerd.slight-v1-3-0.v1 slight-v1-2=io.containerd.slight-v1-2-3.v1 slight-v1-2-3=io.containerd.slight-v1-2-3.v1 slight-v1-3=io.containerd.slight-v1-3-0.v1 slight-v1-3-0=io.containerd.slight-v1-3-0.v1 spin=io.containerd.spin-v0-3-0.v1 spin-v0-3=io.containerd.spin-v0-3-0.v1 spin-v0-3-0=io.containerd.spin-v0-3-0.v1'
-SHIM_BINARIES='containerd-shim-slight-v1-2-3-v1 containerd-shim-slight-v1-3-0-v1 containerd-shim-spin-v0-3-0-v1'
-TABLE_SHA256='7a742e8013dbc9c53ac8271cbf64f047bd1a3bfc4ada0a9a0ee6f10e97e9357e'
 BEGIN_MARK='# >>> wasm-shim-fleet managed handler table >>>'
 END_MARK='# <<< wasm-shim-fleet managed handler table <<<'
 ORIGINAL_PREFIX='# wasm-shim-fleet original: '
 TEMPLATE_BASE='{{ template "base" . }}'
-fits() {
-    case $1 in
-        1) echo 'containerd-legacy' ;;
-        2) echo 'containerd-1 or k3s or rke2' ;;
-        3) echo 'containerd-2' ;;
-        *) echo 'none: config version '"$1"' is unknown' ;;
-    esac
-}
+# This script writes no handler table.
+RUNTIMES_TABLE='' HANDLER_NAMES='' HANDLERS='' SHIM_BINARIES='' TABLE_SHA256=''
 
 # ---------------------------------------------------------------------------------------------- helpers
 say() { printf 'wasm-shim-fleet: %s\n' "$*"; }
@@ -478,7 +466,9 @@ restart_containerd() {
     rc_status=0
     sh -c "$CONTAINERD_RESTART" </dev/null >"$WORK/restart.log" 2>&1 9>&- || rc_status=$?
     if [ "$rc_status" != 0 ]; then
-        RESTART_ERR="the restart command failed (exit $rc_status) $(tail -n 1 "$WORK/restart.log" 2>/dev/null)"
+        RESTART_ERR="the restart command failed (exit $rc_status)"
+        rc_said=$(tail -n 1 "$WORK/restart.log" 2>/dev/null || true)
+        if [ -n "$rc_said" ]; then RESTART_ERR="$RESTART_ERR: $rc_said"; fi
         return 1
     fi
 }
@@ -489,7 +479,7 @@ daemon_up() {
     du_end=$(( $(date +%s) + ${CONTAINERD_WAIT:-60} ))
     while :; do
         if command -v ctr >/dev/null 2>&1; then
-            if ctr --address "$du_sock" plugins ls > "$WORK/plugins" 2>/dev/null; then
+            if ctr --address "$du_sock" --connect-timeout 2s plugins ls > "$WORK/plugins" 2>/dev/null; then
                 while read -r du_type du_id du_pl du_st; do
                     if [ "$du_type" = io.containerd.grpc.v1 ] && [ "$du_id" = cri ]; then
                         case ${du_st:-$du_pl} in
