@@ -27,7 +27,8 @@ from .helpers import INPUTS, last_line, run_script
 HERE = Path(__file__).resolve().parent
 RESTART = HERE / "restart-containerd.sh"
 BUILD_CONTAINERD2 = HERE / "build-containerd2.sh"
-APT_HINT = "apt-get install -y containerd runc openssh-server openssh-client (see scripts/setup.sh)"
+APT_HINT = ("apt-get install -y containerd runc openssh-server openssh-client shellcheck "
+            "(see tests/integration/README.md)")
 
 
 def require(tool: str, package: str) -> str:
