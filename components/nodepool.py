@@ -10,6 +10,7 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from .core import naming, nodescript
+from .core.flavors import FLAVORS
 from .core.plan import NodePlan
 from .graph import binary_resource, node_graph
 
@@ -84,7 +85,7 @@ class NodePool(pulumi.ComponentResource):
                                               create=nodescript.install_binary_script(node, binary),
                                               delete=nodescript.remove_binary_script(node, binary))
             elif g.role == "handlers":
-                table_script = nodescript.apply_table_script(node)
+                table_script = _seeded(node, args.local_base, nodescript.apply_table_script(node))
                 built[g.name] = self._command(g.name, node, args, opts=opts, create=table_script,
                                               update=table_script, delete=nodescript.remove_table_script(node))
             else:
@@ -114,6 +115,17 @@ class NodePool(pulumi.ComponentResource):
             raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
         return command.remote.Command(resource_name, connection=_connection(node, args.ssh), create=create,
                                       update=update, delete=delete, opts=opts)
+
+
+def _seeded(node: NodePlan, local_base: str | None, script: str) -> str:
+    """For a local node with `seedConfig`: copy that config into the node root first if it has none."""
+    if node.transport != "local" or not node.seed_config or not local_base:
+        return script
+    flavor = FLAVORS[node.flavor]
+    seed = nodescript.shq(f"{local_base.rstrip('/')}/{node.seed_config}")
+    target = f'"$NODE_ROOT"{nodescript.shq(flavor.config_path)}'
+    return (f"# local node: start from {node.seed_config} when the node root has no containerd config\n"
+            f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {seed} {target}; fi\n' + script)
 
 
 def _connection(node: NodePlan, ssh: SshConnection) -> command.remote.ConnectionArgs:

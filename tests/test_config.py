@@ -98,6 +98,8 @@ CASES = [
      "nodepools", ["unknown key 'wasm-shim-fleet:nodepools'"]),
     ("runtime prefix not a DNS label", lambda r: r.update(runtime="Wasm.Time"),
      "runtime", ["DNS label"]),
+    ("seedConfig on an ssh pool", lambda r: r["nodePools"][0].update(seedConfig="examples/c.toml"),
+     "nodePools[0].seedConfig", ["only for transport local"]),
     ("unknown transport", lambda r: r["nodePools"][0].update(transport="winrm"),
      "nodePools[0].transport", ["ssh", "local"]),
 ]

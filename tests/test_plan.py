@@ -167,3 +167,12 @@ def test_names_are_consistent_with_the_naming_module():
     plan = plan_of(stack([pool("p", ["slight@1.2.3"], ["n"])], versions=("1.2.3",)))
     v = naming.parse_version("1.2.3")
     assert naming.binary_name("slight", v) in plan.node("n").binaries
+
+
+def test_local_nodes_never_restart_this_machines_containerd_unless_told():
+    raw = stack([pool("dev", ["slight@1.2.3"], ["dev-a"], transport="local"),
+                 pool("lab", ["slight@1.2.4"], ["lab-a"], transport="local", restart="true")])
+    plan = plan_of(raw)
+    assert plan.node("dev-a").restart == ":"
+    assert plan.node("lab-a").restart == "true"
+    assert plan.node("dev-a").node_root == "nodes/dev-a"

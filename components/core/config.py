@@ -42,7 +42,7 @@ _SERIES_LIKE = re.compile(r"-v[0-9]")
 
 TOP_KEYS = ("runtime", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
 RELEASE_KEYS = ("version", "url", "sha256", "binary")
-POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart")
+POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
@@ -115,6 +115,8 @@ class Pool:
     local_root: str  # for transport local: node roots are <local_root>/<node name>
     restart: str | None  # overrides the flavor's restart command
     path: str
+    #: transport local only: a containerd config copied into a node root that has none yet
+    seed_config: str | None = None
 
 
 @dataclass(frozen=True)
@@ -490,6 +492,11 @@ def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tu
             c.error(f"{base}.restart", f"{restart!r} must be a shell command that restarts containerd, or omitted "
                                        "for the flavor's default")
             ok = False
+        seed = m.get("seedConfig")
+        if seed is not None and (transport != "local" or not isinstance(seed, str) or not _SAFE_PATH.match(seed)):
+            c.error(f"{base}.seedConfig", f"{seed!r}: seedConfig is a plain path (letters, digits, '._/-') to a "
+                                          "containerd config, and only for transport local; remove it from ssh pools")
+            ok = False
         pins: list[str] = []
         seen: dict[str, str] = {}
         for field_name in ("releases", "retiring"):
@@ -555,7 +562,7 @@ def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tu
             if not pins[0] and not pins[1]:
                 c.warn(f"{base}.releases", f"pool {name!r} runs no release; pin one such as slight@1.2.3")
             pools.append(Pool(name, flavor, transport, tuple(pins[0]), tuple(pins[1]), tuple(nodes),
-                              local_root, restart, base))
+                              local_root, restart, base, seed))
     return tuple(pools)
 
 

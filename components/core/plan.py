@@ -58,7 +58,8 @@ class NodePlan:
     labels: dict[str, str]  # label key -> "true", sorted
     binaries: dict[str, Binary]  # binary name -> artifact, sorted
     local_root: str
-    restart: str | None
+    restart: str | None  # None: the flavor's restart command
+    seed_config: str | None = None  # transport local: config copied into a node root that has none
 
     @property
     def node_root(self) -> str:
@@ -198,7 +199,9 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
         labels=dict(sorted(labels.items())),
         binaries=dict(sorted(binaries.items())),
         local_root=pool.local_root,
-        restart=pool.restart,
+        # A local node is a folder on this machine: never restart this machine's containerd by default.
+        restart=pool.restart if pool.restart is not None else (":" if pool.transport == "local" else None),
+        seed_config=pool.seed_config,
     )
 
 

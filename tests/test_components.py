@@ -1,0 +1,199 @@
+"""Mock tests of the components: which resources a plan becomes, with which inputs.
+
+Mocks see neither resource options nor update-versus-replace; the order on a node is tested purely on
+components.graph (the same data the components are built from) and proven by the real-engine tier.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pytest
+from pulumi.runtime import rpc
+
+from components.core.plan import plan_from_config
+from components.graph import node_graph
+from tests.conftest import pool, stack
+
+COMMAND_REMOTE = "command:remote:Command"
+COMMAND_LOCAL = "command:local:Command"
+NODE_PATCH = "kubernetes:core/v1:NodePatch"
+RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
+SECRET_SIG_KEY = rpc._special_sig_key  # noqa: SLF001 (the wire marker of a secret value)
+SECRET_SIG = rpc._special_secret_sig  # noqa: SLF001
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
+
+
+@dataclass
+class Recorder(pulumi.runtime.Mocks):
+    resources: dict[str, pulumi.runtime.MockResourceArgs] = field(default_factory=dict)
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        self.resources[args.name] = args
+        return [f"{args.name}-id", dict(args.inputs)]
+
+    def call(self, args: pulumi.runtime.MockCallArgs):
+        return {}
+
+    def of_type(self, typ: str) -> dict[str, pulumi.runtime.MockResourceArgs]:
+        return {n: r for n, r in self.resources.items() if r.typ == typ}
+
+
+@pytest.fixture
+def mocks():
+    recorder = Recorder()
+    pulumi.runtime.set_mocks(recorder, preview=False)
+    yield recorder
+    pulumi.runtime.settings.reset_options()
+
+
+def build(raw: dict):
+    """Instantiate the fleet for a config inside a mock run; returns the fleet component."""
+    from components.fleet import ShimFleet, ShimFleetArgs
+    from components.nodepool import SshConnection
+
+    cfg, plan = plan_from_config(raw)
+    assert plan.ok, plan.errors
+    ssh = SshConnection(user="root", port=22, private_key=pulumi.Output.secret(KEY))
+    return ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base="/srv/project")), plan
+
+
+def run(raw: dict):
+    holder = {}
+
+    @pulumi.runtime.test
+    def program():
+        fleet, plan = build(raw)
+        holder["fleet"], holder["plan"] = fleet, plan
+        return pulumi.Output.from_input(fleet.urn)
+
+    program()
+    return holder["fleet"], holder["plan"]
+
+
+def test_each_node_gets_a_command_per_binary_a_handler_table_and_a_label_patch(mocks, test_plan_stack):
+    run(test_plan_stack)
+    commands = mocks.of_type(COMMAND_REMOTE)
+    assert sorted(commands) == [
+        "fleet-a-node-a-bin-containerd-shim-slight-v1-2-3-v1",
+        "fleet-a-node-a-handlers",
+        "fleet-b-node-b-bin-containerd-shim-slight-v1-2-4-v1",
+        "fleet-b-node-b-handlers",
+        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-3-v1",
+        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-4-v1",
+        "fleet-c-node-c-handlers",
+    ]
+    binary = commands["fleet-a-node-a-bin-containerd-shim-slight-v1-2-3-v1"].inputs
+    assert "a" * 64 in binary["create"]  # the checksum travels with the install
+    connection = unwrap_secret(binary["connection"])
+    assert connection["host"] == "10.0.0.4"
+    assert connection["user"] == "root"
+    table = commands["fleet-c-node-c-handlers"].inputs
+    for handler in ("slight-v1-2-3", "slight-v1-2-4", "slight-v1-2", "slight-v1", "slight"):
+        assert handler in table["create"]
+    assert table["update"] == table["create"]  # updated in place: one restart, never a replace
+    assert table["delete"]
+
+
+def test_label_patches_carry_the_planned_labels_with_a_field_manager_per_node(mocks, test_plan_stack):
+    _, plan = run(test_plan_stack)
+    patches = mocks.of_type(NODE_PATCH)
+    assert sorted(patches) == ["fleet-a-node-a-labels", "fleet-b-node-b-labels", "fleet-c-node-c-labels"]
+    meta = patches["fleet-c-node-c-labels"].inputs["metadata"]
+    assert meta["name"] == "node-c"
+    assert meta["labels"] == plan.node("node-c").labels
+    assert meta["annotations"]["pulumi.com/patchFieldManager"] == "wasm-shim-fleet-node-c"
+
+
+def test_runtime_classes_have_fixed_names_handlers_and_selectors(mocks, test_plan_stack):
+    _, plan = run(test_plan_stack)
+    classes = {r.inputs["metadata"]["name"]: r.inputs for r in mocks.of_type(RUNTIME_CLASS).values()}
+    assert set(classes) == {rc.name for rc in plan.runtime_classes}
+    assert classes["wasmtime-slight-v1-2"]["handler"] == "slight-v1-2"
+    assert classes["wasmtime-slight-v1-2"]["scheduling"]["nodeSelector"] == {"wasmtime-slight-v1-2": "true"}
+    assert classes["wasmtime-slight"]["scheduling"]["nodeSelector"] == {"wasmtime-slight-enabled": "true"}
+
+
+def unwrap_secret(value):
+    """The mock monitor receives secrets in their wire form; fail if `value` is not one."""
+    assert isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG, f"not a secret: {value!r}"
+    return value["value"]
+
+
+def test_the_private_key_never_appears_in_a_script_and_the_connection_is_secret(mocks, test_plan_stack):
+    run(test_plan_stack)
+    for res in mocks.of_type(COMMAND_REMOTE).values():
+        for key in ("create", "update", "delete"):
+            assert "secret-key-material" not in (res.inputs.get(key) or "")
+        assert "secret-key-material" in unwrap_secret(res.inputs["connection"])["privateKey"]
+
+
+def test_local_transport_uses_local_commands_under_the_project(mocks):
+    raw = stack([pool("dev", ["slight@1.2.3"], ["dev-node"], transport="local")], versions=("1.2.3",))
+    run(raw)
+    assert mocks.of_type(COMMAND_REMOTE) == {}
+    commands = mocks.of_type(COMMAND_LOCAL)
+    table = commands["fleet-dev-dev-node-handlers"].inputs
+    assert table["environment"] == {"NODE_ROOT": "/srv/project/nodes/dev-node", "CONTAINERD_RESTART": ":"}
+    assert table["interpreter"] == ["/bin/sh", "-c"]
+    assert "local node: start from" not in table["create"]  # no seedConfig: nothing is copied
+
+
+def test_local_node_with_a_seed_config_copies_it_only_when_the_node_has_none(mocks):
+    raw = stack([pool("dev", ["slight@1.2.3"], ["dev-node"], transport="local", seedConfig="seed/config.toml")],
+                versions=("1.2.3",))
+    run(raw)
+    create = mocks.of_type(COMMAND_LOCAL)["fleet-dev-dev-node-handlers"].inputs["create"]
+    assert ("if [ ! -e \"$NODE_ROOT\"'/etc/containerd/config.toml' ]; then mkdir -p "
+            "\"$(dirname \"$NODE_ROOT\"'/etc/containerd/config.toml')\" && cp '/srv/project/seed/config.toml' "
+            "\"$NODE_ROOT\"'/etc/containerd/config.toml'; fi") in create
+
+
+def test_adding_a_pool_is_purely_additive(mocks):
+    before = stack([pool("a", ["slight@1.2.3"], ["node-a"])], versions=("1.2.3", "1.2.4"))
+    after = stack([pool("a", ["slight@1.2.3"], ["node-a"]), pool("b", ["slight@1.2.4"], ["node-b"])],
+                  versions=("1.2.3", "1.2.4"))
+    run(before)
+    old = {n: (r.typ, r.inputs) for n, r in mocks.resources.items()}
+    mocks.resources.clear()
+    run(after)
+    new = {n: (r.typ, r.inputs) for n, r in mocks.resources.items()}
+    assert set(old) < set(new)
+    changed = [n for n in old if old[n] != new[n]]
+    assert changed == []
+
+
+def test_adding_a_release_to_a_pool_changes_only_that_pools_table_and_labels(mocks):
+    before = stack([pool("a", ["slight@1.2.3"], ["node-a"]), pool("b", ["slight@1.2.3"], ["node-b"])])
+    after = stack([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"]), pool("b", ["slight@1.2.3"], ["node-b"])])
+    run(before)
+    old = {n: r.inputs for n, r in mocks.resources.items()}
+    mocks.resources.clear()
+    run(after)
+    new = {n: r.inputs for n, r in mocks.resources.items()}
+    changed = sorted(n for n in old if old[n] != new.get(n))
+    assert changed == ["fleet-a", "fleet-a-node-a-handlers", "fleet-a-node-a-labels"]  # fleet-a: the pool's plan
+    assert sorted(set(new) - set(old)) == ["fleet-a-node-a-bin-containerd-shim-slight-v1-2-4-v1",
+                                           "fleet-classes-wasmtime-slight-v1-2-4"]
+
+
+def test_node_graph_orders_binaries_then_handler_table_then_labels(test_plan_stack):
+    _, plan = plan_from_config(test_plan_stack)
+    graph = {g.name: g for g in node_graph("fleet-c", plan.node("node-c"))}
+    table = graph["fleet-c-node-c-handlers"]
+    assert sorted(table.depends_on) == ["fleet-c-node-c-bin-containerd-shim-slight-v1-2-3-v1",
+                                        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-4-v1"]
+    assert graph["fleet-c-node-c-labels"].depends_on == ("fleet-c-node-c-handlers",)
+    # Nothing depends on the labels: on removal the engine deletes them first.
+    assert not any("fleet-c-node-c-labels" in g.depends_on for g in graph.values())
+
+
+def test_a_plan_with_errors_creates_nothing(mocks):
+    from components.fleet import PlanError, ShimFleet, ShimFleetArgs
+
+    raw = stack([pool("a", ["slight@9.9.9"], ["node-a"])])
+    _, plan = plan_from_config(raw)
+    with pytest.raises(PlanError, match=r"nodePools\[0\]\.releases\[0\]"):
+        ShimFleet("fleet", ShimFleetArgs(plan=plan))
+    assert mocks.resources == {}
