@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds the real-engine toolchain of the e2e test tier from Go modules:
 #   pulumi (CLI), pulumi-resource-kubernetes, etcd, kube-apiserver,
-#   kube-controller-manager, kube-scheduler, kubectl, kwok.
+#   kube-controller-manager, kube-scheduler, kubectl, kwok, and a stand-in
+#   pulumi-resource-command (toolchain/command-provider).
 # Everything lands in ${WSF_CACHE:-/var/cache/wasm-shim-fleet}/toolchain/<key>/bin,
 # where <key> encodes every version below; tools already built are skipped.
 # Progress goes to stderr; the last line on stdout is the bin dir.
@@ -22,13 +23,17 @@ PULUMI_K8S_VERSION=4.34.2
 PULUMI_K8S_MODULE=v4.0.0-20260115033456-f47bc2d6f199
 # provider/v4 replaces sdk/v4 by ../sdk; v4.24.0, the version it names, is not
 # served: v4.29.0 is the nearest served one after it.
-PULUMI_K8S_GO_SDK=v4.29.0
+PULUMI_K8S_GO_SDK=v4.22.2
 # Kubernetes control plane: every staging module of 1.35.4 is served (1.36.3
 # lacks k8s.io/sample-cli-plugin). etcd 3.6 is what Kubernetes 1.35 is tested with
 # (Debian bookworm ships 3.4).
 K8S_VERSION=1.35.4
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
+# github.com/pulumi/pulumi-command/provider is not served by the module proxy at
+# any version: toolchain/command-provider/main.go is a local-only stand-in
+# (command:local:Command), reporting the version of the pinned Python SDK.
+PULUMI_COMMAND_VERSION=1.2.1
 # Bump when the recipe below changes in a way that changes the binaries.
 RECIPE=1
 
@@ -44,6 +49,7 @@ GO=${GO:-$(command -v go || true)}
 command -v python3 >/dev/null || die "python3 is needed to read go.mod files"
 command -v flock >/dev/null || die "flock (util-linux) is needed"
 
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 GOVERSION=$("$GO" env GOVERSION)
 CACHE=${WSF_CACHE:-/var/cache/wasm-shim-fleet}
 KEY="${GOVERSION}-pulumi${PULUMI_VERSION}-pk8s${PULUMI_K8S_VERSION}-k8s${K8S_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-r${RECIPE}"
@@ -90,15 +96,20 @@ for r in json.load(sys.stdin).get("Replace") or []:
 ' "$2" | while read -r rep; do "$GO" mod edit -replace="$rep"; done
 }
 
-# step NAME FUNC: runs FUNC (in a subshell) unless $BIN/NAME exists.
+# step NAME FUNC [STAMP]: runs FUNC (in a subshell) unless $BIN/NAME exists
+# (and, given STAMP, $BIN/.NAME.stamp holds STAMP).
 step() {
-  local name=$1 fn=$2 start
-  if [ -x "$BIN/$name" ]; then log "up to date: $name"; return 0; fi
+  local name=$1 fn=$2 stamp=${3:-} start
+  if [ -x "$BIN/$name" ] && { [ -z "$stamp" ] || [ "$(cat "$BIN/.$name.stamp" 2>/dev/null)" = "$stamp" ]; }; then
+    log "up to date: $name"; return 0
+  fi
+  rm -f "$BIN/.$name.stamp"
   CURRENT="$name"
   log "building $name ..."
   start=$SECONDS
   ( set -Eeuo pipefail; "$fn" )
   [ -x "$BIN/$name" ] || die "building $name produced no $BIN/$name"
+  [ -z "$stamp" ] || echo "$stamp" > "$BIN/.$name.stamp"
   log "built $name in $((SECONDS - start))s"
   CURRENT="-"
 }
@@ -124,6 +135,16 @@ build_kwok() {
   "$GO" get "sigs.k8s.io/kwok/cmd/kwok@v$KWOK_VERSION"
   rm -rf "$out"; mkdir -p "$out"
   "$GO" build -ldflags "-s -w -X sigs.k8s.io/kwok/pkg/consts.Version=$KWOK_VERSION" -o "$out/kwok" sigs.k8s.io/kwok/cmd/kwok
+  # kwok 0.8 has no built-in stages: ship the module's "fast" node/pod stages
+  # (nodes turn Ready and heartbeat; pods on kwok nodes turn Running) beside it.
+  local d f
+  d=$("$GO" list -m -f '{{.Dir}}' sigs.k8s.io/kwok)/kustomize/stage
+  mkdir -p "$ROOT/share/kwok"
+  for f in node/fast/node-initialize.yaml node/heartbeat/node-heartbeat.yaml \
+           pod/fast/pod-ready.yaml pod/fast/pod-complete.yaml pod/fast/pod-delete.yaml; do
+    [ -f "$d/$f" ] || die "kwok stage $f not found in $d"
+    printf -- '---\n'; cat "$d/$f"
+  done > "$ROOT/share/kwok/stages.yaml"
   install_bin "$out/kwok"
 }
 
@@ -192,18 +213,34 @@ build_pulumi_kubernetes() {
   install_bin "$out/pulumi-resource-kubernetes"
 }
 
-# ---- main -------------------------------------------------------------------
-log "cache: $ROOT"
-log "go: $GOVERSION ($GO); GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE"
-TOTAL=$SECONDS
-step etcd build_etcd
-step kwok build_kwok
-step kubectl build_kubernetes
-step pulumi build_pulumi
-step pulumi-resource-kubernetes build_pulumi_kubernetes
-rm -rf "$ROOT/tmp"
+build_command_standin() {
+  local w="$SRC/pulumi-command" out="$ROOT/tmp/pulumi-command.out"
+  mkwrap "$w" wsf-toolchain/pulumi-resource-command; cd "$w"
+  cp "$HERE/command-provider/main.go" .
+  copy_replaces "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" "v$PULUMI_VERSION"
+  "$GO" get "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
+  "$GO" mod tidy
+  rm -rf "$out"; mkdir -p "$out"
+  "$GO" build -ldflags "-s -w -X main.version=$PULUMI_COMMAND_VERSION" -o "$out/pulumi-resource-command" .
+  install_bin "$out/pulumi-resource-command"
+}
 
-cat > "$ROOT/versions.txt" <<VERS
+# ---- main ---------------------------------------------------------------------
+# (a function, parsed whole before it runs: editing this file mid-run is harmless)
+main() {
+  log "cache: $ROOT"
+  log "go: $GOVERSION ($GO); GOMODCACHE=$GOMODCACHE GOCACHE=$GOCACHE"
+  TOTAL=$SECONDS
+  step etcd build_etcd
+  step kwok build_kwok stages-1
+  step kubectl build_kubernetes
+  step pulumi build_pulumi
+  step pulumi-resource-kubernetes build_pulumi_kubernetes
+  step pulumi-resource-command build_command_standin \
+    "$(sha256sum "$HERE/command-provider/main.go" | cut -c1-16)-$PULUMI_COMMAND_VERSION"
+  rm -rf "$ROOT/tmp"
+
+  cat > "$ROOT/versions.txt" <<VERS
 key=$KEY
 go=$GOVERSION
 pulumi=v$PULUMI_VERSION (github.com/pulumi/pulumi/pkg/v3, sdk/v3)
@@ -211,6 +248,10 @@ pulumi-resource-kubernetes=$PULUMI_K8S_VERSION (reported; built from github.com/
 kubernetes=v$K8S_VERSION (kube-apiserver kube-controller-manager kube-scheduler kubectl)
 etcd=v$ETCD_VERSION
 kwok=v$KWOK_VERSION
+pulumi-resource-command=$PULUMI_COMMAND_VERSION (reported; local-only stand-in from toolchain/command-provider, command:local:Command)
 VERS
-log "done in $((SECONDS - TOTAL))s; $(du -sh "$BIN" | cut -f1) in $BIN"
-echo "$BIN"
+  log "done in $((SECONDS - TOTAL))s; $(du -sh "$BIN" | cut -f1) in $BIN"
+  echo "$BIN"
+}
+
+main "$@"; exit $?

@@ -1,0 +1,158 @@
+"""Proves the e2e toolchain and the control-plane harness for real.
+
+(a) the control plane schedules through a RuntimeClass's nodeSelector onto kwok
+    nodes, kwok makes the pods Running, and admission rejects a missing class;
+(b) the built Pulumi CLI and providers run an Automation API inline program
+    against that API server: up, preview without changes, destroy.
+
+Run: .venv/bin/python -m pytest -m e2e tests/e2e/test_toolchain.py
+The toolchain is built (or found built) by toolchain/build.sh first.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from .cluster import ApiError, Cluster, ToolchainMissing, api_path, ensure_toolchain
+
+pytestmark = pytest.mark.e2e
+
+WASM_LABEL = "wsf.test/wasm-ready"
+
+
+@pytest.fixture(scope="session")
+def toolchain_bin() -> Path:
+    """The toolchain bin dir, built if needed, put first on PATH for the session."""
+    try:
+        bin_dir = ensure_toolchain()
+    except ToolchainMissing as exc:
+        pytest.fail(f"e2e toolchain unavailable: {exc}\nRun: bash toolchain/build.sh", pytrace=False)
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old_path}"
+    yield bin_dir
+    os.environ["PATH"] = old_path
+
+
+@pytest.fixture(scope="module")
+def cluster(toolchain_bin: Path):
+    with Cluster(toolchain_bin) as c:
+        yield c
+
+
+def _wait(probe, what: str, timeout: float = 90.0, interval: float = 0.5):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+def test_runtimeclass_scheduling_on_kwok_nodes(cluster: Cluster) -> None:
+    cluster.create_node("wasm-node", labels={WASM_LABEL: "true"})
+    cluster.create_node("plain-node")
+
+    cluster.create(api_path("node.k8s.io/v1", "runtimeclasses"), {
+        "apiVersion": "node.k8s.io/v1", "kind": "RuntimeClass",
+        "metadata": {"name": "wsf-e2e-wasm"},
+        "handler": "wsf-e2e-wasm",
+        "scheduling": {"nodeSelector": {WASM_LABEL: "true"}},
+    })
+    labels = {"app": "wsf-e2e-wasm"}
+    cluster.create(api_path("apps/v1", "deployments", "default"), {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "wsf-e2e-wasm"},
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"runtimeClassName": "wsf-e2e-wasm",
+                         "containers": [{"name": "app", "image": "registry.invalid/wsf/app:1"}]},
+            },
+        },
+    })
+
+    def running_pods():
+        pods = cluster.pods("default", "app=wsf-e2e-wasm")
+        running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
+        return pods if len(pods) == 2 and len(running) == 2 else None
+
+    pods = _wait(running_pods, "2 Running pods of the deployment")
+    assert {p["spec"]["nodeName"] for p in pods} == {"wasm-node"}
+    for p in pods:
+        # RuntimeClass admission merged the class's nodeSelector into the pod
+        assert p["spec"]["nodeSelector"] == {WASM_LABEL: "true"}
+        assert p["spec"]["runtimeClassName"] == "wsf-e2e-wasm"
+
+    with pytest.raises(ApiError) as rejected:
+        cluster.create(api_path("v1", "pods", "default"), {
+            "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "wsf-e2e-missing-class"},
+            "spec": {"runtimeClassName": "wsf-e2e-missing",
+                     "containers": [{"name": "app", "image": "registry.invalid/wsf/app:1"}]},
+        })
+    assert rejected.value.status == 403
+    assert 'RuntimeClass "wsf-e2e-missing" not found' in str(rejected.value)
+
+
+def test_pulumi_engine_up_preview_destroy(toolchain_bin: Path, cluster: Cluster, tmp_path: Path) -> None:
+    import pulumi
+    import pulumi.automation as auto
+    import pulumi_command as command
+    import pulumi_kubernetes as k8s
+
+    kubeconfig = cluster.kubeconfig.read_text()
+    cm_path = api_path("v1", "configmaps", "default", "wsf-toolchain-probe")
+
+    def program() -> None:
+        provider = k8s.Provider("harness", kubeconfig=kubeconfig)
+        cmd = command.local.Command("probe-cmd", create="printf wsf-toolchain-ok")
+        k8s.core.v1.ConfigMap(
+            "probe",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="wsf-toolchain-probe", namespace="default"),
+            data={"stdout": cmd.stdout},
+            opts=pulumi.ResourceOptions(provider=provider),
+        )
+        pulumi.export("stdout", cmd.stdout)
+
+    home = tmp_path / "pulumi-home"
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {
+        "PULUMI_CONFIG_PASSPHRASE": "wsf-e2e",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_HOME": str(home),
+    }
+    opts = auto.LocalWorkspaceOptions(
+        work_dir=str(tmp_path),
+        pulumi_home=str(home),
+        env_vars=env,
+        pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
+        project_settings=auto.ProjectSettings(
+            name="wsf-toolchain-probe", runtime="python",
+            backend=auto.ProjectBackend(url=f"file://{state}")),
+    )
+    stack = auto.create_stack("e2e", project_name="wsf-toolchain-probe", program=program, opts=opts)
+    log: list[str] = []
+    try:
+        up = stack.up(on_output=log.append)
+        assert up.summary.result == "succeeded", "\n".join(log)
+        assert up.outputs["stdout"].value == "wsf-toolchain-ok"
+        cm = cluster.get(cm_path)
+        assert cm["data"] == {"stdout": "wsf-toolchain-ok"}
+
+        preview = stack.preview(on_output=log.append)
+        changes = {op: n for op, n in preview.change_summary.items() if op != "same" and n}
+        assert changes == {}, "\n".join(log)
+    finally:
+        destroyed = stack.destroy(on_output=log.append)
+        stack.workspace.remove_stack("e2e")
+    assert destroyed.summary.result == "succeeded", "\n".join(log)
+    assert cluster.get_or_none(cm_path) is None
