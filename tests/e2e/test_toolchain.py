@@ -27,10 +27,13 @@ WASM_LABEL = "wsf.test/wasm-ready"
 @pytest.fixture(scope="session")
 def toolchain_bin() -> Path:
     """The toolchain bin dir, built if needed, put first on PATH for the session."""
+    problem = None
     try:
         bin_dir = ensure_toolchain()
     except ToolchainMissing as exc:
-        pytest.fail(f"e2e toolchain unavailable: {exc}\nRun: bash toolchain/build.sh", pytrace=False)
+        problem = str(exc)
+    if problem:
+        pytest.fail(f"e2e toolchain unavailable: {problem}\nRun: bash toolchain/build.sh", pytrace=False)
     old_path = os.environ.get("PATH", "")
     os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old_path}"
     yield bin_dir
@@ -52,6 +55,30 @@ def _wait(probe, what: str, timeout: float = 90.0, interval: float = 0.5):
             return last
         time.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+def _stack(toolchain_bin: Path, tmp_path: Path, project: str, program):
+    """A stack of an inline program on a local file backend, run by the built CLI, offline."""
+    import pulumi.automation as auto
+
+    home = tmp_path / "pulumi-home"
+    state = tmp_path / "state"
+    state.mkdir()
+    env = {
+        "PULUMI_CONFIG_PASSPHRASE": "wsf-e2e",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+        "PULUMI_HOME": str(home),
+    }
+    opts = auto.LocalWorkspaceOptions(
+        work_dir=str(tmp_path),
+        pulumi_home=str(home),
+        env_vars=env,
+        pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
+        project_settings=auto.ProjectSettings(
+            name=project, runtime="python", backend=auto.ProjectBackend(url=f"file://{state}")),
+    )
+    return auto.create_stack("e2e", project_name=project, program=program, opts=opts)
 
 
 def test_runtimeclass_scheduling_on_kwok_nodes(cluster: Cluster) -> None:
@@ -103,7 +130,6 @@ def test_runtimeclass_scheduling_on_kwok_nodes(cluster: Cluster) -> None:
 
 def test_pulumi_engine_up_preview_destroy(toolchain_bin: Path, cluster: Cluster, tmp_path: Path) -> None:
     import pulumi
-    import pulumi.automation as auto
     import pulumi_command as command
     import pulumi_kubernetes as k8s
 
@@ -121,25 +147,7 @@ def test_pulumi_engine_up_preview_destroy(toolchain_bin: Path, cluster: Cluster,
         )
         pulumi.export("stdout", cmd.stdout)
 
-    home = tmp_path / "pulumi-home"
-    state = tmp_path / "state"
-    state.mkdir()
-    env = {
-        "PULUMI_CONFIG_PASSPHRASE": "wsf-e2e",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_HOME": str(home),
-    }
-    opts = auto.LocalWorkspaceOptions(
-        work_dir=str(tmp_path),
-        pulumi_home=str(home),
-        env_vars=env,
-        pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
-        project_settings=auto.ProjectSettings(
-            name="wsf-toolchain-probe", runtime="python",
-            backend=auto.ProjectBackend(url=f"file://{state}")),
-    )
-    stack = auto.create_stack("e2e", project_name="wsf-toolchain-probe", program=program, opts=opts)
+    stack = _stack(toolchain_bin, tmp_path, "wsf-toolchain-probe", program)
     log: list[str] = []
     try:
         up = stack.up(on_output=log.append)
@@ -156,3 +164,37 @@ def test_pulumi_engine_up_preview_destroy(toolchain_bin: Path, cluster: Cluster,
         stack.workspace.remove_stack("e2e")
     assert destroyed.summary.result == "succeeded", "\n".join(log)
     assert cluster.get_or_none(cm_path) is None
+
+
+def test_command_provider_update_replace_delete(toolchain_bin: Path, tmp_path: Path) -> None:
+    """The pulumi-resource-command stand-in behaves as pulumi-command documents it."""
+    import pulumi
+    import pulumi_command as command
+
+    deleted = tmp_path / "deleted.txt"
+    spec = {"create": "printf one", "triggers": ["a"]}
+
+    def program() -> None:
+        cmd = command.local.Command(
+            "cmd", create=spec["create"], triggers=spec["triggers"],
+            delete=f'printf "%s;" "$PULUMI_COMMAND_STDOUT" >> {deleted}')
+        pulumi.export("stdout", cmd.stdout)
+
+    stack = _stack(toolchain_bin, tmp_path, "wsf-command-probe", program)
+    log: list[str] = []
+    try:
+        assert stack.up(on_output=log.append).outputs["stdout"].value == "one"
+
+        spec["create"] = "printf two"  # an input change updates in place, running create again
+        assert stack.preview(on_output=log.append).change_summary.get("update") == 1, "\n".join(log)
+        assert stack.up(on_output=log.append).outputs["stdout"].value == "two"
+        assert not deleted.exists()
+
+        spec["triggers"] = ["b"]  # a triggers change replaces: create the new one, delete the old
+        assert stack.preview(on_output=log.append).change_summary.get("replace") == 1, "\n".join(log)
+        assert stack.up(on_output=log.append).outputs["stdout"].value == "two"
+        assert deleted.read_text() == "two;"
+    finally:
+        stack.destroy(on_output=log.append)
+        stack.workspace.remove_stack("e2e")
+    assert deleted.read_text() == "two;two;"
