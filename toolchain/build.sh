@@ -239,6 +239,13 @@ main() {
   step pulumi-resource-command build_command_standin \
     "$(sha256sum "$HERE/command-provider/main.go" | cut -c1-16)-$PULUMI_COMMAND_VERSION"
   rm -rf "$ROOT/tmp"
+  if [ "${WSF_TOOLCHAIN_TRIM:-0}" = 1 ]; then
+    # Drops Go's build cache (~10 GB) and the wrapper modules; the binaries stay,
+    # but a version bump then recompiles from scratch.
+    log "trimming $GOCACHE and $SRC"
+    "$GO" clean -cache
+    rm -rf "$SRC"
+  fi
 
   cat > "$ROOT/versions.txt" <<VERS
 key=$KEY

@@ -17,6 +17,7 @@ processes also die with the Python process that started them.
 from __future__ import annotations
 
 import base64
+import contextlib
 import ctypes
 import json
 import os
@@ -29,8 +30,9 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import yaml
 
@@ -68,13 +70,7 @@ def ensure_toolchain(timeout: float = 3 * 3600) -> Path:
     else:
         if not BUILD_SCRIPT.exists():
             raise ToolchainMissing(f"{BUILD_SCRIPT} is missing")
-        proc = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            timeout=timeout,
-        )
+        proc = subprocess.run(["bash", str(BUILD_SCRIPT)], capture_output=True, text=True, timeout=timeout)
         if proc.returncode != 0:
             raise ToolchainMissing(
                 "the e2e toolchain could not be built; run `bash toolchain/build.sh` and fix what it "
@@ -110,10 +106,8 @@ def api_path(api_version: str, plural: str, namespace: str | None = None, name: 
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
+    with contextlib.suppress(OSError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -139,7 +133,7 @@ class Cluster:
         self._ssl: ssl.SSLContext | None = None
 
     # ---------------------------------------------------------------- lifecycle
-    def __enter__(self) -> "Cluster":
+    def __enter__(self) -> Cluster:
         try:
             self.start()
         except BaseException:
@@ -197,17 +191,16 @@ class Cluster:
     # ---------------------------------------------------------------- processes
     def _spawn(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         assert self.workdir is not None
-        log = open(self.workdir / f"{name}.log", "wb")
-        proc = subprocess.Popen(
-            [self.binary(name), *args],
-            cwd=self.workdir,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-            preexec_fn=_die_with_parent,
-        )
-        log.close()
+        with open(self.workdir / f"{name}.log", "wb") as log:
+            proc = subprocess.Popen(
+                [self.binary(name), *args],
+                cwd=self.workdir,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, **(env or {})},
+                preexec_fn=_die_with_parent,
+            )
         self.procs[name] = proc
         return proc
 
