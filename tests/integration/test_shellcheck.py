@@ -10,8 +10,8 @@ import pytest
 
 from components.core import nodescript
 from components.core.flavors import FLAVORS
+from tests.harness.nodes import require
 
-from .conftest import require
 from .helpers import sample_node
 
 pytestmark = pytest.mark.integration
