@@ -50,6 +50,7 @@ command -v python3 >/dev/null || die "python3 is needed to read go.mod files"
 command -v flock >/dev/null || die "flock (util-linux) is needed"
 
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export GOTOOLCHAIN=${GOTOOLCHAIN:-local}   # the key names the Go that really compiles
 GOVERSION=$("$GO" env GOVERSION)
 CACHE=${WSF_CACHE:-/var/cache/wasm-shim-fleet}
 KEY="${GOVERSION}-pulumi${PULUMI_VERSION}-pk8s${PULUMI_K8S_VERSION}-k8s${K8S_VERSION}-etcd${ETCD_VERSION}-kwok${KWOK_VERSION}-r${RECIPE}"
@@ -61,7 +62,6 @@ mkdir -p "$BIN" "$SRC" "$CACHE/go/mod" "$CACHE/go/build" "$ROOT/tmp"
 export GOMODCACHE="$CACHE/go/mod"
 export GOCACHE="$CACHE/go/build"
 export GOFLAGS="-trimpath -mod=mod"
-export GOTOOLCHAIN=local
 export CGO_ENABLED=0
 export GOTMPDIR="$ROOT/tmp"
 export GOPATH="$CACHE/go/path"
