@@ -3,7 +3,9 @@
 (a) the control plane schedules through a RuntimeClass's nodeSelector onto kwok
     nodes, kwok makes the pods Running, and admission rejects a missing class;
 (b) the built Pulumi CLI and providers run an Automation API inline program
-    against that API server: up, preview without changes, destroy.
+    against that API server: up, preview without changes, destroy;
+(c) the pulumi-resource-command stand-in updates, replaces and deletes as the
+    upstream provider documents.
 
 Run: .venv/bin/python -m pytest -m e2e tests/e2e/test_toolchain.py
 The toolchain is built (or found built) by toolchain/build.sh first.
