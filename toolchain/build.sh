@@ -31,8 +31,9 @@ K8S_VERSION=1.35.4
 ETCD_VERSION=3.6.16
 KWOK_VERSION=0.8.0
 # github.com/pulumi/pulumi-command/provider is not served by the module proxy at
-# any version: toolchain/command-provider/main.go is a local-only stand-in
-# (command:local:Command), reporting the version of the pinned Python SDK.
+# any version: toolchain/command-provider/ is a stand-in implementing
+# command:local:Command and command:remote:Command (over SSH, golang.org/x/crypto/ssh)
+# as upstream documents them, reporting the version of the pinned Python SDK.
 PULUMI_COMMAND_VERSION=1.2.1
 # Bump when the recipe below changes in a way that changes the binaries.
 RECIPE=1
@@ -216,7 +217,7 @@ build_pulumi_kubernetes() {
 build_command_standin() {
   local w="$SRC/pulumi-command" out="$ROOT/tmp/pulumi-command.out"
   mkwrap "$w" wsf-toolchain/pulumi-resource-command; cd "$w"
-  cp "$HERE/command-provider/main.go" .
+  cp "$HERE"/command-provider/*.go .
   copy_replaces "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION" "v$PULUMI_VERSION"
   "$GO" get "github.com/pulumi/pulumi/sdk/v3@v$PULUMI_VERSION"
   "$GO" mod tidy
@@ -237,7 +238,7 @@ main() {
   step pulumi build_pulumi
   step pulumi-resource-kubernetes build_pulumi_kubernetes
   step pulumi-resource-command build_command_standin \
-    "$(sha256sum "$HERE/command-provider/main.go" | cut -c1-16)-$PULUMI_COMMAND_VERSION"
+    "$(cat "$HERE"/command-provider/*.go | sha256sum | cut -c1-16)-$PULUMI_COMMAND_VERSION"
   rm -rf "$ROOT/tmp"
   if [ "${WSF_TOOLCHAIN_TRIM:-0}" = 1 ]; then
     # Drops Go's build cache (~10 GB) and the wrapper modules; the binaries stay,
@@ -255,7 +256,7 @@ pulumi-resource-kubernetes=$PULUMI_K8S_VERSION (reported; built from github.com/
 kubernetes=v$K8S_VERSION (kube-apiserver kube-controller-manager kube-scheduler kubectl)
 etcd=v$ETCD_VERSION
 kwok=v$KWOK_VERSION
-pulumi-resource-command=$PULUMI_COMMAND_VERSION (reported; local-only stand-in from toolchain/command-provider, command:local:Command)
+pulumi-resource-command=$PULUMI_COMMAND_VERSION (reported; stand-in from toolchain/command-provider: command:local:Command and command:remote:Command)
 VERS
   log "done in $((SECONDS - TOTAL))s; $(du -sh "$BIN" | cut -f1) in $BIN"
   echo "$BIN"

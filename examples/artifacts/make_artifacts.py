@@ -25,6 +25,7 @@ HERE = Path(__file__).resolve().parent
 ARTIFACTS = (
     ("slight-v1.2.3-linux-amd64.tar.gz", "containerd-shim-slight-v1", "slight", "1.2.3"),
     ("slight-v1.2.4-linux-amd64.tar.gz", "containerd-shim-slight-v1", "slight", "1.2.4"),
+    ("slight-v1.2.5-linux-amd64.tar.gz", "containerd-shim-slight-v1", "slight", "1.2.5"),
     ("slight-v1.3.0-linux-amd64.tar.gz", "bin/containerd-shim-slight-v1", "slight", "1.3.0"),
     ("containerd-shim-spin-v0.3.0-v1", None, "spin", "0.3.0"),
 )

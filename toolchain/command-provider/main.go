@@ -14,7 +14,8 @@
 //   - commands never run in preview; stdout/stderr are then unknown;
 //   - interpreter defaults to ["/bin/sh", "-c"]; dir, environment and stdin apply.
 //
-// Not implemented: command:remote:* (SSH), command:local:run, assetPaths and
+// command:remote:Command (over SSH) is in remote.go.
+// Not implemented: command:remote:CopyToRemote, command:local:run, assetPaths and
 // archivePaths (rejected at check). It reports the version set by -X main.version
 // so that the engine pairs it with the pinned Python SDK.
 package main
@@ -69,10 +70,19 @@ func (p *commandProvider) Configure(context.Context, plugin.ConfigureRequest) (p
 }
 
 func checkType(t string) error {
-	if t != localCommand {
-		return fmt.Errorf("this pulumi-resource-command stand-in supports only %s, not %s", localCommand, t)
+	if t != localCommand && t != remoteCommand {
+		return fmt.Errorf("this pulumi-resource-command stand-in supports only %s and %s, not %s",
+			localCommand, remoteCommand, t)
 	}
 	return nil
+}
+
+// execute runs command for a resource of type t: locally, or over SSH for command:remote:Command.
+func execute(ctx context.Context, t string, command string, props, prev resource.PropertyMap) (string, string, error) {
+	if t == remoteCommand {
+		return runRemote(ctx, command, props, prev)
+	}
+	return run(ctx, command, props, prev)
 }
 
 func (p *commandProvider) Check(_ context.Context, req plugin.CheckRequest) (plugin.CheckResponse, error) {
@@ -198,7 +208,7 @@ func (p *commandProvider) Create(ctx context.Context, req plugin.CreateRequest) 
 	var stdout, stderr string
 	if c := str(req.Properties, "create"); c != "" {
 		var err error
-		stdout, stderr, err = run(ctx, c, req.Properties, nil)
+		stdout, stderr, err = execute(ctx, string(req.Type), c, req.Properties, nil)
 		if err != nil {
 			return plugin.CreateResponse{Status: resource.StatusUnknown}, err
 		}
@@ -221,7 +231,7 @@ func (p *commandProvider) Update(ctx context.Context, req plugin.UpdateRequest) 
 	stdout, stderr := str(req.OldOutputs, "stdout"), str(req.OldOutputs, "stderr")
 	if c != "" {
 		var err error
-		stdout, stderr, err = run(ctx, c, req.NewInputs, req.OldOutputs)
+		stdout, stderr, err = execute(ctx, string(req.URN.Type()), c, req.NewInputs, req.OldOutputs)
 		if err != nil {
 			return plugin.UpdateResponse{Status: resource.StatusPartialFailure, Properties: req.OldOutputs}, err
 		}
@@ -236,7 +246,7 @@ func (p *commandProvider) Delete(ctx context.Context, req plugin.DeleteRequest) 
 		props = req.Outputs
 	}
 	if c := str(props, "delete"); c != "" {
-		if _, _, err := run(ctx, c, props, req.Outputs); err != nil {
+		if _, _, err := execute(ctx, string(req.URN.Type()), c, props, req.Outputs); err != nil {
 			return plugin.DeleteResponse{Status: resource.StatusOK}, err
 		}
 	}

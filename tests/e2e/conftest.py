@@ -1,0 +1,179 @@
+"""Fixtures of the e2e tier: the built toolchain on PATH, a control plane, and a fleet of test nodes.
+
+A test node is three real things at once: a kwok Node object in the API server (the scheduler places pods
+on it), a node root with a real containerd daemon running in it (tests/harness/nodes.py), and an sshd test
+host on 127.0.0.1 whose sessions get that node root as NODE_ROOT (tests/harness/sshd.py). The program
+reaches it over SSH like any node: pinned host key, key auth.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import runpy
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness.nodes import Node, become_subreaper, reap_children, require
+from tests.harness.sshd import SshHost, start_hosts, stop_hosts
+
+from .cluster import Cluster, ToolchainMissing, ensure_toolchain
+
+REPO = Path(__file__).resolve().parents[2]
+ARTIFACTS = REPO / "examples" / "artifacts"
+PROJECT = "wasm-shim-fleet"
+NODE_NAMES = ("node-a", "node-b", "node-c", "node-d")
+
+
+@pytest.fixture(scope="session")
+def toolchain_bin() -> Iterator[Path]:
+    """The toolchain bin dir, built if needed (toolchain/build.sh), first on PATH for the session."""
+    problem = None
+    try:
+        bin_dir = ensure_toolchain()
+    except ToolchainMissing as exc:
+        problem = str(exc)
+    if problem:
+        pytest.fail(f"e2e toolchain unavailable: {problem}\nRun: bash toolchain/build.sh", pytrace=False)
+    old_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old_path}"
+    yield bin_dir
+    os.environ["PATH"] = old_path
+
+
+def artifact_sums() -> dict[str, str]:
+    return {name: digest for digest, name in
+            (line.split() for line in (ARTIFACTS / "SHA256SUMS").read_text().splitlines())}
+
+
+@dataclass
+class Fleet:
+    """The e2e world: cluster, node roots with containerd, sshd hosts, and one Pulumi stack of the program."""
+
+    cluster: Cluster
+    nodes: dict[str, Node]
+    hosts: dict[str, SshHost]
+    originals: dict[str, bytes]
+    stack: Any  # pulumi.automation.Stack
+    workdir: Path
+    restart: str
+    applied: dict[str, Any] = field(default_factory=dict, repr=False)  # holds the test key
+
+    def catalog(self, sha_override: dict[str, str] | None = None) -> dict[str, list[dict[str, str]]]:
+        sums = artifact_sums()
+        shims: dict[str, list[dict[str, str]]] = {}
+        for fname, digest in sums.items():
+            if fname.startswith("slight-v"):
+                shim, version, member = "slight", fname.split("-")[1][1:], "containerd-shim-slight-v1"
+                if version == "1.3.0":
+                    member = "bin/containerd-shim-slight-v1"
+            else:
+                shim, version, member = "spin", "0.3.0", None
+            entry = {"version": version, "url": f"file://{ARTIFACTS / fname}",
+                     "sha256": (sha_override or {}).get(f"{shim}@{version}", digest)}
+            if member:
+                entry["binary"] = member
+            shims.setdefault(shim, []).append(entry)
+        return shims
+
+    def pool(self, name: str, releases: list[str], nodes: list[str], retiring: list[str] | None = None) -> dict:
+        return {"name": name, "containerd": "containerd-1", "releases": releases, "retiring": retiring or [],
+                "restart": self.restart,
+                "nodes": [{"name": n, "host": "127.0.0.1", "port": self.hosts[n].port,
+                           "hostKey": self.hosts[n].host_key} for n in nodes]}
+
+    def config(self, pools: list[dict], sha_override: dict[str, str] | None = None) -> dict[str, Any]:
+        return {
+            "runtime": "wasmtime",
+            "shims": self.catalog(sha_override),
+            "nodePools": pools,
+            "ssh": {"user": "root", "port": 22, "privateKey": self.hosts["node-a"].key_file.read_text()},
+            "kubernetes": {"kubeconfig": str(self.cluster.kubeconfig)},
+        }
+
+    def set_config(self, raw: dict[str, Any]) -> None:
+        """Write the stack's config the way `pulumi config set` would; the ssh object (key inside) is a secret."""
+        import pulumi.automation as auto
+
+        values = {f"{PROJECT}:{k}": auto.ConfigValue(json.dumps(v), secret=(k == "ssh")) for k, v in raw.items()}
+        self.stack.set_all_config(values)
+        self.applied = raw
+
+    def restarts(self) -> dict[str, int]:
+        return {name: node.restarts() for name, node in self.nodes.items()}
+
+    def node_labels(self, name: str) -> dict[str, str]:
+        from .cluster import api_path
+
+        labels = self.cluster.get(api_path("v1", "nodes", name=name))["metadata"].get("labels", {})
+        return {k: v for k, v in labels.items() if k.startswith("wasmtime-")}
+
+    def runtime_classes(self) -> dict[str, dict]:
+        from .cluster import api_path
+
+        items = self.cluster.get(api_path("node.k8s.io/v1", "runtimeclasses"))["items"]
+        return {rc["metadata"]["name"]: {"handler": rc["handler"],
+                                         "nodeSelector": rc.get("scheduling", {}).get("nodeSelector", {})}
+                for rc in items if rc["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == PROJECT}
+
+
+def _program() -> None:
+    """The program exactly as `pulumi up` runs it: the project's __main__.py, reading the stack's config."""
+    runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+
+
+@pytest.fixture(scope="module")
+def fleet(toolchain_bin: Path) -> Iterator[Fleet]:
+    import pulumi.automation as auto
+
+    containerd = require("containerd", "containerd")
+    require("ctr", "containerd")
+    become_subreaper()
+    work = Path(tempfile.mkdtemp(prefix="wsf-e2e-", dir="/tmp"))  # short: unix socket paths <= 108 bytes
+    nodes: dict[str, Node] = {}
+    hosts: list[SshHost] = []
+    try:
+        with Cluster(toolchain_bin) as cluster:
+            for name in NODE_NAMES:
+                cluster.create_node(name)
+                root = work / name
+                root.mkdir()
+                nodes[name] = Node(root, "containerd-1", containerd)
+            originals = {name: node.seed() for name, node in nodes.items()}
+            ssh_dir = work / "sshd"
+            ssh_dir.mkdir()
+            hosts = start_hosts(ssh_dir, len(NODE_NAMES), env=[{"NODE_ROOT": str(nodes[n].root)} for n in NODE_NAMES])
+            state = work / "state"
+            state.mkdir()
+            home = work / "pulumi-home"
+            env = {
+                "PULUMI_CONFIG_PASSPHRASE": "wsf-e2e",
+                "PULUMI_SKIP_UPDATE_CHECK": "true",
+                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
+                "PULUMI_HOME": str(home),
+            }
+            opts = auto.LocalWorkspaceOptions(
+                work_dir=str(work),
+                pulumi_home=str(home),
+                env_vars=env,
+                pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
+                project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
+                                                      backend=auto.ProjectBackend(url=f"file://{state}")),
+            )
+            stack = auto.create_stack("e2e", project_name=PROJECT, program=_program, opts=opts)
+            # The restart stand-in of the integration tier: restarts the node's own containerd daemon.
+            restart = nodes["node-a"].restart
+            yield Fleet(cluster, nodes, dict(zip(NODE_NAMES, hosts, strict=True)), originals, stack, work, restart)
+    finally:
+        stop_hosts(hosts)
+        for node in nodes.values():
+            node.stop()
+        reap_children()
+        if os.environ.get("WSF_KEEP_E2E_DIR") != "1":
+            shutil.rmtree(work, ignore_errors=True)

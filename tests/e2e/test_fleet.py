@@ -1,0 +1,238 @@
+"""The program under the real Pulumi engine, against a real control plane and real nodes over SSH.
+
+The tests run in order on one stack (module-scoped fixture): up, the proposal's test plan on the real
+scheduler, a no-op up, a version bump previewed as a purely additive diff, retire-then-remove, a failing
+node install, and destroy. Run: venv/bin/python -m pytest -m e2e tests/e2e/test_fleet.py
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+from components.core.plan import plan_from_config
+
+from .cluster import ApiError, api_path
+from .conftest import Fleet
+
+pytestmark = pytest.mark.e2e
+
+GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "preview-bump.txt"
+X, X1, X2 = "slight@1.2.3", "slight@1.2.4", "slight@1.2.5"
+
+
+def base_pools(f: Fleet) -> list[dict]:
+    """The proposal's test plan: A runs X.Y.Z, B runs X.Y.Z+1, C runs both."""
+    return [f.pool("a", [X], ["node-a"]), f.pool("b", [X1], ["node-b"]), f.pool("c", [X, X1], ["node-c"])]
+
+
+def planned(raw: dict):
+    _, plan = plan_from_config(raw)
+    assert plan.ok, plan.errors
+    return plan
+
+
+def changes(summary: dict) -> dict:
+    return {k: v for k, v in summary.items() if k != "same" and v}
+
+
+def wait(probe, what: str, timeout: float = 120.0):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = probe()
+        if last:
+            return last
+        time.sleep(0.5)
+    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
+
+
+def test_up_installs_binaries_handlers_labels_and_classes(fleet: Fleet):
+    raw = fleet.config(base_pools(fleet))
+    fleet.set_config(raw)
+    result = fleet.stack.up(color="never")
+    assert result.summary.result == "succeeded"
+    plan = planned(raw)
+    for node in plan.nodes:
+        assert fleet.node_labels(node.name) == node.labels
+        root = fleet.nodes[node.name]
+        # what containerd reads from the file, and what the running daemon loaded
+        for handler, runtime_type in node.handlers.items():
+            assert root.dump_runtimes()[handler] == runtime_type
+            assert root.loaded_runtimes()[handler] == runtime_type
+        assert "runc" in root.dump_runtimes()
+        for binary in node.binaries:
+            path = root.root / "usr/local/bin" / binary
+            assert path.is_file() and os.access(path, os.X_OK)
+    assert fleet.runtime_classes() == {rc.name: {"handler": rc.handler, "nodeSelector": rc.node_selector}
+                                       for rc in plan.runtime_classes}
+    outputs = fleet.stack.outputs()
+    assert {rc["name"] for rc in outputs["runtimeClasses"].value} == {rc.name for rc in plan.runtime_classes}
+    assert outputs["nodes"].value["node-c"]["labels"] == plan.node("node-c").labels
+    assert fleet.node_labels("node-d") == {}  # not in any pool yet
+
+
+def _deployment(name: str, runtime_class: str, replicas: int) -> dict:
+    labels = {"app": name}
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {
+                    "runtimeClassName": runtime_class,
+                    "containers": [{"name": "app", "image": "registry.invalid/wasm/hello:1"}],
+                    # preferred, not required: the proposal's 3-pods-on-2-nodes with required
+                    # anti-affinity leaves one pod Pending; replicas = eligible nodes makes this exact
+                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+                        "weight": 100,
+                        "podAffinityTerm": {"labelSelector": {"matchLabels": labels},
+                                            "topologyKey": "kubernetes.io/hostname"}}]}},
+                },
+            },
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("runtime_class", "eligible"),
+    [
+        ("wasmtime-slight-v1-2-3", {"node-a", "node-c"}),          # exact X.Y.Z
+        ("wasmtime-slight-v1-2-4", {"node-b", "node-c"}),          # exact X.Y.Z+1
+        ("wasmtime-slight-v1-2", {"node-a", "node-b", "node-c"}),  # the X.Y series
+        ("wasmtime-slight", {"node-a", "node-b", "node-c"}),       # any version
+    ],
+)
+def test_proposal_test_plan_on_the_real_scheduler(fleet: Fleet, runtime_class: str, eligible: set[str]):
+    name = f"plan-{runtime_class}"
+    fleet.cluster.create(api_path("apps/v1", "deployments", "default"),
+                         _deployment(name, runtime_class, len(eligible)))
+
+    def running():
+        pods = fleet.cluster.pods("default", f"app={name}")
+        ok = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
+        return pods if len(pods) == len(eligible) and len(ok) == len(eligible) else None
+
+    pods = wait(running, f"{len(eligible)} Running pods of {name}")
+    assert {p["spec"]["nodeName"] for p in pods} == eligible
+    handler = fleet.runtime_classes()[runtime_class]["handler"]
+    for p in pods:
+        node = fleet.nodes[p["spec"]["nodeName"]]
+        # every running pod's node has the class's handler configured and loaded
+        assert handler in node.dump_runtimes()
+        assert handler in node.loaded_runtimes()
+    fleet.cluster.delete(api_path("apps/v1", "deployments", "default", name))
+
+
+def test_a_pod_targeting_the_next_major_is_rejected_at_admission(fleet: Fleet):
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "plan-x-plus-1"},
+           "spec": {"runtimeClassName": "wasmtime-slight-v2",
+                    "containers": [{"name": "app", "image": "registry.invalid/wasm/hello:2"}]}}
+    with pytest.raises(ApiError) as err:
+        fleet.cluster.create(api_path("v1", "pods", "default"), pod)
+    assert err.value.status == 403
+    assert 'RuntimeClass "wasmtime-slight-v2" not found' in str(err.value)
+
+
+def test_a_second_up_changes_nothing_and_restarts_nothing(fleet: Fleet):
+    before = fleet.restarts()
+    preview = fleet.stack.preview(color="never", expect_no_changes=True)
+    assert changes(preview.change_summary) == {}
+    result = fleet.stack.up(color="never", expect_no_changes=True)
+    assert changes(result.summary.resource_changes) == {}
+    assert fleet.restarts() == before
+
+
+def _normalise(text: str, fleet: Fleet) -> str:
+    """The preview text without what differs between runs (paths, ports, keys, durations)."""
+    text = text.replace(str(fleet.workdir), "<work>").replace(str(fleet.cluster.kubeconfig), "<kubeconfig>")
+    for name, host in fleet.hosts.items():
+        text = text.replace(str(host.port), f"<port-{name}>").replace(host.host_key, f"<hostkey-{name}>")
+    text = re.sub(r"Duration: .*", "Duration: <d>", text)
+    text = re.sub(r"(\[provider=urn:\S+::)[0-9a-f-]{36}\]", r"\1<id>]", text)
+    text = re.sub(r"file:///\S+/examples/artifacts/", "file://<repo>/examples/artifacts/", text)
+    return "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
+
+
+def test_a_version_bump_previews_as_creates_only(fleet: Fleet):
+    """Adding a pool with X.Y.Z+2 on a new node: every existing resource stays as it is."""
+    bumped = fleet.config([*base_pools(fleet), fleet.pool("d", [X2], ["node-d"])])
+    fleet.set_config(bumped)
+    try:
+        preview = fleet.stack.preview(color="never", diff=True)
+    finally:
+        fleet.set_config(fleet.config(base_pools(fleet)))
+    summary = changes(preview.change_summary)
+    assert set(summary) == {"create"}, preview.change_summary
+    # binary, handler table and labels of node-d, the pool component, its exact RuntimeClass
+    assert summary["create"] == 5
+    text = _normalise(preview.stdout, fleet)
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        GOLDEN.write_text(text)
+    assert text == GOLDEN.read_text()
+
+
+def test_retire_then_remove_a_release(fleet: Fleet):
+    # step 1: C retires X: its labels go, its binary and handler stay
+    retire = [fleet.pool("a", [X], ["node-a"]), fleet.pool("b", [X1], ["node-b"]),
+              fleet.pool("c", [X1], ["node-c"], retiring=[X])]
+    fleet.set_config(fleet.config(retire))
+    preview = fleet.stack.preview(color="never")
+    assert set(changes(preview.change_summary)) == {"update"}, preview.change_summary
+    before = fleet.restarts()
+    fleet.stack.up(color="never")
+    assert "wasmtime-slight-v1-2-3" not in fleet.node_labels("node-c")
+    assert "slight-v1-2-3" in fleet.nodes["node-c"].loaded_runtimes()
+    assert fleet.restarts()["node-c"] == before["node-c"]  # the table did not change: no restart
+    assert "wasmtime-slight-v1-2-3" in fleet.runtime_classes()  # node-a still carries its label
+
+    # step 2: remove it: the binary command is deleted after the table stops naming it
+    fleet.set_config(fleet.config([fleet.pool("a", [X], ["node-a"]), fleet.pool("b", [X1], ["node-b"]),
+                                   fleet.pool("c", [X1], ["node-c"])]))
+    preview = fleet.stack.preview(color="never")
+    summary = changes(preview.change_summary)
+    assert summary.get("delete") == 1 and set(summary) <= {"update", "delete"}, preview.change_summary
+    fleet.stack.up(color="never")
+    node_c = fleet.nodes["node-c"]
+    assert "slight-v1-2-3" not in node_c.loaded_runtimes()
+    assert not (node_c.root / "usr/local/bin/containerd-shim-slight-v1-2-3-v1").exists()
+    assert fleet.restarts()["node-c"] == before["node-c"] + 1
+
+
+def test_a_failing_node_install_fails_only_that_node_and_the_fix_converges(fleet: Fleet):
+    import pulumi.automation as auto
+
+    pools = [fleet.pool("a", [X, "spin@0.3.0"], ["node-a"]), fleet.pool("b", [X1, "slight@1.3.0"], ["node-b"]),
+             fleet.pool("c", [X1], ["node-c"])]
+    labels_b = fleet.node_labels("node-b")
+    config_b = fleet.nodes["node-b"].config.read_bytes()
+    fleet.set_config(fleet.config(pools, sha_override={"slight@1.3.0": "0" * 64}))
+    # --continue-on-error: a fleet rollout goes on with the nodes that do not depend on the failure
+    with pytest.raises(auto.CommandError) as err:
+        fleet.stack.up(color="never", continue_on_error=True)
+    assert "sha256 mismatch" in str(err.value)
+    assert fleet.node_labels("node-b") == labels_b  # no label promises what did not install
+    assert fleet.nodes["node-b"].config.read_bytes() == config_b
+    assert "wasmtime-spin-enabled" in fleet.node_labels("node-a")  # the other node converged
+
+    fixed = fleet.config(pools)
+    fleet.set_config(fixed)
+    fleet.stack.up(color="never")
+    assert fleet.node_labels("node-b") == planned(fixed).node("node-b").labels
+
+
+def test_destroy_restores_every_node_and_removes_labels_and_classes(fleet: Fleet):
+    fleet.stack.destroy(color="never")
+    assert fleet.runtime_classes() == {}
+    for name, node in fleet.nodes.items():
+        assert fleet.node_labels(name) == {}
+        assert node.config.read_bytes() == fleet.originals[name], f"{name}: config not restored"
+        leftovers = list((node.root / "usr/local/bin").glob("containerd-shim-*")) \
+            if (node.root / "usr/local/bin").exists() else []
+        assert leftovers == []
