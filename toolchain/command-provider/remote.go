@@ -27,8 +27,8 @@ const remoteCommand = "command:remote:Command"
 
 type conn struct {
 	host, user, password, privateKey, privateKeyPassword, agentSocket, hostKey string
-	port, dialErrorLimit, perDialTimeout                                        int
-	proxy                                                                       *conn
+	port, dialErrorLimit, perDialTimeout                                       int
+	proxy                                                                      *conn
 }
 
 func num(props resource.PropertyMap, key resource.PropertyKey, def int) int {
