@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -38,17 +37,6 @@ def planned(raw: dict):
 
 def changes(summary: dict) -> dict:
     return {k: v for k, v in summary.items() if k != "same" and v}
-
-
-def wait(probe, what: str, timeout: float = 120.0):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(0.5)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
 def test_up_installs_binaries_handlers_labels_and_classes(fleet: Fleet):
@@ -119,7 +107,7 @@ def test_proposal_test_plan_on_the_real_scheduler(fleet: Fleet, runtime_class: s
         ok = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
         return pods if len(pods) == len(eligible) and len(ok) == len(eligible) else None
 
-    pods = wait(running, f"{len(eligible)} Running pods of {name}")
+    pods = fleet.cluster.wait_for(running, f"{len(eligible)} Running pods of {name}", timeout=120)
     assert {p["spec"]["nodeName"] for p in pods} == eligible
     handler = fleet.runtime_classes()[runtime_class]["handler"]
     for p in pods:
