@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -444,126 +444,130 @@ def _resolve_ref(c: _Checker, text: str, path: str, releases: Mapping[str, Relea
     return key
 
 
+def _unique_name(c: _Checker, value: Any, path: str, what: str, valid: Callable[[str], bool], rule: str,
+                 seen: dict[str, str], twice: str) -> str | None:
+    """A name that follows its rule and was not seen before (recorded in `seen` with its path)."""
+    name = c.string(value, path, f" ({what})")
+    if name is not None and not valid(name):
+        c.error(path, f"{name!r} {rule}")
+        return None
+    if name is not None and name in seen:
+        c.error(path, twice.format(name=name, first=seen[name]))
+        return None
+    if name is not None:
+        seen[name] = path
+    return name
+
+
+def _check_pins(c: _Checker, m: Mapping[str, Any], base: str, releases: Mapping[str, Release]
+                ) -> tuple[list[str], list[str], bool]:
+    """The pool's `releases` and `retiring` as release keys, and whether all of them resolved."""
+    ok = True
+    pins: list[list[str]] = []
+    seen: dict[str, str] = {}
+    for field_name in ("releases", "retiring"):
+        keys = []
+        for p, text in c.string_list(m.get(field_name), f"{base}.{field_name}"):
+            key = _resolve_ref(c, text, p, releases)
+            if key is not None and key in seen:
+                c.error(p, f"{text!r} is already listed at {seen[key]}; a release is either in releases "
+                           "(labelled) or in retiring (installed, unlabelled), once")
+                key = None
+            if key is None:
+                ok = False
+                continue
+            seen[key] = p
+            keys.append(key)
+        pins.append(keys)
+    return pins[0], pins[1], ok
+
+
+def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: dict[str, str]) -> Node | None:
+    m = c.mapping(raw, path, NODE_KEYS, "a node")
+    if m is None:
+        return None
+    name = _unique_name(c, m.get("name"), f"{path}.name", "the Kubernetes node name", _NODE_NAME.match,
+                        "is not a Kubernetes node name (lower-case DNS subdomain); use the name "
+                        "`kubectl get nodes` shows", node_names,
+                        "node {name!r} is already in {first}; a node belongs to one pool: list all of its "
+                        "releases in that pool")
+    host = m.get("host")
+    if host is None and transport == "local":
+        host = "localhost"
+    host = _check_host(c, host, f"{path}.host")
+    port = None if m.get("port") is None else c.port(m.get("port"), f"{path}.port")
+    host_key = _check_host_key(c, m.get("hostKey"), f"{path}.hostKey")
+    if (name is None or host is None or (m.get("port") is not None and port is None)
+            or (m.get("hostKey") is not None and host_key is None)):
+        return None
+    if transport == "ssh" and host_key is None:
+        c.warn(f"{path}.hostKey", f"node {name!r}: host key not pinned, so the SSH server's identity is not "
+                                  "verified; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the "
+                                  "host name)")
+    return Node(name, host, port, host_key, path)
+
+
+def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release], pool_names: dict[str, str],
+                node_names: dict[str, str]) -> Pool | None:
+    m = c.mapping(raw, base, POOL_KEYS, "a node pool")
+    if m is None:
+        return None
+    name = _unique_name(c, m.get("name"), f"{base}.name", "a DNS label such as slight-1-2-3", naming.is_dns_label,
+                        "is not a DNS label (lower-case letters, digits, '-'); rename the pool, e.g. slight-1-2-3",
+                        pool_names, "pool {name!r} is declared twice (first at {first}); pool names must be unique")
+    ok = name is not None
+    flavor = m.get("containerd", "containerd-1")
+    if flavor not in FLAVORS:
+        c.error(f"{base}.containerd", f"{flavor!r} is not a known containerd flavor; use one of "
+                                      f"{', '.join(FLAVORS)}")
+        ok = False
+    transport = m.get("transport", "ssh")
+    if transport not in TRANSPORTS:
+        c.error(f"{base}.transport", f"{transport!r} is not a transport; use ssh (nodes over SSH) or local "
+                                     "(commands on this machine against a node-root folder)")
+        ok = False
+    local_root = m.get("localRoot", "nodes")
+    if not isinstance(local_root, str) or not _SAFE_PATH.match(local_root):
+        c.error(f"{base}.localRoot", f"{local_root!r} is not a plain folder path (letters, digits, '._/-'); "
+                                     "use e.g. nodes")
+        ok = False
+    restart = m.get("restart")
+    if restart is not None and (not isinstance(restart, str) or not restart.strip()):
+        c.error(f"{base}.restart", f"{restart!r} must be a shell command that restarts containerd, or omitted "
+                                   "for the flavor's default")
+        ok = False
+    seed = m.get("seedConfig")
+    if seed is not None and (transport != "local" or not isinstance(seed, str) or not _SAFE_PATH.match(seed)):
+        c.error(f"{base}.seedConfig", f"{seed!r}: seedConfig is a plain path (letters, digits, '._/-') to a "
+                                      "containerd config, and only for transport local; remove it from ssh pools")
+        ok = False
+    active, retiring, pins_ok = _check_pins(c, m, base, releases)
+    raw_nodes = m.get("nodes") or []
+    if not isinstance(raw_nodes, list):
+        c.error(f"{base}.nodes", f"{raw_nodes!r} is {_typename(raw_nodes)}; list nodes as "
+                                 "- {name: node-a, host: 10.0.0.4}")
+        raw_nodes, ok = [], False
+    nodes = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
+    if not (ok and pins_ok) or None in nodes:
+        return None
+    if not nodes:
+        c.warn(f"{base}.nodes", f"pool {name!r} has no nodes, so it installs nothing; add nodes or remove the pool")
+    if not active and not retiring:
+        c.warn(f"{base}.releases", f"pool {name!r} runs no release; pin one such as slight@1.2.3")
+    return Pool(name, flavor, transport, tuple(active), tuple(retiring), tuple(nodes), local_root, restart, base,
+                seed)
+
+
 def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tuple[Pool, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
         c.error("nodePools", f"{value!r} is {_typename(value)}; it must be a list of pools")
         return ()
-    pools: list[Pool] = []
     pool_names: dict[str, str] = {}
     node_names: dict[str, str] = {}
-    for i, raw in enumerate(value):
-        base = f"nodePools[{i}]"
-        m = c.mapping(raw, base, POOL_KEYS, "a node pool")
-        if m is None:
-            continue
-        ok = True
-        name = c.string(m.get("name"), f"{base}.name", " (a DNS label such as slight-1-2-3)")
-        if name is not None and not naming.is_dns_label(name):
-            c.error(f"{base}.name", f"{name!r} is not a DNS label (lower-case letters, digits, '-'); "
-                                    "rename the pool, e.g. slight-1-2-3")
-            name = None
-        if name is not None and name in pool_names:
-            c.error(f"{base}.name", f"pool {name!r} is declared twice (first at {pool_names[name]}); "
-                                    "pool names must be unique")
-            name = None
-        if name is None:
-            ok = False
-        else:
-            pool_names[name] = f"{base}.name"
-        flavor = m.get("containerd", "containerd-1")
-        if flavor not in FLAVORS:
-            c.error(f"{base}.containerd", f"{flavor!r} is not a known containerd flavor; use one of "
-                                          f"{', '.join(FLAVORS)}")
-            ok = False
-        transport = m.get("transport", "ssh")
-        if transport not in TRANSPORTS:
-            c.error(f"{base}.transport", f"{transport!r} is not a transport; use ssh (nodes over SSH) or local "
-                                         "(commands on this machine against a node-root folder)")
-            ok = False
-        local_root = m.get("localRoot", "nodes")
-        if not isinstance(local_root, str) or not _SAFE_PATH.match(local_root):
-            c.error(f"{base}.localRoot", f"{local_root!r} is not a plain folder path (letters, digits, '._/-'); "
-                                         "use e.g. nodes")
-            ok = False
-        restart = m.get("restart")
-        if restart is not None and (not isinstance(restart, str) or not restart.strip()):
-            c.error(f"{base}.restart", f"{restart!r} must be a shell command that restarts containerd, or omitted "
-                                       "for the flavor's default")
-            ok = False
-        seed = m.get("seedConfig")
-        if seed is not None and (transport != "local" or not isinstance(seed, str) or not _SAFE_PATH.match(seed)):
-            c.error(f"{base}.seedConfig", f"{seed!r}: seedConfig is a plain path (letters, digits, '._/-') to a "
-                                          "containerd config, and only for transport local; remove it from ssh pools")
-            ok = False
-        pins: list[str] = []
-        seen: dict[str, str] = {}
-        for field_name in ("releases", "retiring"):
-            keys = []
-            for p, text in c.string_list(m.get(field_name), f"{base}.{field_name}"):
-                key = _resolve_ref(c, text, p, releases)
-                if key is None:
-                    ok = False
-                    continue
-                if key in seen:
-                    c.error(p, f"{text!r} is already listed at {seen[key]}; a release is either in releases "
-                               "(labelled) or in retiring (installed, unlabelled), once")
-                    ok = False
-                    continue
-                seen[key] = p
-                keys.append(key)
-            pins.append(keys)
-        nodes: list[Node] = []
-        raw_nodes = m.get("nodes")
-        if raw_nodes is None:
-            raw_nodes = []
-        if not isinstance(raw_nodes, list):
-            c.error(f"{base}.nodes", f"{raw_nodes!r} is {_typename(raw_nodes)}; list nodes as "
-                                     "- {name: node-a, host: 10.0.0.4}")
-            raw_nodes = []
-            ok = False
-        for j, rn in enumerate(raw_nodes):
-            np_ = f"{base}.nodes[{j}]"
-            nm = c.mapping(rn, np_, NODE_KEYS, "a node")
-            if nm is None:
-                ok = False
-                continue
-            node_name = c.string(nm.get("name"), f"{np_}.name", " (the Kubernetes node name)")
-            if node_name is not None and not _NODE_NAME.match(node_name):
-                c.error(f"{np_}.name", f"{node_name!r} is not a Kubernetes node name (lower-case DNS subdomain); "
-                                       "use the name `kubectl get nodes` shows")
-                node_name = None
-            if node_name is not None and node_name in node_names:
-                c.error(f"{np_}.name", f"node {node_name!r} is already in {node_names[node_name]}; a node belongs "
-                                       "to one pool: list all of its releases in that pool")
-                node_name = None
-            if node_name is not None:
-                node_names[node_name] = np_
-            host = nm.get("host")
-            if host is None and transport == "local":
-                host = "localhost"
-            host = _check_host(c, host, f"{np_}.host")
-            port = None if nm.get("port") is None else c.port(nm.get("port"), f"{np_}.port")
-            host_key = _check_host_key(c, nm.get("hostKey"), f"{np_}.hostKey")
-            if (node_name is None or host is None or (nm.get("port") is not None and port is None)
-                    or (nm.get("hostKey") is not None and host_key is None)):
-                ok = False
-                continue
-            if transport == "ssh" and host_key is None:
-                c.warn(f"{np_}.hostKey", f"node {node_name!r}: host key not pinned, so the SSH server's identity "
-                                         "is not verified; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` "
-                                         "without the host name)")
-            nodes.append(Node(node_name, host, port, host_key, np_))
-        if ok:
-            if not nodes:
-                c.warn(f"{base}.nodes", f"pool {name!r} has no nodes, so it installs nothing; add nodes or "
-                                        "remove the pool")
-            if not pins[0] and not pins[1]:
-                c.warn(f"{base}.releases", f"pool {name!r} runs no release; pin one such as slight@1.2.3")
-            pools.append(Pool(name, flavor, transport, tuple(pins[0]), tuple(pins[1]), tuple(nodes),
-                              local_root, restart, base, seed))
-    return tuple(pools)
+    pools = [_check_pool(c, raw, f"nodePools[{i}]", releases, pool_names, node_names) for i, raw in enumerate(value)]
+    return tuple(p for p in pools if p is not None)
 
 
 def _check_ssh(c: _Checker, value: Any, need: bool) -> Ssh:
