@@ -5,7 +5,8 @@ Nothing here imports pulumi or pulumi_policy: `__main__.py` turns the engine's r
 directly from the project's test suite (constructing a PolicyPack starts a gRPC server and blocks).
 
 The resource shapes they read:
-  wasm-shim-fleet:index:NodePool         props {pool, containerd, nodes: [{name, handlers, labels, binaries}]}
+  wasm-shim-fleet:index:NodePool         inputs  {pool, containerd, nodes: [{name, handlers, labels, binaries}]}
+                                         outputs {nodes: {<node>: {releases, retiring, labels, handlers}}}
   wasm-shim-fleet:index:RuntimeClassSet  props {runtimeClasses: [...]} if present (the component registers none)
   kubernetes:node.k8s.io/v1:RuntimeClass inputs metadata.name, handler, scheduling.nodeSelector
   kubernetes:core/v1:NodePatch           inputs metadata.name (the node), metadata.labels
@@ -13,6 +14,12 @@ The resource shapes they read:
 
 During a preview some inputs may still be unknown (absent or None): a rule checks what it can see and
 never reports a value it cannot see.
+
+A stack policy sees every resource's *outputs* (the engine's AnalyzeStack), and a component's outputs are what
+it registered with register_outputs: for a NodePool, `nodes` keyed by node name without the pool, the binaries
+or their digests. The rules read both shapes. From the output shape, a node's binaries are derived from its
+handlers' runtime types by containerd's own rule (io.containerd.<name>.<vN> -> containerd-shim-<name>-<vN>), and
+the pool is named by the NodePool's resource name (`<fleet>-<pool>`).
 """
 
 from __future__ import annotations
@@ -90,7 +97,54 @@ class _Node:
     pool: str | None
     handlers: dict[str, str]
     labels: dict[str, str]
-    binaries: dict[str, Mapping[str, Any]]
+    binaries: dict[str, Mapping[str, Any]]  # binary -> {release, url, sha256} ({} from the output shape)
+    component: str | None = None  # the NodePool's resource name: its commands are <component>-<node>-bin-<binary>
+    releases: set[str] | None = None
+
+
+def shim_binary(runtime_type: Any) -> str | None:
+    """containerd's rule for the shim binary of a runtime type: io.containerd.<name>.<vN> ->
+    containerd-shim-<name>-<vN>."""
+    if not isinstance(runtime_type, str):
+        return None
+    parts = runtime_type.split(".")
+    if len(parts) < 4 or parts[:2] != ["io", "containerd"] or not all(parts[2:]):
+        return None
+    return f"containerd-shim-{'-'.join(parts[2:-1])}-{parts[-1]}"
+
+
+def _pool_name(r: Resource) -> str | None:
+    pool = _get(r, "props", "pool")
+    if isinstance(pool, str):
+        return pool
+    name = r.get("name")
+    return name if isinstance(name, str) else None
+
+
+def pool_nodes(r: Resource) -> list[_Node]:
+    """A NodePool's nodes, from its inputs (a list of planned nodes) or its registered outputs (a mapping
+    node name -> releases, retiring, labels, handlers)."""
+    nodes = _get(r, "props", "nodes")
+    pool, component = _pool_name(r), r.get("name")
+    out = []
+    if isinstance(nodes, Mapping):
+        for name in nodes:
+            n = nodes[name]
+            if not isinstance(name, str) or not isinstance(n, Mapping):
+                continue
+            handlers = dict(n.get("handlers") or {})
+            binaries = {b: {} for b in sorted({shim_binary(t) for t in handlers.values()} - {None})}
+            releases = {k for k in [*(n.get("releases") or []), *(n.get("retiring") or [])] if isinstance(k, str)}
+            out.append(_Node(name, pool, handlers, dict(n.get("labels") or {}), binaries, component, releases))
+    elif isinstance(nodes, Iterable) and not isinstance(nodes, str):
+        for n in nodes:
+            if not isinstance(n, Mapping) or not isinstance(n.get("name"), str):
+                continue
+            binaries = {k: v for k, v in (n.get("binaries") or {}).items() if isinstance(v, Mapping)}
+            releases = {b["release"] for b in binaries.values() if isinstance(b.get("release"), str)}
+            out.append(_Node(n["name"], pool, dict(n.get("handlers") or {}), dict(n.get("labels") or {}),
+                             binaries, component, releases))
+    return out
 
 
 def fleet_nodes(resources: Iterable[Resource]) -> dict[str, _Node]:
@@ -98,14 +152,12 @@ def fleet_nodes(resources: Iterable[Resource]) -> dict[str, _Node]:
     resources = list(resources)
     nodes: dict[str, _Node] = {}
     for r in _of_type(resources, NODE_POOL):
-        props = r.get("props") or {}
-        for n in props.get("nodes") or []:
-            if not isinstance(n, Mapping) or not isinstance(n.get("name"), str):
-                continue
-            node = nodes.setdefault(n["name"], _Node(n["name"], props.get("pool"), {}, {}, {}))
-            node.handlers.update(n.get("handlers") or {})
-            node.labels.update(n.get("labels") or {})
-            node.binaries.update(n.get("binaries") or {})
+        for n in pool_nodes(r):
+            node = nodes.setdefault(n.name, _Node(n.name, n.pool, {}, {}, {}, n.component, set()))
+            node.handlers.update(n.handlers)
+            node.labels.update(n.labels)
+            node.binaries.update(n.binaries)
+            node.releases |= n.releases or set()
     for r in _of_type(resources, NODE_PATCH):
         name = _get(r, "props", "metadata", "name")
         if isinstance(name, str) and name in nodes:
@@ -210,14 +262,21 @@ def binaries_covered(resources: Iterable[Resource]) -> list[Violation]:
     if not commands or any(not isinstance(s, str) for s in scripts):
         return []  # no commands (rendered elsewhere) or some still unknown: nothing to compare
     digests = {m.group(0).lower() for s in scripts for m in _HEX64.finditer(s)}
+    names = {str(c.get("name")) for c in commands}
     out = []
-    pool_urns = {_get(r, "props", "pool"): r.get("urn") for r in _of_type(resources, NODE_POOL)}
+    pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL)}
     for node in fleet_nodes(resources).values():
         for bname, b in sorted(node.binaries.items()):
             sha = str(b.get("sha256") or "").lower()
             if sha and sha not in digests:
                 out.append(Violation(f"binary {bname} ({b.get('release')}) on node {node.name} has no install "
                                      f"command that checks its sha256 {sha[:12]}…", pool_urns.get(node.pool)))
+            elif not sha and node.component and f"{node.component}-{node.name}{BINARY_MARKER}{bname}" not in names:
+                # output shape: no digest to compare; the binary's own install command must exist (and
+                # binary-command-sha256 checks that every such command pins a digest and runs sha256sum)
+                out.append(Violation(f"binary {bname} on node {node.name} (a runtime type of its handlers) has no "
+                                     f"install command {node.component}-{node.name}{BINARY_MARKER}{bname} that "
+                                     "checks its sha256", pool_urns.get(node.pool)))
     return out
 
 
@@ -231,19 +290,26 @@ def _release_version(key: str) -> tuple[str, semver.Version] | None:
 
 
 def pool_releases(resources: Iterable[Resource]) -> dict[str, set[str]]:
-    """Release keys installed per pool (labelled or retiring: both have their binary)."""
+    """Release keys installed per pool (labelled or retiring: both have their binary). A pool seen only by its
+    outputs is keyed by the NodePool's resource name (`<fleet>-<pool>`)."""
     out: dict[str, set[str]] = {}
     for r in _of_type(resources, NODE_POOL):
-        props = r.get("props") or {}
-        pool = props.get("pool")
-        if not isinstance(pool, str):
+        pool = _pool_name(r)
+        if pool is None:
             continue
         keys = out.setdefault(pool, set())
-        for n in props.get("nodes") or []:
-            for b in (n.get("binaries") or {}).values() if isinstance(n, Mapping) else ():
-                if isinstance(b, Mapping) and isinstance(b.get("release"), str):
-                    keys.add(b["release"])
+        for n in pool_nodes(r):
+            keys |= n.releases or set()
     return out
+
+
+def _previous_pool(key: str, previous: Mapping[str, Any]) -> str | None:
+    """The pool of `previous` a pool key names: the same name, or the longest pool name that a NodePool
+    resource name `<fleet>-<pool>` ends with."""
+    if key in previous:
+        return key
+    matches = [p for p in previous if isinstance(p, str) and key.endswith(f"-{p}")]
+    return max(matches, key=len) if matches else None
 
 
 def deprecation_violations(resources: Iterable[Resource], previous: Mapping[str, Iterable[str]] | None,
@@ -256,10 +322,11 @@ def deprecation_violations(resources: Iterable[Resource], previous: Mapping[str,
     if not previous:
         return []
     resources = list(resources)
-    pool_urns = {_get(r, "props", "pool"): r.get("urn") for r in _of_type(resources, NODE_POOL)}
+    pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL)}
     out = []
-    for pool, now in sorted(pool_releases(resources).items()):
-        if pool not in previous:
+    for pool_key, now in sorted(pool_releases(resources).items()):
+        pool = _previous_pool(pool_key, previous)
+        if pool is None:
             continue
         before: dict[str, list[tuple[semver.Version, str]]] = {}
         for key in previous[pool]:
@@ -281,5 +348,5 @@ def deprecation_violations(resources: Iterable[Resource], previous: Mapping[str,
                 out.append(Violation(
                     f"pool {pool} adds {', '.join(gained)} and in the same step drops {', '.join(dropped)}; the "
                     f"deprecation policy (keep {keep}) keeps N-1 installed while workloads move: keep it in "
-                    "releases (or retiring) and remove it in a later step", pool_urns.get(pool)))
+                    "releases (or retiring) and remove it in a later step", pool_urns.get(pool_key)))
     return out
