@@ -13,7 +13,8 @@ import os
 import runpy
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,9 +94,14 @@ class Fleet:
             "runtime": "wasmtime",
             "shims": self.catalog(sha_override),
             "nodePools": pools,
-            "ssh": {"user": "root", "port": 22, "privateKey": self.hosts["node-a"].key_file.read_text()},
+            "ssh": {"user": "root", "port": 22, "privateKey": self._private_key()},
             "kubernetes": {"kubeconfig": str(self.cluster.kubeconfig)},
         }
+
+    def _private_key(self) -> str:
+        """The test key of the sshd hosts (a placeholder in a world without hosts: previews never connect)."""
+        host = next(iter(self.hosts.values()), None)
+        return host.key_file.read_text() if host else "no SSH host in this world: previews only"
 
     def set_config(self, raw: dict[str, Any]) -> None:
         """Write the stack's config the way `pulumi config set` would; the ssh object (key inside) is a secret."""
@@ -128,27 +134,44 @@ def _program() -> None:
     runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
 
 
-@pytest.fixture(scope="module")
-def fleet(toolchain_bin: Path) -> Iterator[Fleet]:
+@contextmanager
+def open_fleet(toolchain_bin: Path, node_names: Sequence[str] = NODE_NAMES, *, ssh_hosts: bool = True,
+               host_env: Mapping[str, str] | None = None, stack_name: str = "e2e",
+               prefix: str = "wsf-e2e-") -> Iterator[Fleet]:
+    """The e2e world as a plain context manager (the `fleet` fixture and bench/run.py use it).
+
+    Every name in `node_names` is a kwok Node. With `ssh_hosts` (default) each is also a node root with its own
+    containerd and an sshd test host whose sessions get NODE_ROOT plus `host_env`; without, `nodes` and
+    `hosts` are empty (enough for a preview: commands do not run, NodePatch previews only need the Node).
+    `toolchain_bin` must be first on PATH (the `toolchain_bin` fixture does that). Everything started is
+    stopped on exit."""
     import pulumi.automation as auto
 
-    containerd = require("containerd", "containerd")
-    require("ctr", "containerd")
-    become_subreaper()
-    work = Path(tempfile.mkdtemp(prefix="wsf-e2e-", dir="/tmp"))  # short: unix socket paths <= 108 bytes
+    containerd = ""
+    if ssh_hosts:
+        containerd = require("containerd", "containerd")
+        require("ctr", "containerd")
+        become_subreaper()
+    work = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))  # short: unix socket paths <= 108 bytes
     nodes: dict[str, Node] = {}
     hosts: list[SshHost] = []
     try:
         with Cluster(toolchain_bin) as cluster:
-            for name in NODE_NAMES:
-                cluster.create_node(name)
-                root = work / name
-                root.mkdir()
-                nodes[name] = Node(root, "containerd-1", containerd)
-            originals = {name: node.seed() for name, node in nodes.items()}
-            ssh_dir = work / "sshd"
-            ssh_dir.mkdir()
-            hosts = start_hosts(ssh_dir, len(NODE_NAMES), env=[{"NODE_ROOT": str(nodes[n].root)} for n in NODE_NAMES])
+            for name in node_names:
+                cluster.create_node(name, wait=False)
+            for name in node_names:
+                cluster.wait_for(lambda name=name: cluster.node_ready(name), f"node {name} to be Ready", timeout=120)
+            originals: dict[str, bytes] = {}
+            if ssh_hosts:
+                for name in node_names:
+                    root = work / name
+                    root.mkdir()
+                    nodes[name] = Node(root, "containerd-1", containerd)
+                originals = {name: node.seed() for name, node in nodes.items()}
+                ssh_dir = work / "sshd"
+                ssh_dir.mkdir()
+                hosts = start_hosts(ssh_dir, len(node_names),
+                                    env=[{"NODE_ROOT": str(nodes[n].root), **(host_env or {})} for n in node_names])
             state = work / "state"
             state.mkdir()
             home = work / "pulumi-home"
@@ -166,14 +189,21 @@ def fleet(toolchain_bin: Path) -> Iterator[Fleet]:
                 project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
                                                       backend=auto.ProjectBackend(url=f"file://{state}")),
             )
-            stack = auto.create_stack("e2e", project_name=PROJECT, program=_program, opts=opts)
+            stack = auto.create_stack(stack_name, project_name=PROJECT, program=_program, opts=opts)
             # The restart stand-in of the integration tier: restarts the node's own containerd daemon.
-            restart = nodes["node-a"].restart
-            yield Fleet(cluster, nodes, dict(zip(NODE_NAMES, hosts, strict=True)), originals, stack, work, restart)
+            restart = nodes[node_names[0]].restart if ssh_hosts else ":"
+            yield Fleet(cluster, nodes, dict(zip(node_names, hosts, strict=True)), originals, stack, work, restart)
     finally:
         stop_hosts(hosts)
         for node in nodes.values():
             node.stop()
-        reap_children()
+        if ssh_hosts:
+            reap_children()
         if os.environ.get("WSF_KEEP_E2E_DIR") != "1":
             shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def fleet(toolchain_bin: Path) -> Iterator[Fleet]:
+    with open_fleet(toolchain_bin) as world:
+        yield world
