@@ -52,7 +52,10 @@ if cfg.ssh.private_key is not None:
 
 k8s_settings = cfg.kubernetes
 if k8s_settings.render_dir:
-    provider = k8s.Provider("k8s", render_yaml_to_directory=os.path.join(project_dir, k8s_settings.render_dir))
+    # kubeconfig="" explicitly: left None, pulumi-kubernetes fills it from $KUBECONFIG, and the provider then
+    # rejects the pair ("kubeconfig" arg is not compatible with "renderYamlToDirectory" arg).
+    provider = k8s.Provider("k8s", render_yaml_to_directory=os.path.join(project_dir, k8s_settings.render_dir),
+                            kubeconfig="")
 else:
     provider = k8s.Provider("k8s", kubeconfig=k8s_settings.kubeconfig, context=k8s_settings.context)
 
