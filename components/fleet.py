@@ -33,7 +33,7 @@ class ShimFleetArgs:
 
 class ShimFleet(pulumi.ComponentResource):
     """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes and `<name>-classes`
-    (RuntimeClassSet). Outputs: `runtime_classes` and `nodes` (per node: releases, labels, handlers)."""
+    (RuntimeClassSet). Outputs: `runtime_classes` and `nodes` (per node: releases, labels, handlers, binaries)."""
 
     def __init__(self, name: str, args: ShimFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.plan.ok:

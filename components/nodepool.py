@@ -53,7 +53,7 @@ class NodePool(pulumi.ComponentResource):
       depends on the binaries;
     - `<name>-<node>-labels` (kubernetes core/v1 NodePatch): the node's labels, with its own field manager;
       depends on the handler table.
-    Outputs: `nodes`, per node its releases, labels and handlers.
+    Outputs: `nodes`, per node its releases, retiring releases, labels, handlers and binaries (with sha256).
     """
 
     def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -70,7 +70,8 @@ class NodePool(pulumi.ComponentResource):
         for node in args.nodes:
             self._node(name, node, args)
             self.nodes[node.name] = {"releases": list(node.releases), "retiring": list(node.retiring),
-                                     "labels": dict(node.labels), "handlers": dict(node.handlers)}
+                                     "labels": dict(node.labels), "handlers": dict(node.handlers),
+                                     "binaries": {k: b.to_json() for k, b in node.binaries.items()}}
         self.register_outputs({"nodes": self.nodes})
 
     def _node(self, name: str, node: NodePlan, args: NodePoolArgs) -> None:

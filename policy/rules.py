@@ -123,7 +123,7 @@ def _pool_name(r: Resource) -> str | None:
 
 def pool_nodes(r: Resource) -> list[_Node]:
     """A NodePool's nodes, from its inputs (a list of planned nodes) or its registered outputs (a mapping
-    node name -> releases, retiring, labels, handlers)."""
+    node name -> releases, retiring, labels, handlers, binaries)."""
     nodes = _get(r, "props", "nodes")
     pool, component = _pool_name(r), r.get("name")
     out = []
@@ -133,7 +133,9 @@ def pool_nodes(r: Resource) -> list[_Node]:
             if not isinstance(name, str) or not isinstance(n, Mapping):
                 continue
             handlers = dict(n.get("handlers") or {})
-            binaries = {b: {} for b in sorted({shim_binary(t) for t in handlers.values()} - {None})}
+            binaries = {k: v for k, v in (n.get("binaries") or {}).items() if isinstance(v, Mapping)}
+            if not binaries:  # outputs of a NodePool that does not report its binaries: derive the names
+                binaries = {b: {} for b in sorted({shim_binary(t) for t in handlers.values()} - {None})}
             releases = {k for k in [*(n.get("releases") or []), *(n.get("retiring") or [])] if isinstance(k, str)}
             out.append(_Node(name, pool, handlers, dict(n.get("labels") or {}), binaries, component, releases))
     elif isinstance(nodes, Iterable) and not isinstance(nodes, str):

@@ -177,6 +177,46 @@ def test_a_planned_binary_whose_digest_no_command_checks_is_a_violation(fleet):
     assert all(v.urn.startswith("urn:pool:") for v in violations)
 
 
+# ------------------------------------------------------------- NodePool outputs (what the engine shows)
+def as_outputs(res: list[dict]) -> list[dict]:
+    """Under the engine, stack policies see each NodePool's registered outputs: nodes keyed by name."""
+    out = []
+    for r in res:
+        if r["type"] == rules.NODE_POOL:
+            nodes = {n["name"]: {"releases": n["releases"], "retiring": n["retiring"], "labels": n["labels"],
+                                 "handlers": n["handlers"], "binaries": n["binaries"]} for n in r["props"]["nodes"]}
+            r = {**r, "props": {"nodes": nodes}}
+        out.append(r)
+    return out
+
+
+def test_the_outputs_shape_is_read_like_the_inputs_shape(fleet):
+    outputs = as_outputs(fleet)
+    assert rules.handler_on_selected_nodes(outputs) == []
+    assert rules.binaries_covered(outputs) == []
+    nodes = rules.fleet_nodes(outputs)
+    assert nodes["node-c"].pool == "fleet-c"  # outputs carry no pool name: the component's name stands in
+    assert nodes["node-c"].binaries["containerd-shim-slight-v1-2-4-v1"]["sha256"] == SHA["1.2.4"]
+
+
+def test_with_outputs_a_class_selecting_a_node_without_its_handler_is_still_a_violation(fleet):
+    outputs = as_outputs(fleet)
+    [rc] = [r for r in by_type(outputs, rules.RUNTIME_CLASS)
+            if r["props"]["metadata"]["name"] == "wasmtime-slight-v1-2"]
+    rc["props"]["handler"] = "slight-v1-2-3"
+    [v] = rules.handler_on_selected_nodes(outputs)
+    assert "selects node node-b" in v.message
+
+
+def test_with_outputs_an_unchecked_digest_is_still_a_violation(fleet):
+    outputs = as_outputs(fleet)
+    for r in outputs:
+        if rules.is_binary_command(r) and SHA["1.2.4"] in r["props"]["create"]:
+            r["props"]["create"] = r["props"]["create"].replace(SHA["1.2.4"], "0" * 64)
+    violations = rules.binaries_covered(outputs)
+    assert {v.message.split(" on node ")[1].split(" ")[0] for v in violations} == {"node-b", "node-c"}
+
+
 # ------------------------------------------------------------------------------------ deprecation
 DEPRECATION_CASES = [
     ("adding N beside N-1", ["slight@1.2.3"], ["slight@1.2.3", "slight@1.2.4"], [], 2, False),
