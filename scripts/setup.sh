@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="containerd runc openssh-server openssh-client shellcheck curl iproute2 util-linux tar gzip"
+APT_PACKAGES="containerd runc openssh-server openssh-client shellcheck openssl curl iproute2 util-linux tar gzip"
 
 missing=""
 for pkg in $APT_PACKAGES; do
