@@ -22,10 +22,8 @@ if [ -n "$missing" ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
 fi
-# The packages' own services are not wanted: tests start their own daemons on private sockets and ports.
-if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
-  systemctl disable --now containerd ssh >/dev/null 2>&1 || true
-fi
+# Tests start their own containerd and sshd daemons on private sockets and loopback ports; the packages'
+# system services (if any) are left as they are.
 
 if [ ! -x venv/bin/python ]; then
   python3 -m venv venv
