@@ -13,33 +13,16 @@ The toolchain is built (or found built) by toolchain/build.sh first.
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import pytest
 
-from .cluster import ApiError, Cluster, ToolchainMissing, api_path, ensure_toolchain
+from .cluster import ApiError, Cluster, api_path
 
 pytestmark = pytest.mark.e2e
 
 WASM_LABEL = "wsf.test/wasm-ready"
-
-
-@pytest.fixture(scope="session")
-def toolchain_bin() -> Path:
-    """The toolchain bin dir, built if needed, put first on PATH for the session."""
-    problem = None
-    try:
-        bin_dir = ensure_toolchain()
-    except ToolchainMissing as exc:
-        problem = str(exc)
-    if problem:
-        pytest.fail(f"e2e toolchain unavailable: {problem}\nRun: bash toolchain/build.sh", pytrace=False)
-    old_path = os.environ.get("PATH", "")
-    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old_path}"
-    yield bin_dir
-    os.environ["PATH"] = old_path
 
 
 @pytest.fixture(scope="module")
