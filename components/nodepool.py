@@ -66,6 +66,9 @@ class NodePool(pulumi.ComponentResource):
             "nodes": [n.to_json() for n in args.nodes],
         }
         super().__init__(TYPE, name, props, opts)
+        # One secret Output of the key for the whole pool, and one connection per node shared by its commands
+        # (building them per command was a visible share of the program's time at 1000 nodes).
+        self._private_key = pulumi.Output.secret(args.ssh.private_key) if args.ssh is not None else None
         self.nodes: dict[str, dict] = {}
         for node in args.nodes:
             self._node(name, node, args)
@@ -78,19 +81,22 @@ class NodePool(pulumi.ComponentResource):
         """Create the node's resources exactly as components.graph.node_graph lays them out."""
         built: dict[str, pulumi.Resource] = {}
         binaries = {binary_resource(name, node, b.name): b for b in node.binaries.values()}
+        connection = None
+        if node.transport != "local" and args.ssh is not None:
+            connection = _connection(node, args.ssh, self._private_key)
         for g in node_graph(name, node):
-            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in g.depends_on])
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in g.depends_on],
+                                          provider=args.k8s_provider if g.role == "labels" else None)
             if g.role == "binary":
                 binary = binaries[g.name]
-                built[g.name] = self._command(g.name, node, args, opts=opts,
+                built[g.name] = self._command(g.name, node, args, connection, opts=opts,
                                               create=nodescript.install_binary_script(node, binary),
                                               delete=nodescript.remove_binary_script(node, binary))
             elif g.role == "handlers":
                 table_script = _seeded(node, args.local_base, nodescript.apply_table_script(node))
-                built[g.name] = self._command(g.name, node, args, opts=opts, create=table_script,
+                built[g.name] = self._command(g.name, node, args, connection, opts=opts, create=table_script,
                                               update=table_script, delete=nodescript.remove_table_script(node))
             else:
-                opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=args.k8s_provider))
                 built[g.name] = k8s.core.v1.NodePatch(
                     g.name,
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
@@ -104,7 +110,8 @@ class NodePool(pulumi.ComponentResource):
                     opts=opts,
                 )
 
-    def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs, *, create: str, delete: str,
+    def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs,
+                 connection: command.remote.ConnectionArgs | None, *, create: str, delete: str,
                  opts: pulumi.ResourceOptions, update: str | None = None) -> pulumi.Resource:
         if node.transport == "local":
             if not args.local_base:
@@ -112,9 +119,9 @@ class NodePool(pulumi.ComponentResource):
             env = {"NODE_ROOT": f"{args.local_base.rstrip('/')}/{node.node_root}", "CONTAINERD_RESTART": ":"}
             return command.local.Command(resource_name, create=create, update=update, delete=delete,
                                          environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
-        if args.ssh is None:
+        if connection is None:
             raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
-        return command.remote.Command(resource_name, connection=_connection(node, args.ssh), create=create,
+        return command.remote.Command(resource_name, connection=connection, create=create,
                                       update=update, delete=delete, opts=opts)
 
 
@@ -129,7 +136,8 @@ def _seeded(node: NodePlan, local_base: str | None, script: str) -> str:
             f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {seed} {target}; fi\n' + script)
 
 
-def _connection(node: NodePlan, ssh: SshConnection) -> command.remote.ConnectionArgs:
+def _connection(node: NodePlan, ssh: SshConnection, private_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:
+    """The node's SSH connection; `private_key` is the pool's secret Output of ssh.private_key."""
     proxy = None
     if ssh.proxy:
         proxy = command.remote.ProxyConnectionArgs(
@@ -143,7 +151,7 @@ def _connection(node: NodePlan, ssh: SshConnection) -> command.remote.Connection
         host=node.host,
         port=node.port or ssh.port,
         user=ssh.user,
-        private_key=pulumi.Output.secret(ssh.private_key),
+        private_key=private_key,
         host_key=node.host_key,
         proxy=proxy,
     )
