@@ -140,6 +140,14 @@ def test_local_transport_uses_local_commands_under_the_project(mocks):
     assert "local node: start from" not in table["create"]  # no seedConfig: nothing is copied
 
 
+def test_a_local_pool_can_name_its_own_restart_command(mocks):
+    raw = stack([pool("lab", ["slight@1.2.3"], ["lab-node"], transport="local", restart="touch restarted")],
+                versions=("1.2.3",))
+    run(raw)
+    env = mocks.of_type(COMMAND_LOCAL)["fleet-lab-lab-node-handlers"].inputs["environment"]
+    assert env["CONTAINERD_RESTART"] == "touch restarted"
+
+
 def test_local_node_with_a_seed_config_copies_it_only_when_the_node_has_none(mocks):
     raw = stack([pool("dev", ["slight@1.2.3"], ["dev-node"], transport="local", seedConfig="seed/config.toml")],
                 versions=("1.2.3",))
