@@ -192,7 +192,8 @@ def open_fleet(toolchain_bin: Path, node_names: Sequence[str] = NODE_NAMES, *, s
             stack = auto.create_stack(stack_name, project_name=PROJECT, program=_program, opts=opts)
             # The restart stand-in of the integration tier: restarts the node's own containerd daemon.
             restart = nodes[node_names[0]].restart if ssh_hosts else ":"
-            yield Fleet(cluster, nodes, dict(zip(node_names, hosts, strict=True)), originals, stack, work, restart)
+            by_name = dict(zip(node_names, hosts, strict=True)) if ssh_hosts else {}
+            yield Fleet(cluster, nodes, by_name, originals, stack, work, restart)
     finally:
         stop_hosts(hosts)
         for node in nodes.values():

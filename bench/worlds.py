@@ -1,0 +1,142 @@
+"""What the engine and SSH-host benchmarks run against: the e2e tier's world (tests/e2e/conftest.py
+`open_fleet`: control plane, kwok Nodes, node roots with containerd, sshd hosts, one Automation API stack),
+plus a local https artifact server the hosts trust through CURL_CA_BUNDLE.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.server
+import os
+import ssl
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from tests.e2e.cluster import ToolchainMissing, ensure_toolchain
+from tests.e2e.conftest import ARTIFACTS
+
+
+class Unavailable(RuntimeError):
+    """A prerequisite (toolchain, containerd, sshd) is missing: the metric is skipped with this reason."""
+
+
+def toolchain() -> Path:
+    try:
+        return ensure_toolchain()
+    except ToolchainMissing as exc:
+        raise Unavailable(f"real-engine toolchain absent ({str(exc).splitlines()[0]}); run toolchain/build.sh") \
+            from None
+
+
+@contextlib.contextmanager
+def on_path(bin_dir: Path) -> Iterator[None]:
+    """The toolchain first on PATH (the engine finds its provider plugins there), as the e2e fixture does."""
+    old = os.environ.get("PATH", "")
+    os.environ["PATH"] = f"{bin_dir}{os.pathsep}{old}"
+    try:
+        yield
+    finally:
+        os.environ["PATH"] = old
+
+
+@contextlib.contextmanager
+def world(bin_dir: Path, node_names: list[str], *, ssh_hosts: bool, host_env: dict[str, str] | None = None):
+    """tests/e2e/conftest.py's open_fleet, with its pytest.fail (missing containerd/sshd) turned into
+    Unavailable."""
+    import pytest
+
+    from tests.e2e.conftest import open_fleet
+
+    with on_path(bin_dir):
+        try:
+            with open_fleet(bin_dir, node_names, ssh_hosts=ssh_hosts, host_env=host_env, stack_name="bench",
+                            prefix="wsf-bench-") as fleet:
+                yield fleet
+        except pytest.fail.Exception as exc:
+            raise Unavailable(str(exc)) from None
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@contextlib.contextmanager
+def https_artifacts() -> Iterator[tuple[str, Path]]:
+    """examples/artifacts over https://127.0.0.1:<port>/ with a fresh self-signed certificate.
+    Yields (base URL, certificate file for CURL_CA_BUNDLE)."""
+    work = Path(tempfile.mkdtemp(prefix="wsf-bench-https-"))
+    cert, key = work / "cert.pem", work / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out",
+                    str(cert), "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-addext", "basicConstraints=critical,CA:TRUE"], check=True, capture_output=True)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    handler = functools.partial(_Quiet, directory=str(ARTIFACTS))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"https://127.0.0.1:{server.server_address[1]}", cert
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        for p in (cert, key):
+            p.unlink(missing_ok=True)
+        work.rmdir()
+
+
+def served(raw: dict, base: str | None) -> dict:
+    """The config with every file:// artifact URL of examples/artifacts moved to `base` (None: as it is)."""
+    if base:
+        for entries in raw["shims"].values():
+            for e in entries:
+                e["url"] = e["url"].replace(f"file://{ARTIFACTS}", base)
+    return raw
+
+
+class EventClock:
+    """on_event callback: when the engine first started and last finished a step on a command resource, and
+    which URNs it touched."""
+
+    def __init__(self) -> None:
+        self.urns: dict[str, str] = {}  # urn -> op
+        self.first_start: float | None = None
+        self.last_done: float | None = None
+        self.in_flight = 0
+        self.max_in_flight = 0  # node commands the engine had started and not finished, at most
+
+    def __call__(self, event) -> None:
+        now = time.monotonic()
+        pre, out = event.resource_pre_event, event.res_outputs_event
+        if pre is not None:
+            self.urns[pre.metadata.urn] = str(getattr(pre.metadata.op, "value", pre.metadata.op))
+            if "command:remote:Command" in pre.metadata.type:
+                self.first_start = now if self.first_start is None else self.first_start
+                self.in_flight += 1
+                self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        if out is not None and "command:remote:Command" in out.metadata.type:
+            self.last_done = now
+            self.in_flight -= 1
+
+    @property
+    def command_span(self) -> float | None:
+        if self.first_start is None or self.last_done is None:
+            return None
+        return self.last_done - self.first_start
+
+
+def cpu_ticks() -> tuple[int, int]:
+    """(busy, total) jiffies of the whole machine, from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
+    return sum(fields) - idle, sum(fields)
