@@ -29,7 +29,7 @@ def toolchain() -> Path:
     try:
         return ensure_toolchain()
     except ToolchainMissing as exc:
-        raise Unavailable(f"real-engine toolchain absent ({str(exc).splitlines()[0]}); run toolchain/build.sh") \
+        raise Unavailable(f"real-engine toolchain absent: {str(exc).splitlines()[0]}") \
             from None
 
 
