@@ -8,6 +8,7 @@ reaches it over SSH like any node: pinned host key, key auth.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import runpy
@@ -25,6 +26,7 @@ from tests.harness.nodes import Node, become_subreaper, reap_children, require
 from tests.harness.sshd import SshHost, start_hosts, stop_hosts
 
 from .cluster import Cluster, ToolchainMissing, ensure_toolchain
+from .engine import offline_stack
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "examples" / "artifacts"
@@ -129,9 +131,19 @@ class Fleet:
                 for rc in items if rc["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == PROJECT}
 
 
+def run_program(main: Path) -> None:
+    """A project's __main__.py exactly as `pulumi up` runs it (as an Automation API inline program: the
+    Python language host cannot be built here), reading the stack's config."""
+    gc_was_on = gc.isenabled()
+    try:
+        runpy.run_path(str(main), run_name="__main__")
+    finally:
+        if gc_was_on:  # the program turns the cyclic GC off for its own short process, not for the test run
+            gc.enable()
+
+
 def _program() -> None:
-    """The program exactly as `pulumi up` runs it: the project's __main__.py, reading the stack's config."""
-    runpy.run_path(str(REPO / "__main__.py"), run_name="__main__")
+    run_program(REPO / "__main__.py")
 
 
 @contextmanager
@@ -145,7 +157,6 @@ def open_fleet(toolchain_bin: Path, node_names: Sequence[str] = NODE_NAMES, *, s
     `hosts` are empty (enough for a preview: commands do not run, NodePatch previews only need the Node).
     `toolchain_bin` must be first on PATH (the `toolchain_bin` fixture does that). Everything started is
     stopped on exit."""
-    import pulumi.automation as auto
 
     containerd = ""
     if ssh_hosts:
@@ -172,24 +183,7 @@ def open_fleet(toolchain_bin: Path, node_names: Sequence[str] = NODE_NAMES, *, s
                 ssh_dir.mkdir()
                 hosts = start_hosts(ssh_dir, len(node_names),
                                     env=[{"NODE_ROOT": str(nodes[n].root), **(host_env or {})} for n in node_names])
-            state = work / "state"
-            state.mkdir()
-            home = work / "pulumi-home"
-            env = {
-                "PULUMI_CONFIG_PASSPHRASE": "wsf-e2e",
-                "PULUMI_SKIP_UPDATE_CHECK": "true",
-                "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-                "PULUMI_HOME": str(home),
-            }
-            opts = auto.LocalWorkspaceOptions(
-                work_dir=str(work),
-                pulumi_home=str(home),
-                env_vars=env,
-                pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
-                project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
-                                                      backend=auto.ProjectBackend(url=f"file://{state}")),
-            )
-            stack = auto.create_stack(stack_name, project_name=PROJECT, program=_program, opts=opts)
+            stack = offline_stack(toolchain_bin, work, PROJECT, stack_name, _program)
             # The restart stand-in of the integration tier: restarts the node's own containerd daemon.
             restart = nodes[node_names[0]].restart if ssh_hosts else ":"
             by_name = dict(zip(node_names, hosts, strict=True)) if ssh_hosts else {}

@@ -13,7 +13,6 @@ Run: venv/bin/python -m pytest -m e2e tests/e2e/test_dev_stack.py
 from __future__ import annotations
 
 import os
-import runpy
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,6 +24,9 @@ import yaml
 
 from components.core.config import read_stack_file
 from components.core.plan import FleetPlan, plan_from_config
+
+from .conftest import run_program
+from .engine import offline_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +50,6 @@ class DevStack:
 
 @pytest.fixture(scope="module")
 def dev(toolchain_bin: Path, tmp_path_factory) -> Iterator[DevStack]:
-    import pulumi.automation as auto
 
     work = tmp_path_factory.mktemp("dev-stack")
     project = work / "project"
@@ -65,13 +66,8 @@ def dev(toolchain_bin: Path, tmp_path_factory) -> Iterator[DevStack]:
     seeds = {n.name: (project / n.seed_config).read_bytes() for n in plan.nodes}
 
     def program() -> None:
-        runpy.run_path(str(project / "__main__.py"), run_name="__main__")
+        run_program(project / "__main__.py")
 
-    state, home = work / "state", work / "pulumi-home"
-    state.mkdir()
-    env = {"PULUMI_CONFIG_PASSPHRASE": "wsf-e2e", "PULUMI_SKIP_UPDATE_CHECK": "true",
-           "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_HOME": str(home),
-           "PULUMI_BACKEND_URL": f"file://{state}"}
     # No kubeconfig at all: no $KUBECONFIG, and a HOME without ~/.kube. Render mode must not need one.
     saved = {k: os.environ.get(k) for k in ("KUBECONFIG", "HOME")}
     os.environ.pop("KUBECONFIG", None)
@@ -80,9 +76,8 @@ def dev(toolchain_bin: Path, tmp_path_factory) -> Iterator[DevStack]:
     old_cwd = os.getcwd()
     os.chdir(project)  # __main__ resolves file: URLs and node roots against os.getcwd()
     try:
-        opts = auto.LocalWorkspaceOptions(work_dir=str(project), pulumi_home=str(home), env_vars=env,
-                                          pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)))
-        stack = auto.create_stack("dev", project_name="wasm-shim-fleet", program=program, opts=opts)
+        # the copy's own Pulumi.yaml and Pulumi.dev.yaml, as `pulumi up --stack dev` would use them
+        stack = offline_stack(toolchain_bin, project, "wasm-shim-fleet", "dev", program, project_settings=False)
         yield DevStack(project, stack, plan, seeds)
     finally:
         os.chdir(old_cwd)

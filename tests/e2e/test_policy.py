@@ -33,6 +33,7 @@ from policy.pack_config import pack_config
 from tests.test_policy_rules import _policy_venv
 
 from .conftest import PROJECT, Fleet
+from .engine import offline_stack
 from .test_fleet import X1, X, base_pools
 
 pytestmark = pytest.mark.e2e
@@ -164,19 +165,8 @@ def _violating_program(render_dir: Path):
 
 @pytest.fixture
 def scratch_stack(toolchain_bin: Path, tmp_path: Path):
-    import pulumi.automation as auto
 
-    state, home = tmp_path / "state", tmp_path / "pulumi-home"
-    state.mkdir()
-    env = {"PULUMI_CONFIG_PASSPHRASE": "wsf-e2e", "PULUMI_SKIP_UPDATE_CHECK": "true",
-           "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true", "PULUMI_HOME": str(home)}
-    opts = auto.LocalWorkspaceOptions(
-        work_dir=str(tmp_path), pulumi_home=str(home), env_vars=env,
-        pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
-        project_settings=auto.ProjectSettings(name=PROJECT, runtime="python",
-                                              backend=auto.ProjectBackend(url=f"file://{state}")))
-    return auto.create_stack("policy", project_name=PROJECT, program=_violating_program(tmp_path / "rendered"),
-                             opts=opts)
+    return offline_stack(toolchain_bin, tmp_path, PROJECT, "policy", _violating_program(tmp_path / "rendered"))
 
 
 def test_a_stack_that_violates_the_pack_fails_preview_and_names_the_policies(scratch_stack, analyzer: Path):

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from .cluster import ApiError, Cluster, api_path
+from .engine import offline_stack
 
 pytestmark = pytest.mark.e2e
 
@@ -44,26 +45,7 @@ def _wait(probe, what: str, timeout: float = 90.0, interval: float = 0.5):
 
 def _stack(toolchain_bin: Path, tmp_path: Path, project: str, program):
     """A stack of an inline program on a local file backend, run by the built CLI, offline."""
-    import pulumi.automation as auto
-
-    home = tmp_path / "pulumi-home"
-    state = tmp_path / "state"
-    state.mkdir()
-    env = {
-        "PULUMI_CONFIG_PASSPHRASE": "wsf-e2e",
-        "PULUMI_SKIP_UPDATE_CHECK": "true",
-        "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
-        "PULUMI_HOME": str(home),
-    }
-    opts = auto.LocalWorkspaceOptions(
-        work_dir=str(tmp_path),
-        pulumi_home=str(home),
-        env_vars=env,
-        pulumi_command=auto.PulumiCommand(root=str(toolchain_bin.parent)),
-        project_settings=auto.ProjectSettings(
-            name=project, runtime="python", backend=auto.ProjectBackend(url=f"file://{state}")),
-    )
-    return auto.create_stack("e2e", project_name=project, program=program, opts=opts)
+    return offline_stack(toolchain_bin, tmp_path, project, "e2e", program)
 
 
 def test_runtimeclass_scheduling_on_kwok_nodes(cluster: Cluster) -> None:
