@@ -149,6 +149,13 @@ def test_leading_v_and_upper_case_sha_are_accepted_and_normalised():
     assert cfg.releases["slight@1.2.3"].sha256 == "a" * 64
 
 
+def test_a_file_url_on_an_ssh_pool_is_a_warning_because_each_node_reads_its_own_disk():
+    raw = good()
+    raw["shims"]["slight"][0]["url"] = "file:///srv/artifacts/slight-1.2.3.tar.gz"
+    assert "reads that path on its own disk" in warnings(raw)["nodePools[0]"]
+    assert errors(raw) == {}
+
+
 def test_local_transport_needs_no_ssh():
     raw = stack([pool("p", ["slight@1.2.3"], ["node-a"], transport="local")], versions=("1.2.3",))
     del raw["ssh"]

@@ -663,6 +663,12 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None) -> 
     ssh = _check_ssh(c, raw.get("ssh"), need_ssh)
     kubernetes = _check_kubernetes(c, raw.get("kubernetes"))
     deprecation = _check_deprecation(c, raw.get("deprecation"))
+    for pool in pools:
+        for key in (*pool.releases, *pool.retiring):
+            if pool.transport == "ssh" and releases[key].url.startswith("file:"):
+                c.warn(pool.path, f"pool {pool.name!r} pins {key}, whose url {releases[key].url!r} is a file: URL: "
+                                  "over SSH each node reads that path on its own disk; serve the artifact over "
+                                  "https for remote nodes")
     used = {k for p in pools for k in (*p.releases, *p.retiring) if p.nodes}
     for key, rel in releases.items():
         if key not in used:
