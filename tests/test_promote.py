@@ -256,7 +256,7 @@ def test_dry_run_prints_and_changes_nothing_then_write_edits(tmp_path, prod):
 
 
 def test_a_bump_travels_dev_to_staging_to_prod_one_safe_step_at_a_time(tmp_path, prod):
-    """The issue's story: bump in dev, then promote each step to staging and prod with one command each."""
+    """The promotion story: bump in dev, then promote each step to staging and prod with one command each."""
     staging = tmp_path / "Pulumi.staging.yaml"
     staging.write_text(PROD.replace("prod-", "staging-"))
     steps = [

@@ -1,4 +1,5 @@
-"""The GitHub workflows cannot run here: they are checked by a linter and read for what the issue asks."""
+"""The GitHub workflows cannot run here: they are checked by a linter, and read for what a pull request and a
+deployment need."""
 
 from __future__ import annotations
 
