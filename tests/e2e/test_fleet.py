@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -213,6 +214,41 @@ def test_a_failing_node_install_fails_only_that_node_and_the_fix_converges(fleet
     fleet.set_config(fixed)
     fleet.stack.up(color="never")
     assert fleet.node_labels("node-b") == planned(fixed).node("node-b").labels
+
+
+def test_nodes_reached_through_a_bastion(fleet: Fleet):
+    """ssh.proxy: every command connects through a bastion sshd; re-running through it changes nothing."""
+    from tests.harness.sshd import start_hosts, stop_hosts
+
+    work = fleet.workdir / "bastion"
+    work.mkdir()
+    key = fleet.hosts["node-a"].key_file  # the bastion accepts the same key as the nodes
+    shutil.copy2(key, work / "id_ed25519")
+    shutil.copy2(key.with_suffix(".pub"), work / "id_ed25519.pub")
+    [bastion] = start_hosts(work, 1)
+    try:
+        raw = dict(fleet.applied)
+        raw["ssh"] = {**raw["ssh"], "proxy": {"host": "127.0.0.1", "port": bastion.port, "user": "root",
+                                             "hostKey": bastion.host_key}}
+        before = fleet.restarts()
+        fleet.set_config(raw)
+        result = fleet.stack.up(color="never")
+        assert result.summary.result == "succeeded"
+        assert fleet.restarts() == before  # the connection changed, the node tables did not
+        log = (work / "sshd0.log").read_text()
+        assert log.count("Accepted publickey for root") >= 3  # the commands came through the bastion
+        # the bastion's host key is pinned too: a wrong one stops the run before any command
+        raw["ssh"]["proxy"]["hostKey"] = fleet.hosts["node-a"].host_key
+        fleet.set_config(raw)
+        with pytest.raises(Exception, match="host key mismatch|handshake failed"):
+            fleet.stack.up(color="never")
+    finally:
+        # Back to direct connections while the bastion still runs: a command's delete uses the connection
+        # recorded in the state, so the state must stop naming the bastion before it goes away.
+        raw["ssh"].pop("proxy")
+        fleet.set_config(raw)
+        fleet.stack.up(color="never")
+        stop_hosts([bastion])
 
 
 def test_destroy_restores_every_node_and_removes_labels_and_classes(fleet: Fleet):
