@@ -22,6 +22,9 @@ from typing import Any
 
 import pytest
 
+from tests.harness import artifacts
+from tests.harness.artifacts import ARTIFACTS as ARTIFACT_TABLE
+from tests.harness.artifacts import sums as artifact_sums
 from tests.harness.nodes import Node, become_subreaper, reap_children, require
 from tests.harness.sshd import SshHost, start_hosts, stop_hosts
 
@@ -29,7 +32,7 @@ from .cluster import Cluster, ToolchainMissing, ensure_toolchain
 from .engine import offline_stack
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "examples" / "artifacts"
+ARTIFACTS = artifacts.DIR
 PROJECT = "wasm-shim-fleet"
 NODE_NAMES = ("node-a", "node-b", "node-c", "node-d")
 
@@ -50,11 +53,6 @@ def toolchain_bin() -> Iterator[Path]:
     os.environ["PATH"] = old_path
 
 
-def artifact_sums() -> dict[str, str]:
-    return {name: digest for digest, name in
-            (line.split() for line in (ARTIFACTS / "SHA256SUMS").read_text().splitlines())}
-
-
 @dataclass
 class Fleet:
     """The e2e world: cluster, node roots with containerd, sshd hosts, and one Pulumi stack of the program."""
@@ -71,15 +69,9 @@ class Fleet:
     def catalog(self, sha_override: dict[str, str] | None = None) -> dict[str, list[dict[str, str]]]:
         sums = artifact_sums()
         shims: dict[str, list[dict[str, str]]] = {}
-        for fname, digest in sums.items():
-            if fname.startswith("slight-v"):
-                shim, version, member = "slight", fname.split("-")[1][1:], "containerd-shim-slight-v1"
-                if version == "1.3.0":
-                    member = "bin/containerd-shim-slight-v1"
-            else:
-                shim, version, member = "spin", "0.3.0", None
+        for fname, member, shim, version in ARTIFACT_TABLE:
             entry = {"version": version, "url": f"file://{ARTIFACTS / fname}",
-                     "sha256": (sha_override or {}).get(f"{shim}@{version}", digest)}
+                     "sha256": (sha_override or {}).get(f"{shim}@{version}", sums[fname])}
             if member:
                 entry["binary"] = member
             shims.setdefault(shim, []).append(entry)

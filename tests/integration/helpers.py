@@ -13,9 +13,11 @@ from typing import Any
 
 from components.core.nodescript import with_env
 from components.core.plan import NodePlan, plan_from_config
+from tests.harness import artifacts
+from tests.harness.artifacts import sums as artifact_sums
 
 REPO = Path(__file__).resolve().parents[2]
-ARTIFACTS = REPO / "examples" / "artifacts"
+ARTIFACTS = artifacts.DIR
 GOLDEN = REPO / "tests" / "golden"
 INPUTS = GOLDEN / "inputs"
 
@@ -25,14 +27,6 @@ SAMPLE = (
     ("slight-v1.3.0-linux-amd64.tar.gz", "bin/containerd-shim-slight-v1", "slight", "1.3.0"),
     ("containerd-shim-spin-v0.3.0-v1", None, "spin", "0.3.0"),
 )
-
-
-def artifact_sums() -> dict[str, str]:
-    out = {}
-    for line in (ARTIFACTS / "SHA256SUMS").read_text().splitlines():
-        digest, name = line.split()
-        out[name] = digest
-    return out
 
 
 def sample_raw(flavor: str = "containerd-1", *, urls: str = "file", nodes: tuple[str, ...] = ("node-a",),
