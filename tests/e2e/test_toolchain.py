@@ -13,7 +13,6 @@ The toolchain is built (or found built) by toolchain/build.sh first.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -30,17 +29,6 @@ WASM_LABEL = "wsf.test/wasm-ready"
 def cluster(toolchain_bin: Path):
     with Cluster(toolchain_bin) as c:
         yield c
-
-
-def _wait(probe, what: str, timeout: float = 90.0, interval: float = 0.5):
-    deadline = time.monotonic() + timeout
-    last = None
-    while time.monotonic() < deadline:
-        last = probe()
-        if last:
-            return last
-        time.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}; last seen: {last!r}")
 
 
 def _stack(toolchain_bin: Path, tmp_path: Path, project: str, program):
@@ -78,7 +66,7 @@ def test_runtimeclass_scheduling_on_kwok_nodes(cluster: Cluster) -> None:
         running = [p for p in pods if p.get("status", {}).get("phase") == "Running"]
         return pods if len(pods) == 2 and len(running) == 2 else None
 
-    pods = _wait(running_pods, "2 Running pods of the deployment")
+    pods = cluster.wait_for(running_pods, "2 Running pods of the deployment", timeout=90)
     assert {p["spec"]["nodeName"] for p in pods} == {"wasm-node"}
     for p in pods:
         # RuntimeClass admission merged the class's nodeSelector into the pod
