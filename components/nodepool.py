@@ -116,9 +116,8 @@ class NodePool(pulumi.ComponentResource):
         if node.transport == "local":
             if not args.local_base:
                 raise ValueError(f"node {node.name}: transport local needs NodePoolArgs.local_base")
-            # The node root made absolute; restart as planned (":" unless the pool sets `restart`).
-            env = {"NODE_ROOT": f"{args.local_base.rstrip('/')}/{node.node_root}",
-                   "CONTAINERD_RESTART": nodescript.restart_command(node)}
+            # The script's own defaults, with the node root made absolute.
+            env = {**nodescript.script_env(node), "NODE_ROOT": f"{args.local_base.rstrip('/')}/{node.node_root}"}
             return command.local.Command(resource_name, create=create, update=update, delete=delete,
                                          environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
         if connection is None:

@@ -22,7 +22,6 @@ from typing import Any
 
 from . import naming
 from .config import FleetConfig, Node, Pool, Problem, Release, check_config
-from .flavors import FLAVORS
 
 
 @dataclass(frozen=True)
@@ -160,13 +159,6 @@ def select_aliases(releases: Iterable[Release]) -> dict[str, Release]:
     return best
 
 
-def _scope(handler: str, rel: Release) -> str:
-    for s in series_of(rel):
-        if s.handler == handler:
-            return s.scope
-    return "exact"
-
-
 # --------------------------------------------------------------------------------------------- plan
 def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     active = [cfg.releases[k] for k in pool.releases]
@@ -245,7 +237,3 @@ def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None)
     """Check the namespace-stripped stack config and plan what passed (see check_config for base_dir)."""
     cfg, problems = check_config(raw, base_dir)
     return cfg, build_plan(cfg, problems)
-
-
-def flavor_of(node: NodePlan):
-    return FLAVORS[node.flavor]
