@@ -149,6 +149,21 @@ def _normalise(text: str, fleet: Fleet) -> str:
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
 
 
+_STEP = re.compile(r"^\s*(?:[-+~] )?\S+: \((?:create|update|delete|replace|same)\)")
+
+
+def _steps(text: str) -> tuple[list[str], str]:
+    """The preview as (sorted resource blocks, the rest): the engine prints steps that do not depend on each
+    other in whatever order they finish, and nests a child under the last parent printed."""
+    head, sep, tail = text.partition("\n    --outputs:--")
+    blocks: list[list[str]] = []
+    for line in head.splitlines()[1:]:
+        if _STEP.match(line) or not blocks:
+            blocks.append([])
+        blocks[-1].append(line.strip())
+    return sorted("\n".join(b) for b in blocks), head.splitlines()[0] + sep + tail
+
+
 def test_a_version_bump_previews_as_creates_only(fleet: Fleet):
     """Adding a pool with X.Y.Z+2 on a new node: every existing resource stays as it is."""
     bumped = fleet.config([*base_pools(fleet), fleet.pool("d", [X2], ["node-d"])])
@@ -164,7 +179,7 @@ def test_a_version_bump_previews_as_creates_only(fleet: Fleet):
     text = _normalise(preview.stdout, fleet)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)
-    assert text == GOLDEN.read_text()
+    assert _steps(text) == _steps(GOLDEN.read_text())
 
 
 def test_retire_then_remove_a_release(fleet: Fleet):
