@@ -17,12 +17,9 @@ processes also die with the Python process that started them.
 from __future__ import annotations
 
 import base64
-import contextlib
-import ctypes
 import json
 import os
 import shutil
-import signal
 import socket
 import ssl
 import subprocess
@@ -105,9 +102,12 @@ def api_path(api_version: str, plural: str, namespace: str | None = None, name: 
     return base
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+def _with_parent_death_signal(argv: list[str]) -> list[str]:
+    """argv run under util-linux's setpriv, so the process gets SIGTERM when the test process dies. Not a
+    preexec_fn: Python code between fork and exec can abort the child while gRPC threads (the Automation API's
+    server) are running in this process."""
+    setpriv = shutil.which("setpriv")
+    return [setpriv, "--pdeathsig", "TERM", "--", *argv] if setpriv else argv
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -193,13 +193,12 @@ class Cluster:
         assert self.workdir is not None
         with open(self.workdir / f"{name}.log", "wb") as log:
             proc = subprocess.Popen(
-                [self.binary(name), *args],
+                _with_parent_death_signal([self.binary(name), *args]),
                 cwd=self.workdir,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 env={**os.environ, **(env or {})},
-                preexec_fn=_die_with_parent,
             )
         self.procs[name] = proc
         return proc
