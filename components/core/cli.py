@@ -9,8 +9,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from .config import StackFileError, read_stack_file
 from .deprecation import deprecation_problems
@@ -105,7 +106,8 @@ def cmd_promote(args: argparse.Namespace) -> int:
     return promote_main(args.src, args.dst, write=args.write)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; `extend(subparsers)` adds more (the engine commands, components.run)."""
     parser = argparse.ArgumentParser(prog="python -m components", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="print the desired state of the fleet and every problem in the stack file")
@@ -127,11 +129,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("dst")
     p.add_argument("--write", action="store_true", help="edit DST in place (default: print what would change)")
     p.set_defaults(func=cmd_promote)
+    if extend is not None:
+        extend(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, extend: Callable[[Any], None] | None = None) -> int:
+    args = build_parser(extend).parse_args(argv)
     try:
         return args.func(args)
     except StackFileError as exc:

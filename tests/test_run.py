@@ -1,0 +1,181 @@
+"""`python -m components up|preview|destroy|refresh|deployed`: everything decided before the engine starts.
+
+The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py runs the README's commands).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import run
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "components", "examples")
+
+
+def fake_cli(bin_dir: Path) -> Path:
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    cli = bin_dir / "pulumi"
+    cli.write_text("#!/bin/sh\nexit 0\n")
+    cli.chmod(0o755)
+    return cli
+
+
+def project_copy(tmp_path: Path) -> Path:
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in PROJECT_FILES:
+        src = ROOT / name
+        if src.is_dir():
+            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
+        else:
+            shutil.copy2(src, project / name)
+    return project
+
+
+def components(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m components ARGS` in PROJECT (its own copy of the package), stdin not a terminal."""
+    return subprocess.run([sys.executable, "-m", "components", *args], cwd=project, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL, env=env)
+
+
+def test_the_cli_named_by_wsf_toolchain_bin_wins(tmp_path):
+    cli = fake_cli(tmp_path / "tc" / "bin")
+    other = fake_cli(tmp_path / "path")
+    assert run.find_pulumi({"WSF_TOOLCHAIN_BIN": str(cli.parent), "PATH": str(other.parent)}) == cli
+
+
+def test_a_wsf_toolchain_bin_without_pulumi_is_an_error_not_a_fallback(tmp_path):
+    fake_cli(tmp_path / "path")
+    with pytest.raises(run.Stop) as stop:
+        run.find_pulumi({"WSF_TOOLCHAIN_BIN": str(tmp_path / "empty"), "PATH": str(tmp_path / "path")})
+    assert stop.value.code == run.EXIT_SETUP and "WSF_TOOLCHAIN_BIN" in str(stop.value)
+
+
+def test_the_cli_on_path_comes_before_the_toolchain_cache(tmp_path):
+    on_path = fake_cli(tmp_path / "path")
+    fake_cli(tmp_path / "cache" / "toolchain" / "k1" / "bin")
+    assert run.find_pulumi({"PATH": str(on_path.parent), "WSF_CACHE": str(tmp_path / "cache")}) == on_path
+
+
+def test_without_a_cli_on_path_the_newest_toolchain_build_is_used(tmp_path):
+    old = fake_cli(tmp_path / "cache" / "toolchain" / "old" / "bin")
+    new = fake_cli(tmp_path / "cache" / "toolchain" / "new" / "bin")
+    os.utime(old, (1_000_000, 1_000_000))
+    assert run.find_pulumi({"PATH": str(tmp_path / "nothing"), "WSF_CACHE": str(tmp_path / "cache")}) == new
+
+
+def test_no_cli_anywhere_says_how_to_get_one(tmp_path):
+    with pytest.raises(run.Stop) as stop:
+        run.find_pulumi({"PATH": str(tmp_path), "WSF_CACHE": str(tmp_path / "cache")})
+    assert stop.value.code == run.EXIT_SETUP
+    assert "scripts/setup.sh" in str(stop.value) and "pulumi.com/docs/install" in str(stop.value)
+
+
+def test_a_cli_outside_a_bin_folder_gets_a_bin_link(tmp_path, monkeypatch):
+    monkeypatch.setattr(run, "STATE", tmp_path / ".state")
+    cli = fake_cli(tmp_path / "pulumi-tarball")
+    root = run.pulumi_root(cli)
+    assert (root / "bin" / "pulumi").resolve() == cli.resolve()
+    assert run.pulumi_root(fake_cli(tmp_path / "usr" / "bin")) == tmp_path / "usr"
+
+
+def test_the_workspace_copy_keeps_its_salt_and_the_tracked_file_is_never_written(tmp_path):
+    project = project_copy(tmp_path)
+    tracked = (project / "Pulumi.dev.yaml").read_bytes()
+    ws = run.prepare_workspace("dev", "file:///somewhere", project)
+    copy = ws / "Pulumi.dev.yaml"
+    assert copy.read_bytes() == tracked
+    # what `pulumi stack init` does to the file it is given: a salt line, other spacing
+    copy.write_text(yaml.safe_dump({**yaml.safe_load(tracked), "encryptionsalt": "v1:abc:def"}))
+    ws2 = run.prepare_workspace("dev", "file:///somewhere", project)
+    assert ws2 == ws
+    assert copy.read_text() == tracked.decode() + "encryptionsalt: v1:abc:def\n"
+    assert (project / "Pulumi.dev.yaml").read_bytes() == tracked
+    assert run.prepare_workspace("dev", "file:///elsewhere", project) != ws  # one workspace per backend
+
+
+def test_a_stack_file_with_its_own_secrets_provider_is_copied_as_it_is(tmp_path):
+    project = project_copy(tmp_path)
+    own = (project / "Pulumi.dev.yaml").read_text() + "encryptionsalt: v1:tracked:salt\n"
+    (project / "Pulumi.dev.yaml").write_text(own)
+    ws = run.prepare_workspace("dev", "file:///b", project)
+    (ws / "Pulumi.dev.yaml").write_text(own + "encryptionsalt: v1:other:salt\n")
+    run.prepare_workspace("dev", "file:///b", project)
+    assert (ws / "Pulumi.dev.yaml").read_text() == own
+
+
+@pytest.mark.parametrize(("tracked", "backend", "needed"), [
+    ("config: {}\n", "file:///x", True),
+    ("config: {}\n", "s3://bucket", True),
+    ("config: {}\n", "https://api.pulumi.com", False),
+    ("secretsprovider: awskms://alias/x\nconfig: {}\n", "file:///x", False),
+    ("secretsprovider: passphrase\nconfig: {}\n", "https://api.pulumi.com", True),
+])
+def test_which_stacks_need_a_passphrase(tracked, backend, needed):
+    assert run.needs_passphrase(tracked, backend) is needed
+
+
+def test_no_passphrase_and_no_terminal_is_a_clear_error():
+    with pytest.raises(run.Stop) as stop:
+        run.passphrase_env("dev", "config: {}\n", "file:///x", environ={}, interactive=False)
+    assert stop.value.code == run.EXIT_SETUP and "PULUMI_CONFIG_PASSPHRASE" in str(stop.value)
+    assert run.passphrase_env("dev", "config: {}\n", "file:///x", environ={"PULUMI_CONFIG_PASSPHRASE": ""},
+                              interactive=False) == {}
+
+
+def test_an_unknown_stack_exits_2_and_names_the_stacks_there(tmp_path):
+    r = components(project_copy(tmp_path), "up", "qa")
+    assert r.returncode == 2
+    assert "no stack file Pulumi.qa.yaml" in r.stderr and "the stacks here are: dev" in r.stderr
+
+
+def test_errors_in_the_stack_file_stop_up_before_any_engine_is_looked_for(tmp_path):
+    project = project_copy(tmp_path)
+    doc = yaml.safe_load((project / "Pulumi.dev.yaml").read_text())
+    doc["config"]["wasm-shim-fleet:nodePools"][0]["releases"] = ["slight@9.9.9"]
+    (project / "Pulumi.dev.yaml").write_text(yaml.safe_dump(doc))
+    env = {**os.environ, "PATH": str(tmp_path / "no-cli"), "WSF_CACHE": str(tmp_path / "no-cache")}
+    for command in ("up", "preview"):
+        r = components(project, command, "dev", env=env)
+        assert r.returncode == 2, r.stderr
+        assert "nodePools[0].releases[0]" in r.stderr and "nothing was run" in r.stderr
+        assert "pulumi CLI" not in r.stderr and "Traceback" not in r.stderr
+
+
+def test_without_a_cli_up_exits_3_and_says_what_to_install(tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path / "no-cli"), "WSF_CACHE": str(tmp_path / "no-cache")}
+    env.pop("WSF_TOOLCHAIN_BIN", None)
+    r = components(project_copy(tmp_path), "up", "dev", env=env)
+    assert r.returncode == 3
+    assert "no pulumi CLI found" in r.stderr and "scripts/setup.sh" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_without_a_passphrase_up_exits_3_before_touching_the_stack(tmp_path):
+    project = project_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env["WSF_TOOLCHAIN_BIN"] = str(fake_cli(tmp_path / "tc" / "bin").parent)
+    r = components(project, "up", "dev", env=env)
+    assert r.returncode == 3, r.stderr
+    assert "set PULUMI_CONFIG_PASSPHRASE" in r.stderr
+    assert not (project / ".state" / "workspace").exists()
+
+
+def test_the_engine_commands_take_the_pass_through_flags():
+    from components.core.cli import build_parser
+
+    parser = build_parser(run.add_engine_commands)
+    args = parser.parse_args(["up", "dev", "--diff", "--json", "--continue-on-error", "--parallel", "4"])
+    assert (args.diff, args.json, args.continue_on_error, args.parallel) == (True, True, True, 4)
+    args = parser.parse_args(["preview", "dev", "--diff", "--json", "--parallel", "2"])
+    assert (args.diff, args.json, args.parallel) == (True, True, 2)
+    for command in ("preview", "refresh"):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "dev", "--continue-on-error"])  # the engine has no such flag there
