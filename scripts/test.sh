@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
 # Runs every test tier, in order of speed; stops at the first tier that fails or runs no test
 # (pytest exits 5 when nothing was collected, which counts as a failure here).
-#   unit         pure core, golden files, Pulumi mocks
-#   integration  real containerd and sshd on loopback            (needs scripts/setup.sh)
-#   e2e          real Pulumi engine + kube-apiserver + kwok      (needs scripts/setup.sh --toolchain)
+#   unit         pure core, golden files, Pulumi mocks, the README's engine-free commands
+#   integration  real containerd and sshd on loopback
+#   e2e          real Pulumi engine + kube-apiserver + kwok, and every command of the README
+# Needs what scripts/setup.sh installs; a tier whose prerequisite is missing fails and says what to run.
 # Extra arguments go to every pytest run, e.g. scripts/test.sh -x -q
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-venv/bin/python}
-status=0
+if [ ! -x "$PY" ]; then
+  echo "test: no $PY; run scripts/setup.sh first" >&2
+  exit 1
+fi
+start=$SECONDS
 for tier in "not integration and not e2e" "integration" "e2e"; do
   echo "=== tier: $tier" >&2
-  "$PY" -m pytest -m "$tier" "$@" || { status=$?; echo "=== tier '$tier' failed (exit $status)" >&2; break; }
+  tier_start=$SECONDS
+  status=0
+  "$PY" -m pytest -m "$tier" "$@" || status=$?
+  if [ $status != 0 ]; then
+    echo "=== tier '$tier' failed (exit $status) after $((SECONDS - tier_start))s" >&2
+    exit $status
+  fi
+  echo "=== tier '$tier' passed in $((SECONDS - tier_start))s" >&2
 done
-exit $status
+echo "test: every tier passed in $((SECONDS - start))s" >&2
