@@ -1,0 +1,48 @@
+"""Every command of README.md, in README order, on one fresh clone, with the real engine (the built toolchain).
+
+The fast tier runs the engine-free commands on their own (tests/test_readme.py); here they run again between
+the engine ones, as a reader following the README runs them: `up dev` first, `deployed dev` after it,
+`destroy dev` after that. Only the two set-up commands (CI runs them) and those marked `(needs ...)` are left
+out. The runner's commands must leave every tracked file as it was.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.test_readme import command_env, fresh_clone, readme_commands, run_command, tmp_files
+
+pytestmark = pytest.mark.e2e
+
+RUNNER = re.compile(r"-m components (up|preview|destroy|refresh|deployed)\b")
+
+
+def git_status(clone: Path) -> str:
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=all"], cwd=clone, check=True,
+                          capture_output=True, text=True).stdout
+
+
+def test_every_readme_command_runs_in_order_on_a_fresh_clone(toolchain_bin: Path, tmp_path: Path):
+    clone = fresh_clone(tmp_path / "wasm-shim-fleet")
+    home = tmp_path / "home"  # `pulumi login --local` keeps its state under ~/.pulumi
+    home.mkdir()
+    env = command_env(PULUMI_CONFIG_PASSPHRASE="readme", HOME=str(home), PULUMI_HOME=str(home / ".pulumi"))
+    if "PYENV_ROOT" not in env and (Path.home() / ".pyenv").is_dir():
+        env["PYENV_ROOT"] = str(Path.home() / ".pyenv")  # pyenv's python shims look there, not in the new HOME
+    commands = [c for c in readme_commands() if not (c.by_ci or c.needs)]
+    assert any(RUNNER.search(c.bare) for c in commands)
+    try:
+        for cmd in commands:
+            before = git_status(clone)
+            out = run_command(cmd, clone, env)
+            if RUNNER.search(cmd.bare):
+                assert git_status(clone) == before, f"{cmd}: changed files git sees:\n{git_status(clone)}"
+            if cmd.bare == "venv/bin/python -m components up dev":
+                assert "up dev: succeeded (" in out, f"{cmd}: no success line:\n{out[-2000:]}"
+    finally:
+        for path in tmp_files(commands):
+            path.unlink(missing_ok=True)
