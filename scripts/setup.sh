@@ -11,9 +11,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+CACHE=${WSF_CACHE:-/var/cache/wasm-shim-fleet}
+# Go for the builds: any Go >= GO_MIN found on PATH or in /usr/local/go, else GO_VERSION, fetched as the module
+# golang.org/toolchain (what `go` itself downloads for GOTOOLCHAIN) and checked against its go.sum hash (h1,
+# from sum.golang.org).
+GO_MIN=1.23
+GO_VERSION=1.26.8
+GO_H1_amd64="h1:ZOmGe1OnfREDMIdb1Qi4G9JSuDPBLGExZMQ4nis1RXM="
+GO_H1_arm64="h1:sYL/O6MqS68ML0kjsQ36WoYIpJqkw60TxizWUYUKQMc="
+GO_DIST="$CACHE/go-dist/go$GO_VERSION"
+
 # ---- the steps: NAME | what it installs | command. One line adds one step. ----------------------------------
 STEPS=(
   "packages|Debian packages: containerd 1.6, runc, openssh-server, ShellCheck, ... (integration tier)|step_packages"
+  "go|Go $GO_VERSION from the Go module proxy (golang.org/toolchain), unless a Go >= $GO_MIN is installed|step_go"
   "venv|./venv with requirements-dev.txt (the program, and the test tools)|step_venv"
   "toolchain|Pulumi CLI, its providers, etcd, Kubernetes control plane, kwok, from Go modules (e2e tier, up)|toolchain/build.sh"
   "containerd2|containerd 2.x from Go modules (integration tier, flavor containerd-2)|tests/integration/build-containerd2.sh"
@@ -38,14 +49,69 @@ step_packages() {
   # system services (if any) are left as they are.
 }
 
+go_ok() {  # a go on PATH whose version is >= GO_MIN
+  local v
+  v=$(go env GOVERSION 2>/dev/null) || return 1
+  v=${v#go}
+  [ "$(printf '%s\n%s\n' "$GO_MIN" "$v" | sort -V | head -n1)" = "$GO_MIN" ]
+}
+
+find_go() {  # puts a usable go first on PATH, if there is one
+  local dir
+  go_ok && return 0
+  for dir in /usr/local/go/bin "$GO_DIST/bin"; do
+    if [ -x "$dir/go" ]; then
+      PATH="$dir:$PATH"
+      if go_ok; then export PATH; return 0; fi
+      PATH=${PATH#"$dir:"}
+    fi
+  done
+  return 1
+}
+
+step_go() {
+  find_go && { echo "setup: using $(command -v go) ($(go env GOVERSION))" >&2; return 0; }
+  local arch h1 proxy mod tmp
+  arch=$(dpkg --print-architecture)
+  case "$arch" in amd64) h1=$GO_H1_amd64 ;; arm64) h1=$GO_H1_arm64 ;;
+    *) echo "setup: no pinned Go for $arch; install Go >= $GO_MIN and run again" >&2; return 1 ;; esac
+  proxy=${GOPROXY:-https://proxy.golang.org}; proxy=${proxy%%,*}; proxy=${proxy%%|*}
+  mod="v0.0.1-go$GO_VERSION.linux-$arch"
+  tmp=$(mktemp -d "$CACHE/go-dist.XXXXXX")
+  curl -fsSL --retry 3 -o "$tmp/go.zip" "$proxy/golang.org/toolchain/@v/$mod.zip"
+  # Go's dirhash Hash1 of the module zip, then extraction with the exec bits the zip cannot carry.
+  python3 - "$tmp/go.zip" "$h1" "golang.org/toolchain@$mod/" "$tmp/go" <<'PY'
+import base64, hashlib, os, sys, zipfile
+path, want, prefix, dest = sys.argv[1:]
+z = zipfile.ZipFile(path)
+names = sorted(i.filename for i in z.infolist() if not i.is_dir())
+lines = "".join(f"{hashlib.sha256(z.read(n)).hexdigest()}  {n}\n" for n in names)
+got = "h1:" + base64.b64encode(hashlib.sha256(lines.encode()).digest()).decode()
+if got != want:
+    sys.exit(f"setup: {path}: hash {got}, expected {want}; not installed")
+for n in names:
+    out = os.path.join(dest, n[len(prefix):])
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    with open(out, "wb") as f:
+        f.write(z.read(n))
+    rel = n[len(prefix):]
+    if rel.startswith("bin/") or rel.startswith("pkg/tool/"):
+        os.chmod(out, 0o755)
+PY
+  mkdir -p "$(dirname "$GO_DIST")"
+  rm -rf "$GO_DIST"
+  mv "$tmp/go" "$GO_DIST"
+  rm -rf "$tmp"
+  find_go
+  echo "setup: Go $GO_VERSION in $GO_DIST/bin (the builds here use it; put it on PATH for your own)" >&2
+}
+
 step_venv() {
   [ -x venv/bin/python ] || python3 -m venv venv
   venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 }
 
 # ---- running them ---------------------------------------------------------------------------------------------
-# Builds find Go on PATH or in its usual place.
-command -v go >/dev/null 2>&1 || [ ! -x /usr/local/go/bin/go ] || export PATH="$PATH:/usr/local/go/bin"
 
 names() { local s; for s in "${STEPS[@]}"; do echo "${s%%|*}"; done; }
 
@@ -71,6 +137,7 @@ for s in "${STEPS[@]}"; do
   fi
   echo "setup: [$i/${#STEPS[@]}] $name: $what" >&2
   start=$SECONDS
+  find_go || true  # every step after `go` builds with it
   # A step's stdout (build.sh prints its bin dir) is progress, not this script's result: it goes to stderr.
   # (in a subshell with errexit of its own: `if ! step` would switch errexit off inside the step)
   set +e
