@@ -18,8 +18,8 @@ provider plugins. Settings:
 
 Exit codes (the same for every command): 0 done; 1 the engine ran and the operation failed (a resource or
 the program failed: see the engine's output); 2 bad input (no such stack file, errors in it, no deployment
-to read); 3 something to install or set first (no pulumi CLI, no passphrase, a missing provider plugin);
-130 interrupted.
+to read); 3 something to install or set first (no pulumi CLI, no or a wrong passphrase, a missing provider
+plugin); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -205,8 +205,22 @@ def open_stack(stack: str, *, create: bool, program: Callable[[], None] | None =
         raise Stop(f"stack {stack} does not exist in {backend}: run `python -m components up {stack}` first",
                    EXIT_INPUT) from None
     except auto.CommandError as exc:
+        setup_problem(exc, stack)
         raise Stop(f"the pulumi CLI ({cli}) could not open stack {stack} in {backend}:\n{_tail(exc)}",
                    EXIT_FAILED) from None
+
+
+def setup_problem(exc: BaseException, stack: str) -> None:
+    """Raises Stop (exit 3) when the engine failed for want of something to install or set."""
+    text = str(exc)
+    if "incorrect passphrase" in text:
+        raise Stop(f"the passphrase (PULUMI_CONFIG_PASSPHRASE) is not the one stack {stack}'s secrets were set up "
+                   "with; use that one", EXIT_SETUP) from None
+    if "no resource plugin" in text or "could not find plugin" in text.lower():
+        raise Stop("a provider plugin is missing (plugins are not downloaded):\n"
+                   "  scripts/setup.sh builds pulumi-resource-kubernetes and pulumi-resource-command beside\n"
+                   "  its pulumi; with your own CLI: pulumi plugin install resource kubernetes 4.34.2 and\n"
+                   "  pulumi plugin install resource command 1.2.1", EXIT_SETUP) from None
 
 
 def _tail(exc: BaseException, lines: int = 15) -> str:
@@ -232,8 +246,8 @@ def inline_program(tracked: str) -> Callable[[], None]:
 def _summary(changes: Mapping[str, int] | None) -> str:
     changes = dict(changes or {})
     same = changes.pop("same", 0)
-    parts = [f"{n} {op}" for op, n in sorted(changes.items()) if n]
-    return ", ".join(parts + [f"{same} unchanged"]) if parts or same else "no resources"
+    parts = [f"{n} {op}" for op, n in sorted(changes.items()) if n] + ([f"{same} unchanged"] if same else [])
+    return ", ".join(parts) or "no resources"
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
@@ -269,12 +283,7 @@ def cmd_engine(args: argparse.Namespace) -> int:
     try:
         result = getattr(st, command)(**kwargs)
     except auto.CommandError as exc:
-        text = str(exc)
-        if "no resource plugin" in text or "could not find plugin" in text.lower():
-            raise Stop(f"{command} {stack}: a provider plugin is missing (plugins are not downloaded):\n"
-                       "  scripts/setup.sh builds pulumi-resource-kubernetes and pulumi-resource-command beside\n"
-                       "  its pulumi; with your own CLI: pulumi plugin install resource kubernetes 4.34.2 and\n"
-                       "  pulumi plugin install resource command 1.2.1", EXIT_SETUP) from None
+        setup_problem(exc, stack)
         hint = ""
         if isinstance(exc, auto.ConcurrentUpdateError):
             hint = f" (another update of {stack} is running, or one was killed: `pulumi cancel` after checking)"

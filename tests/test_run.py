@@ -179,3 +179,21 @@ def test_the_engine_commands_take_the_pass_through_flags():
     for command in ("preview", "refresh"):
         with pytest.raises(SystemExit):
             parser.parse_args([command, "dev", "--continue-on-error"])  # the engine has no such flag there
+
+
+def test_the_summary_line_counts_changes_and_leaves_out_zero():
+    assert run._summary({"create": 21}) == "21 create"
+    assert run._summary({"delete": 3, "same": 0}) == "3 delete"
+    assert run._summary({"update": 1, "same": 20}) == "1 update, 20 unchanged"
+    assert run._summary({}) == "no resources"
+
+
+@pytest.mark.parametrize(("engine_says", "phrase"), [
+    ("error: get stack secrets manager: incorrect passphrase", "is not the one stack dev"),
+    ("error: no resource plugin 'pulumi-resource-kubernetes' found", "a provider plugin is missing"),
+])
+def test_engine_failures_that_mean_set_up_first_exit_3(engine_says, phrase):
+    with pytest.raises(run.Stop) as stop:
+        run.setup_problem(RuntimeError(engine_says), "dev")
+    assert stop.value.code == run.EXIT_SETUP and phrase in str(stop.value)
+    run.setup_problem(RuntimeError("error: resource fleet-x failed: exit 1"), "dev")  # a real failure: no Stop
