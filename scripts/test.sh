@@ -14,11 +14,12 @@ if [ ! -x "$PY" ]; then
   exit 1
 fi
 start=$SECONDS
-for tier in "not integration and not e2e" "integration" "e2e"; do
-  echo "=== tier: $tier" >&2
+for tier in "unit|not integration and not e2e" "integration|integration" "e2e|e2e"; do
+  marker=${tier#*|}; tier=${tier%%|*}
+  echo "=== tier: $tier (pytest -m '$marker')" >&2
   tier_start=$SECONDS
   status=0
-  "$PY" -m pytest -m "$tier" "$@" || status=$?
+  "$PY" -m pytest -m "$marker" "$@" || status=$?
   if [ $status != 0 ]; then
     echo "=== tier '$tier' failed (exit $status) after $((SECONDS - tier_start))s" >&2
     exit $status
