@@ -197,3 +197,27 @@ def test_engine_failures_that_mean_set_up_first_exit_3(engine_says, phrase):
         run.setup_problem(RuntimeError(engine_says), "dev")
     assert stop.value.code == run.EXIT_SETUP and phrase in str(stop.value)
     run.setup_problem(RuntimeError("error: resource fleet-x failed: exit 1"), "dev")  # a real failure: no Stop
+
+
+def test_in_a_terminal_without_a_passphrase_up_asks_for_one(tmp_path):
+    import pty
+    import select
+
+    project = project_copy(tmp_path)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env["WSF_TOOLCHAIN_BIN"] = str(fake_cli(tmp_path / "tc" / "bin").parent)
+    main, replica = pty.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "components", "up", "dev"], cwd=project, env=env,
+                            stdin=replica, stdout=replica, stderr=replica, start_new_session=True)
+    os.close(replica)
+    seen = b""
+    try:
+        while b"Passphrase of stack dev" not in seen:
+            ready, _, _ = select.select([main], [], [], 60)
+            assert ready, f"no passphrase prompt; the terminal shows: {seen.decode(errors='replace')}"
+            seen += os.read(main, 4096)
+    finally:
+        proc.kill()
+        proc.wait()
+        os.close(main)
+    assert b"PULUMI_CONFIG_PASSPHRASE skips this" in seen
