@@ -48,3 +48,16 @@ def test_every_readme_command_runs_in_order_on_a_fresh_clone(toolchain_bin: Path
     finally:
         for path in tmp_files(commands):
             path.unlink(missing_ok=True)
+
+
+def test_pulumi_stack_init_only_appends_its_salt_to_the_tracked_stack_file(toolchain_bin: Path, tmp_path: Path):
+    """What the README tells CLI users: `pulumi stack init dev` adds one `encryptionsalt:` line, nothing else."""
+    clone = fresh_clone(tmp_path / "wasm-shim-fleet")
+    (tmp_path / "backend").mkdir()
+    env = command_env(PULUMI_CONFIG_PASSPHRASE="readme", PULUMI_HOME=str(tmp_path / "pulumi-home"),
+                      PULUMI_BACKEND_URL=f"file://{tmp_path / 'backend'}", PULUMI_SKIP_UPDATE_CHECK="true")
+    before = (clone / "Pulumi.dev.yaml").read_text()
+    subprocess.run(["pulumi", "stack", "init", "dev"], cwd=clone, env=env, check=True, capture_output=True)
+    after = (clone / "Pulumi.dev.yaml").read_text()
+    assert after.startswith(before)
+    assert re.fullmatch(r"encryptionsalt: v1:\S+\n?", after[len(before):])
