@@ -43,6 +43,8 @@ def test_every_readme_command_runs_in_order_on_a_fresh_clone(toolchain_bin: Path
                 assert git_status(clone) == before, f"{cmd}: changed files git sees:\n{git_status(clone)}"
             if cmd.bare == "venv/bin/python -m components up dev":
                 assert "up dev: succeeded (" in out, f"{cmd}: no success line:\n{out[-2000:]}"
+        untracked = [line for line in git_status(clone).splitlines() if line.startswith("??")]
+        assert untracked == [], "following the README leaves files git would add:\n" + "\n".join(untracked[:20])
         # the runner's state went to the project's own file backend, which git ignores
         assert list((clone / ".state" / "backend").rglob("dev.json")), "no state in .state/backend"
     finally:
