@@ -6,7 +6,6 @@ The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,9 +14,9 @@ import pytest
 import yaml
 
 from components import run
+from tests.test_readme import fresh_clone
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("Pulumi.yaml", "Pulumi.dev.yaml", "__main__.py", "components", "examples")
 
 
 def fake_cli(bin_dir: Path) -> Path:
@@ -29,15 +28,7 @@ def fake_cli(bin_dir: Path) -> Path:
 
 
 def project_copy(tmp_path: Path) -> Path:
-    project = tmp_path / "project"
-    project.mkdir()
-    for name in PROJECT_FILES:
-        src = ROOT / name
-        if src.is_dir():
-            shutil.copytree(src, project / name, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, project / name)
-    return project
+    return fresh_clone(tmp_path / "project")
 
 
 def components(project: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
