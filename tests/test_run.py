@@ -16,8 +16,6 @@ import yaml
 from components import run
 from tests.test_readme import fresh_clone
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def fake_cli(bin_dir: Path) -> Path:
     bin_dir.mkdir(parents=True, exist_ok=True)
