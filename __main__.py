@@ -13,24 +13,29 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.core.config import NAMESPACE, strip_namespace
+from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
 from components.core.plan import plan_from_config
 from components.fleet import ShimFleet, ShimFleetArgs
 from components.nodepool import SshConnection
 
 
-def read_config() -> dict:
-    """Every `wasm-shim-fleet:*` key, decoded, secrets included (they leave here only as Outputs)."""
+def read_config() -> tuple[dict, set[str], list[Problem]]:
+    """Every `wasm-shim-fleet:*` key, decoded, secrets included (they leave here only as Outputs); the keys
+    the engine holds as secrets; and keys meant for this program that it would ignore (a misspelled
+    namespace)."""
     from pulumi.runtime import config as runtime_config  # all keys, so unknown ones can be reported
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret = set(runtime_config.get_config_secret_keys_env())
     out = {}
     for key, value in strip_namespace(merged).items():
         try:
             out[key] = json.loads(value) if isinstance(value, str) else value
-        except ValueError:
+        except (ValueError, RecursionError):
             out[key] = value
-    return out
+    secret_keys = {k for k in out
+                   if runtime_config.is_config_secret(f"{NAMESPACE}:{k}") or f"{NAMESPACE}:{k}" in secret}
+    return out, secret_keys, config_key_problems(merged)
 
 
 # The program is a short-lived process that builds a few resources per node and exits. Python's cyclic GC
@@ -39,11 +44,12 @@ def read_config() -> dict:
 gc.disable()
 
 project_dir = os.getcwd()
-cfg, plan = plan_from_config(read_config(), project_dir)
-for problem in plan.problems:
+raw_config, secret_keys, key_problems = read_config()
+cfg, plan = plan_from_config(raw_config, project_dir, secret_keys)
+for problem in (*key_problems, *plan.problems):
     (pulumi.log.error if problem.severity == "error" else pulumi.log.warn)(f"{NAMESPACE}:{problem}")
-if not plan.ok:
-    raise pulumi.RunError(f"{len(plan.errors)} error(s) in the stack config; nothing was changed "
+if not plan.ok or key_problems:
+    raise pulumi.RunError(f"{len(plan.errors) + len(key_problems)} error(s) in the stack config; nothing was changed "
                           "(run `python -m components plan Pulumi.<stack>.yaml` to see them all)")
 
 ssh = None

@@ -20,7 +20,7 @@ from .plan import FleetPlan, plan_from_config
 
 def load_plan(path: str) -> FleetPlan:
     """Plan a stack file; relative file: URLs resolve against its folder (the project folder)."""
-    _, plan = plan_from_config(read_stack_file(path), Path(path).resolve().parent)
+    _, plan = plan_from_config(read_stack_file(path), Path(path).resolve().parent, secret_keys=())
     return plan
 
 
@@ -69,8 +69,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    old_cfg, old = plan_from_config(read_stack_file(args.old))
-    new_cfg, new = plan_from_config(read_stack_file(args.new))
+    old_cfg, old = plan_from_config(read_stack_file(args.old), secret_keys=())
+    new_cfg, new = plan_from_config(read_stack_file(args.new), secret_keys=())
     _report_problems(old, args.old)
     _report_problems(new, args.new)
     if not (old.ok and new.ok):

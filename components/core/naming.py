@@ -32,13 +32,59 @@ BIN_DIR = "/usr/local/bin"
 #: Field manager / annotation prefix that marks what the fleet owns.
 MANAGER = "wasm-shim-fleet"
 
+#: Kubernetes' limit for a DNS label, a label key's name part and a label value.
 MAX_NAME = 63
+#: Kubernetes' limit for a DNS subdomain (node and RuntimeClass names).
+MAX_SUBDOMAIN = 253
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def is_dns_label(value: str) -> bool:
     """RFC 1123 label: lower-case alphanumerics and '-', alphanumeric at both ends, at most 63 chars."""
     return len(value) <= MAX_NAME and bool(_DNS_LABEL.match(value))
+
+
+def non_ascii(text: str) -> str:
+    """Why `text` is not what it looks like, when it holds non-ASCII characters (look-alikes such as the
+    Cyrillic 'о' print like ASCII); '' when it is plain ASCII."""
+    import unicodedata
+
+    for i, ch in enumerate(text):
+        if ord(ch) > 127:
+            name = unicodedata.name(ch, "unnamed character")
+            return (f"character {i + 1} is U+{ord(ch):04X} {name}, not an ASCII letter; retype the name in ASCII")
+    return ""
+
+
+def dns_label_problem(value: str) -> str | None:
+    """Which rule of an RFC 1123 label `value` breaks, in words (None when it is one)."""
+    if is_dns_label(value):
+        return None
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters, over the {MAX_NAME} a DNS label allows"
+    odd = non_ascii(value)
+    if odd:
+        return f"is not a DNS label: {odd}"
+    if value != value.lower():
+        return "is not a DNS label: it has upper-case letters (lower-case letters, digits and '-' only)"
+    bad = sorted({ch for ch in value if not (ch.isalnum() or ch == "-")})
+    if bad:
+        return f"is not a DNS label: {''.join(bad)!r} not allowed (lower-case letters, digits and '-' only)"
+    return "is not a DNS label: it must start and end with a letter or digit"
+
+
+def dns_subdomain_problem(value: str) -> str | None:
+    """Which rule of an RFC 1123 subdomain (a Kubernetes node name) `value` breaks; None when it is one."""
+    if len(value) > MAX_SUBDOMAIN:
+        return f"is {len(value)} characters, over the {MAX_SUBDOMAIN} a DNS subdomain allows"
+    odd = non_ascii(value)
+    if odd:
+        return f"is not a DNS subdomain: {odd}"
+    for part in value.split("."):
+        why = dns_label_problem(part)
+        if why:
+            return f"part {part!r} {why}"
+    return None
 
 
 def parse_version(text: str) -> semver.Version:

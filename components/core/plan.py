@@ -15,7 +15,7 @@ step removes a handler while a label that selects it may still be on the node.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,7 +233,9 @@ def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
     return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems))
 
 
-def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None) -> tuple[FleetConfig, FleetPlan]:
-    """Check the namespace-stripped stack config and plan what passed (see check_config for base_dir)."""
-    cfg, problems = check_config(raw, base_dir)
+def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
+                     secret_keys: Collection[str] | None = None) -> tuple[FleetConfig, FleetPlan]:
+    """Check the namespace-stripped stack config and plan what passed (see check_config for base_dir and
+    secret_keys)."""
+    cfg, problems = check_config(raw, base_dir, secret_keys)
     return cfg, build_plan(cfg, problems)
