@@ -68,7 +68,7 @@ def test_diff_exits_2_on_an_unsafe_transition(tmp_path):
     new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.4"], ["node-a"])]))
     r = run("diff", str(old), str(new))
     assert r.returncode == 2
-    assert "UNSAFE node node-a: handler slight-v1-2-3" in r.stdout
+    assert "UNSAFE node node-a (pool a): handler slight-v1-2-3" in r.stdout
     r = run("diff", str(old), str(new), "--json")
     assert json.loads(r.stdout)["safe"] is False
 
@@ -80,4 +80,29 @@ def test_diff_of_a_safe_bump(tmp_path):
     r = run("diff", str(old), str(new))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "+ runtimeClass wasmtime-slight-v1-2-4" in r.stdout
-    assert r.stdout.strip().endswith("to remove.")
+    assert "Resources: 4 to create, 7 unchanged" in r.stdout
+
+
+def test_diff_markdown_is_a_pull_request_comment(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "Pulumi.prod.yaml", stack([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])]))
+    r = run("diff", str(old), str(new), "--markdown")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("### wasm-shim-fleet: `Pulumi.prod.yaml`\n\n**Safe to apply.**")
+    assert "| a | labelled | **· → labelled** |" in r.stdout
+
+
+def test_diff_says_each_warning_once(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], retiring=[])]))
+    r = run("diff", str(old), str(new))
+    assert r.stderr.count("host key not pinned") == 1
+    assert r.stderr.count("installed on no node") == 1
+
+
+def test_a_change_of_the_root_command_is_not_no_changes(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], restart="reboot")]))
+    r = run("diff", str(old), str(new))
+    assert "No changes" not in r.stdout
+    assert "~ pool restart: (none) -> reboot" in r.stdout and "runs as root" in r.stdout

@@ -51,7 +51,7 @@ def test_pull_requests_run_tests_then_diff_then_preview_with_a_comment():
     preview = jobs["preview"]
     assert preview["needs"] == "stacks"
     runs = "\n".join(s.get("run", "") for s in steps(preview))
-    assert "python -m components diff" in runs and "$BASE_SHA:$STACK_FILE" in runs
+    assert "python -m components diff --markdown" in runs and "$BASE_SHA:$STACK_FILE" in runs
     assert "gh pr comment" in runs
     [pulumi] = [s for s in steps(preview) if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert pulumi["with"]["command"] == "preview"

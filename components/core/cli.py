@@ -69,9 +69,11 @@ def cmd_plan(args: argparse.Namespace) -> int:
 
 
 def cmd_diff(args: argparse.Namespace) -> int:
-    old_cfg, old = plan_from_config(read_stack_file(args.old), secret_keys=())
-    new_cfg, new = plan_from_config(read_stack_file(args.new), secret_keys=())
-    _report_problems(old, args.old)
+    old_cfg, old = plan_from_config(read_stack_file(args.old), Path(args.old).resolve().parent, secret_keys=())
+    new_cfg, new = plan_from_config(read_stack_file(args.new), Path(args.new).resolve().parent, secret_keys=())
+    # Errors of either file stop the diff; warnings are the new file's (the old one's are history), once.
+    for p in old.errors:
+        print(f"{args.old}: {p}", file=sys.stderr)
     _report_problems(new, args.new)
     if not (old.ok and new.ok):
         print("diff: fix the errors above first", file=sys.stderr)
@@ -81,13 +83,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     deprecation = deprecation_problems(old_cfg, new_cfg)
     if args.json:
         print(json.dumps({**d.to_json(), "deprecation": [p.to_json() for p in deprecation]}, indent=2))
+    elif args.markdown:
+        text = d.markdown(f"wasm-shim-fleet: `{Path(args.new).name}`")
+        if deprecation:
+            text += "\n" + "\n".join(f"- :warning: {p}" for p in deprecation) + "\n"
+        print(text, end="")
     else:
         print(d.words(), end="")
     for p in deprecation:
         print(f"{args.new}: {p}", file=sys.stderr)
     refused = [p for p in deprecation if p.severity == "error"]
     if d.unsafe:
-        print(f"diff: {len(d.unsafe)} unsafe transition(s); see the UNSAFE lines", file=sys.stderr)
+        print(f"diff: {len(d.unsafe_groups())} unsafe step(s); see the UNSAFE lines", file=sys.stderr)
     if refused:
         print(f"diff: {len(refused)} deprecation error(s) (deprecation.mode is error)", file=sys.stderr)
     return 0 if d.safe and not refused else 2
@@ -115,7 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("diff", help="what changing OLD into NEW does; exit 2 if the transition is unsafe")
     p.add_argument("old")
     p.add_argument("new")
-    p.add_argument("--json", action="store_true")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="machine-readable output")
+    form.add_argument("--markdown", action="store_true",
+                      help="a pull-request comment: verdict, pool x release matrix before -> after, details")
     p.set_defaults(func=cmd_diff)
     p = sub.add_parser("node-script", help="print the exact script the program runs on NODE")
     p.add_argument("stack_file")

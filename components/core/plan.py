@@ -59,6 +59,8 @@ class NodePlan:
     local_root: str
     restart: str | None  # None: the flavor's restart command
     seed_config: str | None = None  # transport local: config copied into a node root that has none
+    user: str | None = None  # ssh login user (None for transport local)
+    proxy: str | None = None  # ssh bastion as user@host:port plus its pinned host key, if any
 
     @property
     def node_root(self) -> str:
@@ -194,7 +196,18 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
         # A local node is a folder on this machine: never restart this machine's containerd by default.
         restart=pool.restart if pool.restart is not None else (":" if pool.transport == "local" else None),
         seed_config=pool.seed_config,
+        user=cfg.ssh.user if pool.transport == "ssh" else None,
+        proxy=_proxy_text(cfg) if pool.transport == "ssh" else None,
     )
+
+
+def _proxy_text(cfg: FleetConfig) -> str | None:
+    """The bastion as one comparable string (what `diff` shows when it changes)."""
+    p = cfg.ssh.proxy
+    if p is None:
+        return None
+    text = f"{p.user or cfg.ssh.user}@{p.host}:{p.port or 22}"
+    return text + (f" hostKey {p.host_key}" if p.host_key else " (host key not pinned)")
 
 
 def plan_runtime_classes(cfg: FleetConfig, nodes: Iterable[NodePlan]) -> tuple[RuntimeClassPlan, ...]:
