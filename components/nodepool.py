@@ -102,10 +102,11 @@ class NodePool(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                         name=node.name,
                         labels=dict(node.labels),
-                        # One field manager per node: deleting or shrinking the patch relinquishes only the
-                        # labels this node's patch set.
-                        annotations={"pulumi.com/patchFieldManager": f"{naming.MANAGER}-{node.name}",
-                                     "pulumi.com/patchForce": "true"},
+                        # One field manager per node (naming.field_manager): deleting or shrinking the patch
+                        # relinquishes only the labels this node's patch set. No force unless the stack says
+                        # kubernetes.forceLabels: a label another manager owns is a conflict error, not taken.
+                        annotations={"pulumi.com/patchFieldManager": naming.field_manager(node.name),
+                                     **({"pulumi.com/patchForce": "true"} if node.force_labels else {})},
                     ),
                     opts=opts,
                 )

@@ -41,13 +41,13 @@ _HOST_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _SERIES_LIKE = re.compile(r"-v[0-9]")
 
-TOP_KEYS = ("runtime", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
+TOP_KEYS = ("runtime", "labelPrefix", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
 RELEASE_KEYS = ("version", "url", "sha256", "binary")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
-K8S_KEYS = ("kubeconfig", "context", "renderDir")
+K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels")
 DEPRECATION_KEYS = ("mode", "keep")
 
 
@@ -145,6 +145,9 @@ class Kubernetes:
     kubeconfig: str | None
     context: str | None
     render_dir: str | None
+    #: Take over a label another field manager owns (server-side apply force). Off: such a label is a
+    #: conflict error that names the label and its manager.
+    force_labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -161,6 +164,7 @@ class FleetConfig:
     ssh: Ssh
     kubernetes: Kubernetes
     deprecation: Deprecation
+    label_prefix: str = ""  # e.g. "wasm.example.org/"; "" for the proposal's unprefixed names
 
 
 # ----------------------------------------------------------------------------------------- reading
@@ -817,9 +821,14 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
     if m is None:
         return Kubernetes(None, None, None)
     vals = {}
-    for key in K8S_KEYS:
+    for key in ("kubeconfig", "context", "renderDir"):
         v = m.get(key)
         vals[key] = None if v is None else c.string(v, f"kubernetes.{key}")
+    force = m.get("forceLabels", False)
+    if not isinstance(force, bool):
+        c.error("kubernetes.forceLabels", f"{_show(force)} must be true or false (default false: a label another "
+                                          "field manager set is a conflict error, never silently taken over)")
+        force = False
     render = vals["renderDir"]
     if render is not None:
         base = Path(base_dir) if base_dir is not None else Path(".")
@@ -828,7 +837,7 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
             c.warn("kubernetes.renderDir", f"{_show(render)} is outside the project folder, so manifests (node "
                                            "names, labels) are written where this stack does not own the files; "
                                            "use a folder inside the project such as rendered/<stack>")
-    return Kubernetes(vals["kubeconfig"], vals["context"], render)
+    return Kubernetes(vals["kubeconfig"], vals["context"], render, force)
 
 
 def _check_deprecation(c: _Checker, value: Any) -> Deprecation:
@@ -891,6 +900,11 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
     if why is not None:
         c.error("runtime", f"{_show(runtime)} {why}; it prefixes every RuntimeClass and label: use e.g. wasmtime")
         runtime = DEFAULT_RUNTIME
+    prefix = raw.get("labelPrefix", "")
+    why = naming.label_prefix_problem(prefix) if isinstance(prefix, str) else "is not a string"
+    if prefix != "" and why is not None:
+        c.error("labelPrefix", f"{_show(prefix)} {why}; or remove the key for the proposal's unprefixed labels")
+        prefix = ""
     releases = _check_shims(c, runtime, raw.get("shims"), base_dir)
     pools = _check_pools(c, raw.get("nodePools"), releases)
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
@@ -908,7 +922,7 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
     for key, rel in releases.items():
         if key not in used:
             c.warn(rel.path, f"{key} is in the catalog but installed on no node; pin it in a pool or remove it")
-    cfg = FleetConfig(runtime, releases, pools, ssh, kubernetes, deprecation)
+    cfg = FleetConfig(runtime, releases, pools, ssh, kubernetes, deprecation, prefix)
     return cfg, c.problems
 
 

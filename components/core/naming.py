@@ -142,8 +142,44 @@ def class_name(runtime: str, handler: str) -> str:
     return f"{runtime}-{handler}"
 
 
-def label_key(runtime: str, handler: str, shim: str) -> str:
-    """Node label that a class selects. The "any version" class selects `<runtime>-<shim>-enabled`."""
+def label_key(runtime: str, handler: str, shim: str, prefix: str = "") -> str:
+    """Node label that a class selects. The "any version" class selects `<runtime>-<shim>-enabled`.
+    `prefix` (the stack's `labelPrefix`, e.g. `wasm.example.org/`) goes in front; the proposal's names
+    have none. The 63-character limit applies to the part after the prefix."""
     if handler == shim:
-        return f"{runtime}-{shim}-{ENABLED_SUFFIX}"
-    return f"{runtime}-{handler}"
+        return f"{prefix}{runtime}-{shim}-{ENABLED_SUFFIX}"
+    return f"{prefix}{runtime}-{handler}"
+
+
+#: Label prefixes Kubernetes reserves for its own components.
+RESERVED_PREFIXES = ("kubernetes.io", "k8s.io")
+
+
+def label_prefix_problem(prefix: str) -> str | None:
+    """Which rule a label prefix (`<DNS subdomain>/`) breaks; None when it is a usable one."""
+    if not prefix.endswith("/"):
+        return "must end with '/' (a label prefix is a DNS subdomain followed by '/', e.g. wasm.example.org/)"
+    domain = prefix[:-1]
+    why = "is empty" if not domain else dns_subdomain_problem(domain)
+    if why is not None:
+        return f"{domain!r} {why}: a label prefix is a DNS subdomain followed by '/'"
+    if any(domain == r or domain.endswith("." + r) for r in RESERVED_PREFIXES):
+        return f"{domain!r} is reserved for Kubernetes' own labels; use a domain of your organisation"
+    return None
+
+
+#: Kubernetes' limit for a field manager name.
+MAX_FIELD_MANAGER = 128
+
+
+def field_manager(node: str) -> str:
+    """The server-side apply field manager of one node's label patch: one per node, so deleting or shrinking
+    the patch relinquishes only the labels that node's patch set. Long node names are cut and hashed to
+    stay within Kubernetes' 128 characters."""
+    name = f"{MANAGER}-{node}"
+    if len(name) <= MAX_FIELD_MANAGER:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(node.encode()).hexdigest()[:12]
+    return f"{name[:MAX_FIELD_MANAGER - 13]}-{digest}"

@@ -59,6 +59,8 @@ class NodePlan:
     local_root: str
     restart: str | None  # None: the flavor's restart command
     seed_config: str | None = None  # transport local: config copied into a node root that has none
+    #: whether the node's label patch takes over labels another field manager owns (kubernetes.forceLabels)
+    force_labels: bool = False
     user: str | None = None  # ssh login user (None for transport local)
     proxy: str | None = None  # ssh bastion as user@host:port plus its pinned host key, if any
 
@@ -173,10 +175,10 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     handlers.update({a: naming.runtime_type(r.handler) for a, r in aliases.items()})
     labels: dict[str, str] = {}
     for rel in active:
-        labels[naming.label_key(cfg.runtime, rel.handler, rel.shim)] = naming.LABEL_VALUE
+        labels[naming.label_key(cfg.runtime, rel.handler, rel.shim, cfg.label_prefix)] = naming.LABEL_VALUE
     for alias in select_aliases(active):
         shim = aliases[alias].shim
-        labels[naming.label_key(cfg.runtime, alias, shim)] = naming.LABEL_VALUE
+        labels[naming.label_key(cfg.runtime, alias, shim, cfg.label_prefix)] = naming.LABEL_VALUE
     binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member) for r in (*active, *retiring)}
     return NodePlan(
         name=node.name,
@@ -196,6 +198,7 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
         # A local node is a folder on this machine: never restart this machine's containerd by default.
         restart=pool.restart if pool.restart is not None else (":" if pool.transport == "local" else None),
         seed_config=pool.seed_config,
+        force_labels=cfg.kubernetes.force_labels,
         user=cfg.ssh.user if pool.transport == "ssh" else None,
         proxy=_proxy_text(cfg) if pool.transport == "ssh" else None,
     )
@@ -215,9 +218,11 @@ def plan_runtime_classes(cfg: FleetConfig, nodes: Iterable[NodePlan]) -> tuple[R
     classes: dict[str, RuntimeClassPlan] = {}
     by_label: dict[str, tuple[str, str, str]] = {}
     for rel in cfg.releases.values():
-        by_label[naming.label_key(cfg.runtime, rel.handler, rel.shim)] = (rel.handler, rel.shim, "exact")
+        by_label[naming.label_key(cfg.runtime, rel.handler, rel.shim, cfg.label_prefix)] = (rel.handler, rel.shim,
+                                                                                          "exact")
         for s in series_of(rel):
-            by_label[naming.label_key(cfg.runtime, s.handler, rel.shim)] = (s.handler, rel.shim, s.scope)
+            by_label[naming.label_key(cfg.runtime, s.handler, rel.shim, cfg.label_prefix)] = (s.handler, rel.shim,
+                                                                                             s.scope)
     for node in nodes:
         for label in node.labels:
             handler, shim, scope = by_label[label]
