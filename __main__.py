@@ -14,7 +14,9 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
+from components.core.deployed import PLAN_OUTPUT, keep_promised
 from components.core.plan import plan_from_config
+from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
 from components.nodepool import SshConnection
 
@@ -52,6 +54,18 @@ if not plan.ok or key_problems:
     raise pulumi.RunError(f"{len(plan.errors) + len(key_problems)} error(s) in the stack config; nothing was changed "
                           "(run `python -m components plan Pulumi.<stack>.yaml` to see them all)")
 
+# The safe order against what is deployed (components/core/deployed.py): a handler that a deployed label
+# still promises stays for one more step, whatever the stack file's history.
+deployed, unread = read_deployed()
+if unread:
+    pulumi.log.warn(f"{NAMESPACE}: cannot read this stack's deployed state ({unread}); handlers are kept only "
+                    "as the stack config says (retire before you remove)")
+plan, kept = keep_promised(plan, deployed)
+for problem in kept:
+    (pulumi.log.error if problem.severity == "error" else pulumi.log.warn)(f"{NAMESPACE}:{problem}")
+if not plan.ok:
+    raise pulumi.RunError("a handler cannot be kept while a deployed label promises it; nothing was changed")
+
 ssh = None
 if cfg.ssh.private_key is not None:
     proxy = None
@@ -74,3 +88,5 @@ else:
 fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider))
 pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)
+# What this update applies, read back by the next one (components.core.deployed.PLAN_OUTPUT).
+pulumi.export(PLAN_OUTPUT, {k: v for k, v in plan.to_json().items() if k != "problems"})

@@ -122,6 +122,12 @@ def runtime_type(handler: str) -> str:
     return f"io.containerd.{handler}.v1"
 
 
+def binary_of_runtime_type(runtime_type: str) -> str:
+    """The binary containerd runs for `io.containerd.<name>.<ver>`: `containerd-shim-<name>-<ver>`."""
+    parts = runtime_type.split(".")
+    return f"containerd-shim-{'.'.join(parts[2:-1])}-{parts[-1]}"
+
+
 def minor_series(shim: str, version: semver.Version) -> str:
     """Handler of the minor series: `slight-v1-2`."""
     return f"{shim}-v{version.major}-{version.minor}"

@@ -81,7 +81,31 @@ class NodePlan:
             "aliases": dict(self.aliases),
             "labels": dict(self.labels),
             "binaries": {k: v.to_json() for k, v in self.binaries.items()},
+            "host": self.host,
+            "port": self.port,
+            "hostKey": self.host_key,
+            "localRoot": self.local_root,
+            "restart": self.restart,
+            "seedConfig": self.seed_config,
+            "forceLabels": self.force_labels,
+            "user": self.user,
+            "proxy": self.proxy,
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> NodePlan:
+        """The inverse of to_json (a plan recorded in a stack output)."""
+        return cls(
+            name=d["name"], pool=d["pool"], flavor=d["containerd"], transport=d["transport"],
+            host=d.get("host") or "", port=d.get("port"), host_key=d.get("hostKey"),
+            releases=tuple(d.get("releases") or ()), retiring=tuple(d.get("retiring") or ()),
+            handlers=dict(d.get("handlers") or {}), aliases=dict(d.get("aliases") or {}),
+            labels=dict(d.get("labels") or {}),
+            binaries={k: Binary(k, b["release"], b["url"], b["sha256"], b.get("member"))
+                      for k, b in (d.get("binaries") or {}).items()},
+            local_root=d.get("localRoot") or "nodes", restart=d.get("restart"), seed_config=d.get("seedConfig"),
+            force_labels=bool(d.get("forceLabels")), user=d.get("user"), proxy=d.get("proxy"),
+        )
 
 
 @dataclass(frozen=True)
@@ -131,6 +155,13 @@ class FleetPlan:
             "nodes": [n.to_json() for n in self.nodes],
             "problems": [p.to_json() for p in self.problems],
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FleetPlan:
+        """The inverse of to_json, problems left out (a plan recorded in a stack output was applied)."""
+        classes = tuple(RuntimeClassPlan(rc["name"], rc["handler"], dict(rc["nodeSelector"]), rc.get("shim", ""),
+                                         rc.get("scope", "")) for rc in d.get("runtimeClasses") or ())
+        return cls(d.get("runtime", ""), classes, tuple(NodePlan.from_json(n) for n in d.get("nodes") or ()), ())
 
 
 # ------------------------------------------------------------------------------------------- series
