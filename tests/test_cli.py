@@ -106,3 +106,44 @@ def test_a_change_of_the_root_command_is_not_no_changes(tmp_path):
     r = run("diff", str(old), str(new))
     assert "No changes" not in r.stdout
     assert "~ pool restart: (none) -> reboot" in r.stdout and "runs as root" in r.stdout
+
+
+def _export(tmp_path, raw: dict) -> Path:
+    """A `pulumi stack export` of a stack that applied `raw`."""
+    from components.core.plan import plan_from_config
+    from tests.test_deployed import snapshot
+
+    _, applied = plan_from_config(raw)
+    doc = {"version": 3, "deployment": {"resources": [{"urn": f"urn:{i}", "type": t, "outputs": o}
+                                                      for i, (t, o) in enumerate(snapshot(applied))]}}
+    path = tmp_path / "deployed.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_diff_against_the_deployed_state_catches_what_two_merged_changes_hide(tmp_path):
+    deployed = _export(tmp_path, stack([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])]))
+    # in git: a retire change and a remove change merged before one deploy; the file now says removed
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.4"], ["node-a"])]))
+    r = run("diff", "--deployed", str(deployed), str(new))
+    assert r.returncode == 0, r.stderr
+    assert "handler slight-v1-2-3 stays on node node-a for this step" in r.stderr
+    assert "NOTE handler slight-v1-2-3 stays on node node-a" in r.stdout
+    assert "- label wasmtime-slight-v1-2-3" in r.stdout
+    assert "- handler slight-v1-2-3" not in r.stdout
+
+
+def test_diff_against_the_deployed_state_refuses_what_cannot_be_done_in_place(tmp_path):
+    deployed = _export(tmp_path, stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], containerd="k3s")]))
+    r = run("diff", "--deployed", str(deployed), str(new))
+    assert r.returncode == 2 and "UNSAFE pool a: containerd" in r.stdout
+
+
+def test_diff_needs_two_files_or_the_deployed_state(tmp_path):
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    assert run("diff", str(new)).returncode == 2
+    bad = tmp_path / "deployed.json"
+    bad.write_text("[" * 100_000)
+    r = run("diff", "--deployed", str(bad), str(new))
+    assert r.returncode == 2 and "not the JSON of `pulumi stack export`" in r.stderr and "Traceback" not in r.stderr
