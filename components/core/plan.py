@@ -69,8 +69,9 @@ class NodePlan:
         """Where the node's files live: / over SSH, <localRoot>/<node> for the local transport."""
         return "/" if self.transport == "ssh" else f"{self.local_root.rstrip('/')}/{self.name}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, full: bool = False) -> dict[str, Any]:
+        """What the node runs; `full` adds how it is reached and its settings (the plan a stack records)."""
+        out = {
             "name": self.name,
             "pool": self.pool,
             "containerd": self.flavor,
@@ -81,6 +82,11 @@ class NodePlan:
             "aliases": dict(self.aliases),
             "labels": dict(self.labels),
             "binaries": {k: v.to_json() for k, v in self.binaries.items()},
+        }
+        if not full:
+            return out
+        return {
+            **out,
             "host": self.host,
             "port": self.port,
             "hostKey": self.host_key,
@@ -152,7 +158,7 @@ class FleetPlan:
         return {
             "runtime": self.runtime,
             "runtimeClasses": [rc.to_json() for rc in self.runtime_classes],
-            "nodes": [n.to_json() for n in self.nodes],
+            "nodes": [n.to_json(full=True) for n in self.nodes],
             "problems": [p.to_json() for p in self.problems],
         }
 
