@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
-from components.core.deployed import PLAN_OUTPUT, keep_promised
+from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, keep_promised
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
@@ -90,3 +90,4 @@ pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)
 # What this update applies, read back by the next one (components.core.deployed.PLAN_OUTPUT).
 pulumi.export(PLAN_OUTPUT, {k: v for k, v in plan.to_json().items() if k != "problems"})
+pulumi.export(LABELS_OUTPUT, fleet.labels_applied)

@@ -33,7 +33,8 @@ class ShimFleetArgs:
 
 class ShimFleet(pulumi.ComponentResource):
     """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes and `<name>-classes`
-    (RuntimeClassSet). Outputs: `runtime_classes` and `nodes` (per node: releases, labels, handlers, binaries)."""
+    (RuntimeClassSet). Outputs: `runtime_classes`, `nodes` (per node: releases, labels, handlers, binaries) and
+    `labels_applied` (per node: its labels as the API server answered the label patch)."""
 
     def __init__(self, name: str, args: ShimFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.plan.ok:
@@ -53,4 +54,8 @@ class ShimFleet(pulumi.ComponentResource):
                                   opts=pulumi.ResourceOptions(parent=self))
         self.runtime_classes = classes.runtime_classes
         self.nodes = {node: info for pool in self.pools.values() for node, info in pool.nodes.items()}
-        self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes})
+        #: node -> its labels as the API server answered the fleet's label patch (resolves when applied)
+        self.labels_applied = {node: labels for pool in self.pools.values()
+                               for node, labels in vars(pool).get("labels_applied", {}).items()}
+        self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes,
+                               "labels_applied": self.labels_applied})

@@ -110,6 +110,10 @@ class NodePool(pulumi.ComponentResource):
                     ),
                     opts=opts,
                 )
+                # The node's labels as the API server answered this patch: resolves only when the patch
+                # succeeded, so the stack records what is really on the node (components/core/deployed.py).
+                vars(self).setdefault("labels_applied", {})[node.name] = built[g.name].metadata.apply(
+                    lambda m: dict(m.labels or {}) if m is not None else {})
 
     def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs,
                  connection: command.remote.ConnectionArgs | None, *, create: str, delete: str,

@@ -111,13 +111,11 @@ def test_a_change_of_the_root_command_is_not_no_changes(tmp_path):
 def _export(tmp_path, raw: dict) -> Path:
     """A `pulumi stack export` of a stack that applied `raw`."""
     from components.core.plan import plan_from_config
-    from tests.test_deployed import snapshot
+    from tests.test_deployed import export, snapshot
 
     _, applied = plan_from_config(raw)
-    doc = {"version": 3, "deployment": {"resources": [{"urn": f"urn:{i}", "type": t, "outputs": o}
-                                                      for i, (t, o) in enumerate(snapshot(applied))]}}
     path = tmp_path / "deployed.json"
-    path.write_text(json.dumps(doc))
+    path.write_text(json.dumps(export(snapshot(applied))))
     return path
 
 

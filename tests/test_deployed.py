@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from components.core.deployed import (
+    LABELS_OUTPUT,
     NODE_PATCH,
+    PLAN_OUTPUT,
     RUNTIME_CLASS,
     STACK,
     Deployed,
-    from_resources,
+    from_outputs,
     from_stack_export,
     keep_promised,
 )
@@ -23,12 +25,18 @@ def plan(pools) -> FleetPlan:
     return p
 
 
+def outputs_after(applied: FleetPlan) -> dict:
+    """The stack outputs an update of `applied` records (what the program reads back)."""
+    return {PLAN_OUTPUT: {k: v for k, v in applied.to_json().items() if k != "problems"},
+            LABELS_OUTPUT: {n.name: {**n.labels, "kubernetes.io/os": "linux"} for n in applied.nodes}}
+
+
 def snapshot(applied: FleetPlan, labels: dict[str, dict[str, str]] | None = None,
              classes: FleetPlan | None = None) -> list[tuple[str, dict]]:
-    """(type, outputs) of the resources an update of `applied` leaves, as the engine's snapshot has them.
+    """(type, outputs) of every resource an update of `applied` leaves, as `pulumi stack export` has them.
     `labels` overrides what a node's label patch last applied and `classes` the plan whose RuntimeClasses
     are still there (an update that failed at the label patch, before its deletes)."""
-    out: list[tuple[str, dict]] = [(STACK, {"plan": {k: v for k, v in applied.to_json().items() if k != "problems"}})]
+    out: list[tuple[str, dict]] = [(STACK, outputs_after(applied))]
     for rc in (classes or applied).runtime_classes:
         out.append((RUNTIME_CLASS, {"metadata": {"name": rc.name}, "handler": rc.handler,
                                     "scheduling": {"nodeSelector": dict(rc.node_selector)}}))
@@ -38,8 +46,13 @@ def snapshot(applied: FleetPlan, labels: dict[str, dict[str, str]] | None = None
     return out
 
 
-def deployed_after(applied: FleetPlan, **kw) -> Deployed:
-    return from_resources(snapshot(applied, **kw))
+def export(resources: list[tuple[str, dict]]) -> dict:
+    return {"version": 3, "deployment": {"resources": [{"urn": f"urn:{i}", "type": t, "outputs": o}
+                                                       for i, (t, o) in enumerate(resources)]}}
+
+
+def deployed_after(applied: FleetPlan) -> Deployed:
+    return from_outputs(outputs_after(applied))
 
 
 def test_a_one_step_removal_keeps_the_promised_handler_for_one_more_step():
@@ -84,11 +97,13 @@ def test_aliases_a_removed_release_served_are_kept_with_its_binary():
     assert len(problems) == 3
 
 
-def test_a_label_whose_removal_failed_still_counts_as_live():
+def test_a_label_whose_removal_failed_still_counts_as_live_in_a_stack_export():
     step0 = plan([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
     step1 = plan([pool("a", ["slight@1.2.4"], ["node-a"], retiring=["slight@1.2.3"])])
     # step1's table update succeeded but its label patch failed: the patch still holds the old labels
-    deployed = deployed_after(step1, labels={"node-a": step0.node("node-a").labels}, classes=step0)
+    # and the engine stopped before deleting the old RuntimeClass
+    deployed = from_stack_export(export(snapshot(step1, labels={"node-a": step0.node("node-a").labels},
+                                                 classes=step0)))
     step2, problems = keep_promised(plan([pool("a", ["slight@1.2.4"], ["node-a"])]), deployed)
     assert "slight-v1-2-3" in step2.node("node-a").handlers and problems
 
@@ -110,14 +125,20 @@ def test_a_node_removed_whole_keeps_nothing():
 
 def test_a_stack_never_deployed_keeps_nothing():
     wanted = plan([pool("a", ["slight@1.2.4"], ["node-a"])])
-    assert keep_promised(wanted, from_resources([])) == (wanted, [])
+    assert keep_promised(wanted, from_outputs({})) == (wanted, [])
+
+
+def test_labels_recorded_by_an_older_program_come_from_its_plan():
+    step0 = plan([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
+    outputs = outputs_after(step0)
+    del outputs[LABELS_OUTPUT]
+    _, problems = keep_promised(plan([pool("a", ["slight@1.2.4"], ["node-a"])]), from_outputs(outputs))
+    assert len(problems) == 1
 
 
 def test_the_deployed_state_reads_from_a_stack_export():
     step0 = plan([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
-    doc = {"version": 3, "deployment": {"resources": [
-        {"urn": f"urn:{i}", "type": typ, "outputs": outputs} for i, (typ, outputs) in enumerate(snapshot(step0))]}}
-    deployed = from_stack_export(doc)
+    deployed = from_stack_export(export(snapshot(step0)))
     assert deployed.plan == FleetPlan.from_json(step0.to_json())
     assert deployed.labels["node-a"]["wasmtime-slight-v1-2-3"] == "true"
     assert deployed.promises[("wasmtime-slight-v1-2-3", "true")] == "slight-v1-2-3"

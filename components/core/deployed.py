@@ -5,10 +5,11 @@ deployed state, so a `pulumi up` from a laptop, or two pull requests merged befo
 the retire step. The decision is pure (no pulumi): the program and `diff --deployed` feed it the state they
 read (components' thin adapters: the engine's last snapshot of the stack, or `pulumi stack export`).
 
-What is read, per node, and from where:
-- labels: the last applied state of the node's label patch (kubernetes:core/v1:NodePatch). A patch whose
-  update failed keeps its previous state, so a label removal that did not happen still counts as live;
-- what a label promises: the deployed RuntimeClasses (their nodeSelector label -> handler);
+What is read, from the stack's outputs (and, with `pulumi stack export`, each resource's last state too):
+- per node, its labels as the API server answered the label patch (output `deployedLabels`). That output
+  resolves only when the patch succeeded; otherwise the program cannot register its outputs and the engine
+  keeps the previous ones, so a label removal that did not happen still counts as live;
+- what a label promises: the RuntimeClasses of the applied plan (nodeSelector label -> handler);
 - the node's handler table and binaries: the stack output `plan` (the plan the last update applied).
 
 Rule: when a deployed label L on node N promises handler H (a deployed RuntimeClass selects L and runs H),
@@ -32,6 +33,9 @@ RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 STACK = "pulumi:pulumi:Stack"
 #: The stack output holding the applied plan (FleetPlan.to_json()).
 PLAN_OUTPUT = "plan"
+#: The stack output holding, per node, its labels as the API server answered the label patch. It resolves
+#: only when the patch succeeded; when it cannot, the engine keeps the stack's previous outputs.
+LABELS_OUTPUT = "deployedLabels"
 
 
 @dataclass(frozen=True)
@@ -62,35 +66,47 @@ def _get(value: Any, *keys: str) -> Any:
     return value
 
 
-def from_resources(resources: Iterable[tuple[str, Mapping[str, Any]]]) -> Deployed:
-    """From (type, outputs) of every resource of the stack's last snapshot."""
+def from_outputs(outputs: Mapping[str, Any], resources: Iterable[tuple[str, Mapping[str, Any]]] = ()) -> Deployed:
+    """From the stack's outputs (what the program reads each run: small, whatever the fleet's size), and,
+    when available, (type, outputs) of every resource of its snapshot (`pulumi stack export`): a label
+    patch's or RuntimeClass's own last state then counts too."""
+    plan_json = outputs.get(PLAN_OUTPUT)
+    plan = FleetPlan.from_json(plan_json) if isinstance(plan_json, Mapping) else None
     labels: dict[str, dict[str, str]] = {}
     promises: dict[tuple[str, str], str] = {}
-    plan_json = None
-    for typ, outputs in resources:
+    if plan is not None:
+        for rc in plan.runtime_classes:
+            promises.update({(k, v): rc.handler for k, v in rc.node_selector.items()})
+    recorded = outputs.get(LABELS_OUTPUT)
+    if isinstance(recorded, Mapping):
+        for node, node_labels in recorded.items():
+            if isinstance(node_labels, Mapping):
+                labels.setdefault(str(node), {}).update({str(k): str(v) for k, v in node_labels.items()})
+    elif plan is not None:  # recorded by an older version of the program: the labels it applied
+        for n in plan.nodes:
+            labels.setdefault(n.name, {}).update(n.labels)
+    for typ, out in resources:
         if typ == NODE_PATCH:
-            name = _get(outputs, "metadata", "name")
-            node_labels = _get(outputs, "metadata", "labels") or {}
+            name = _get(out, "metadata", "name")
+            node_labels = _get(out, "metadata", "labels") or {}
             if isinstance(name, str) and isinstance(node_labels, Mapping):
                 labels.setdefault(name, {}).update({str(k): str(v) for k, v in node_labels.items()})
         elif typ == RUNTIME_CLASS:
-            handler = _get(outputs, "handler")
-            selector = _get(outputs, "scheduling", "nodeSelector") or {}
+            handler = _get(out, "handler")
+            selector = _get(out, "scheduling", "nodeSelector") or {}
             if isinstance(handler, str) and isinstance(selector, Mapping):
-                for k, v in selector.items():
-                    promises[(str(k), str(v))] = handler
-        elif typ == STACK:
-            plan_json = _get(outputs, PLAN_OUTPUT)
-    plan = FleetPlan.from_json(plan_json) if isinstance(plan_json, Mapping) else None
+                promises.update({(str(k), str(v)): handler for k, v in selector.items()})
     handlers = {n.name: dict(n.handlers) for n in plan.nodes} if plan else {}
     binaries = {n.name: dict(n.binaries) for n in plan.nodes} if plan else {}
     return Deployed(labels, promises, handlers, binaries, plan)
 
 
 def from_stack_export(doc: Mapping[str, Any]) -> Deployed:
-    """From the JSON of `pulumi stack export` (version 3 deployments)."""
-    resources = _get(doc, "deployment", "resources") or []
-    return from_resources((r.get("type", ""), r.get("outputs") or {}) for r in resources if isinstance(r, Mapping))
+    """From the JSON of `pulumi stack export` (version 3 deployments): the stack's outputs and the last
+    state of every resource."""
+    resources = [r for r in (_get(doc, "deployment", "resources") or []) if isinstance(r, Mapping)]
+    stack = next((r.get("outputs") or {} for r in resources if r.get("type") == STACK), {})
+    return from_outputs(stack, ((r.get("type", ""), r.get("outputs") or {}) for r in resources))
 
 
 def keep_promised(plan: FleetPlan, deployed: Deployed) -> tuple[FleetPlan, list[Problem]]:
