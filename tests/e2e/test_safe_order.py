@@ -11,6 +11,8 @@ a label seen after a table that lacks its handler was also there when that table
 - Removing a whole pool in one step: the engine deletes the label patch before the handler table and the
   table before the binaries (reverse dependency order of the old graph), so it is safe as it is; the test
   records the order of the engine's delete steps.
+- A label someone else set (another field manager) is a conflict error, not taken over, unless the stack
+  says `kubernetes.forceLabels: true`.
 
 Run: venv/bin/python -m pytest -m e2e tests/e2e/test_safe_order.py
 """
@@ -157,6 +159,23 @@ def test_removing_a_whole_pool_deletes_labels_before_the_table_before_the_binari
     assert order == ["labels", "handlers", "binary"], deletes
     assert fleet.node_labels("node-b") == {}
     assert fleet.nodes["node-b"].config.read_bytes() == fleet.originals["node-b"]
+
+
+def test_a_label_someone_else_set_is_a_conflict_error_not_taken_over(fleet: Fleet):
+    import pulumi.automation as auto
+
+    fleet.cluster.kubectl("label", "node", "node-c", "wasmtime-slight-v1-2-4=set-by-ops")
+    raw = fleet.config([*pools(fleet, [X1], with_b=False), fleet.pool("c", [X1], ["node-c"])])
+    fleet.set_config(raw)
+    with pytest.raises(auto.CommandError) as err:
+        fleet.stack.up(color="never")
+    message = str(err.value)
+    assert "conflict" in message.lower() and "wasmtime-slight-v1-2-4" in message and "kubectl" in message
+    assert fleet.node_labels("node-c")["wasmtime-slight-v1-2-4"] == "set-by-ops"  # not taken over
+    raw["kubernetes"]["forceLabels"] = True  # taking it over is a decision the stack config states
+    fleet.set_config(raw)
+    fleet.stack.up(color="never")
+    assert fleet.node_labels("node-c")["wasmtime-slight-v1-2-4"] == "true"
 
 
 def test_destroy(fleet: Fleet):
