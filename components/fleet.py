@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from .core import naming
 from .core.plan import FleetPlan
 from .nodepool import NodePool, NodePoolArgs, SshConnection
 from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
@@ -54,8 +55,10 @@ class ShimFleet(pulumi.ComponentResource):
                                   opts=pulumi.ResourceOptions(parent=self))
         self.runtime_classes = classes.runtime_classes
         self.nodes = {node: info for pool in self.pools.values() for node, info in pool.nodes.items()}
-        #: node -> its labels as the API server answered the fleet's label patch (resolves when applied)
-        self.labels_applied = {node: labels for pool in self.pools.values()
-                               for node, labels in vars(pool).get("labels_applied", {}).items()}
+        #: node -> its fleet labels as the API server answered the label patch (resolves when applied)
+        runtime, prefix = args.plan.runtime, args.plan.label_prefix
+        self.labels_applied = {
+            node: labels.apply(lambda ls: {k: v for k, v in ls.items() if naming.is_fleet_label(k, runtime, prefix)})
+            for pool in self.pools.values() for node, labels in vars(pool).get("labels_applied", {}).items()}
         self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes,
                                "labels_applied": self.labels_applied})

@@ -157,6 +157,11 @@ def label_key(runtime: str, handler: str, shim: str, prefix: str = "") -> str:
     return f"{prefix}{runtime}-{handler}"
 
 
+def is_fleet_label(key: str, runtime: str, prefix: str = "") -> bool:
+    """Whether a node label key is one the fleet composes (label_key) for this runtime and prefix."""
+    return key.startswith(f"{prefix}{runtime}-")
+
+
 #: Label prefixes Kubernetes reserves for its own components.
 RESERVED_PREFIXES = ("kubernetes.io", "k8s.io")
 

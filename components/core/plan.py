@@ -133,6 +133,7 @@ class FleetPlan:
     runtime_classes: tuple[RuntimeClassPlan, ...]
     nodes: tuple[NodePlan, ...]
     problems: tuple[Problem, ...]
+    label_prefix: str = ""  # the stack's labelPrefix
 
     @property
     def errors(self) -> list[Problem]:
@@ -157,6 +158,7 @@ class FleetPlan:
     def to_json(self) -> dict[str, Any]:
         return {
             "runtime": self.runtime,
+            "labelPrefix": self.label_prefix,
             "runtimeClasses": [rc.to_json() for rc in self.runtime_classes],
             "nodes": [n.to_json(full=True) for n in self.nodes],
             "problems": [p.to_json() for p in self.problems],
@@ -167,7 +169,8 @@ class FleetPlan:
         """The inverse of to_json, problems left out (a plan recorded in a stack output was applied)."""
         classes = tuple(RuntimeClassPlan(rc["name"], rc["handler"], dict(rc["nodeSelector"]), rc.get("shim", ""),
                                          rc.get("scope", "")) for rc in d.get("runtimeClasses") or ())
-        return cls(d.get("runtime", ""), classes, tuple(NodePlan.from_json(n) for n in d.get("nodes") or ()), ())
+        return cls(d.get("runtime", ""), classes, tuple(NodePlan.from_json(n) for n in d.get("nodes") or ()), (),
+                   d.get("labelPrefix") or "")
 
 
 # ------------------------------------------------------------------------------------------- series
@@ -285,7 +288,7 @@ def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
     nodes = tuple(plan_node(cfg, pool, node) for pool in cfg.pools for node in pool.nodes)
     classes = plan_runtime_classes(cfg, nodes)
     all_problems = [*problems, *check_handler_contract(classes, nodes)]
-    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems))
+    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems), cfg.label_prefix)
 
 
 def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,

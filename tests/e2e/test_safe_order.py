@@ -123,13 +123,13 @@ def test_a_one_step_removal_keeps_the_handler_until_its_label_is_gone(fleet: Fle
     before = fleet.config(pools(fleet, [X, X1]))
     fleet.set_config(fleet.config(pools(fleet, [X1])))  # X removed from pool a in one step, no retire
     preview = fleet.stack.preview(color="never")
-    assert "handler slight-v1-2-3 stays on node node-a for this step" in preview.stdout
 
     with Watch(fleet, ["node-a"], promises_of(before)) as watch:
         result = fleet.stack.up(color="never", on_event=watch.on_event)
-    assert "handler slight-v1-2-3 stays on node node-a for this step" in result.stdout
-    assert watch.violations == [], watch.violations
+    assert watch.violations == [], sorted(set(watch.violations))
     assert watch.samples > 10
+    assert "handler slight-v1-2-3 stays on node node-a for this step" in preview.stdout
+    assert "handler slight-v1-2-3 stays on node node-a for this step" in result.stdout
     node_a = fleet.nodes["node-a"]
     assert "wasmtime-slight-v1-2-3" not in fleet.node_labels("node-a")
     assert "slight-v1-2-3" in node_a.loaded_runtimes()  # kept for this step
