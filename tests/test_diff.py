@@ -137,6 +137,10 @@ REACH = [
     ("bastion", lambda r: r["ssh"].update(proxy={"host": "jump.example.org"}),
      "~ connection ssh.proxy: (none) -> root@jump.example.org:22 (host key not pinned)"),
     ("ssh port", lambda r: r["ssh"].update(port=2200), "~ connection port: 22 -> 2200"),
+    ("label prefix", lambda r: r.update(labelPrefix="wasm.example.org/"),
+     "~ setting labelPrefix: (none) -> wasm.example.org/"),
+    ("force labels", lambda r: r.update(kubernetes={"forceLabels": True}),
+     "~ setting kubernetes.forceLabels: False -> True"),
 ]
 
 

@@ -1,10 +1,10 @@
 """What a change to a stack file will do, in the words a reviewer reads in a pull request.
 
-Compares two plans: RuntimeClasses; per pool its containerd flavor, transport and restart command; per node
-how it is reached (host, port, hostKey, ssh user, bastion), its labels, handler table and binaries (url,
-sha256, archive member). Output is grouped by pool, nodes in natural order (node-2 before node-10), nodes
-with the same changes listed together, each note once, and the resources the engine will touch counted in
-Pulumi's terms.
+Compares two plans: fleet settings (labelPrefix, kubernetes.forceLabels); RuntimeClasses; per pool its
+containerd flavor, transport and restart command; per node how it is reached (host, port, hostKey, ssh
+user, bastion), its labels, handler table and binaries (url, sha256, archive member). Output is grouped
+by pool, nodes in natural order (node-2 before node-10), nodes with the same changes listed together,
+each note once, and the resources the engine will touch counted in Pulumi's terms.
 
 A transition is unsafe (refused, with the fix) when
   (a) a RuntimeClass's handler would change (the field is immutable; the class would have to be deleted
@@ -50,7 +50,7 @@ def natural_key(text: str) -> tuple:
 @dataclass(frozen=True)
 class Change:
     kind: str  # added | removed | changed
-    subject: str  # runtimeClass | pool | node | connection | label | handler | binary
+    subject: str  # setting | runtimeClass | pool | node | connection | label | handler | binary
     node: str | None  # None for cluster-wide and pool-wide subjects
     name: str
     old: Any = None
@@ -162,6 +162,10 @@ class PlanDiff:
     def body(self) -> list[str]:
         """The changes, grouped: RuntimeClasses, then each pool in natural order."""
         lines: list[str] = []
+        settings = [c for c in self.changes if c.subject == "setting"]
+        if settings:
+            lines.append("Fleet:")
+            lines += [f"  {c.line()}" for c in settings]
         classes = [c for c in self.changes if c.subject == "runtimeClass"]
         if classes:
             lines.append("RuntimeClasses:")
@@ -306,7 +310,7 @@ def resources(plan: FleetPlan) -> dict[tuple[str, ...], tuple[str, Any]]:
         out[("Command", n.pool, n.name, "handlers")] = (
             "", (tuple(n.handlers.items()), tuple(n.aliases.items()), n.flavor, n.restart, n.local_root,
                  n.seed_config, conn))
-        out[("NodePatch", n.pool, n.name, "labels")] = ("", tuple(n.labels.items()))
+        out[("NodePatch", n.pool, n.name, "labels")] = ("", (tuple(n.labels.items()), n.force_labels))
     return out
 
 
@@ -342,6 +346,7 @@ def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
                                    "class would be deleted and re-created, rejecting new pods meanwhile: add a new "
                                    "class instead"))
 
+    _compare_fleet(d, old, new)
     _compare_pools(d, old, new)
     notes: dict[tuple[str | None, str], list[str]] = {}
     old_nodes = {n.name: n for n in old.nodes}
@@ -350,6 +355,26 @@ def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
         _compare_node(d, old, old_nodes.get(name), new_nodes.get(name), notes)
     d.notes += [Note(pool, text, tuple(nodes)) for (pool, text), nodes in notes.items()]
     return d
+
+
+def _compare_fleet(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
+    """Fleet-wide settings that change every node's labels or how they are applied."""
+    def force(plan: FleetPlan) -> bool | None:
+        return plan.nodes[0].force_labels if plan.nodes else None
+
+    o = {"labelPrefix": old.label_prefix or None, "kubernetes.forceLabels": force(old)}
+    n = {"labelPrefix": new.label_prefix or None, "kubernetes.forceLabels": force(new)}
+    if not old.nodes or not new.nodes:
+        o.pop("kubernetes.forceLabels")
+        n.pop("kubernetes.forceLabels")
+    _compare(d.changes, "setting", None, o, n, None)
+    if o["labelPrefix"] != n["labelPrefix"] and old.nodes and new.nodes:
+        d.notes.append(Note(None, "labelPrefix changes: every fleet label and every RuntimeClass nodeSelector is "
+                                  "replaced; pods scheduled meanwhile may wait (Pending) until the new labels are "
+                                  "on their nodes, running pods are not affected"))
+    if n.get("kubernetes.forceLabels") and not o.get("kubernetes.forceLabels"):
+        d.notes.append(Note(None, "kubernetes.forceLabels turns on: labels of the same name that another field "
+                                  "manager set are taken over"))
 
 
 def _compare_pools(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
