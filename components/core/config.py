@@ -893,7 +893,7 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
         return empty, c.problems
     for key in raw:
         if key not in TOP_KEYS:
-            c.error(str(key), f"unknown key '{NAMESPACE}:{_show(key)[1:-1]}'; the keys are {', '.join(TOP_KEYS)}"
+            c.error(str(key), f"unknown key {_show(f'{NAMESPACE}:{key}')}; the keys are {', '.join(TOP_KEYS)}"
                               f"{_did_you_mean(key, TOP_KEYS)}")
     runtime = raw.get("runtime", DEFAULT_RUNTIME)
     why = naming.dns_label_problem(runtime) if isinstance(runtime, str) else "is not a string"
