@@ -345,3 +345,12 @@ def test_nesting_deeper_than_the_bound_is_an_error_not_a_recursion():
     raw = good()
     raw["nodePools"][0]["releases"] = deep
     assert "nested more than 64" in errors(raw)["wasm-shim-fleet"]
+
+
+def test_config_paths_of_odd_keys_are_escaped_and_cut():
+    raw = good()
+    raw["nodePools"][0]["x" * 10_000] = 1
+    raw["shims"]["sl\u0131ght"] = []  # dotless i
+    paths = set(errors(raw))
+    assert "nodePools[0]." + "x" * 60 + "…" in paths
+    assert "shims.sl\\u0131ght" in paths

@@ -193,6 +193,15 @@ def _show(value: Any, limit: int = 60) -> str:
     return text
 
 
+def _key(key: Any) -> str:
+    """A key as it appears in a config path: escaped and cut like a quoted value."""
+    text = str(key)
+    if text.isascii() and text.isprintable() and len(text) <= 80:
+        return text
+    text = ascii(text)[1:-1]
+    return text if len(text) <= 80 else text[:60] + "…"
+
+
 def _yaml_loader() -> type:
     """libyaml's safe loader when PyYAML was built with it (about 10x faster), else the pure-Python one;
     both refuse a key written twice in one mapping."""
@@ -398,7 +407,7 @@ class _Checker:
             return None
         for key in value:
             if key not in allowed:
-                self.error(f"{path}.{key}" if path else str(key),
+                self.error(f"{path}.{_key(key)}" if path else _key(key),
                            f"unknown key {_show(key)}; {what} takes only {', '.join(allowed)}"
                            f"{_did_you_mean(key, allowed)}: fix the spelling or remove it")
         return value
@@ -543,7 +552,7 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
     if shims is None:
         return releases
     for shim, entries in shims.items():
-        base = f"shims.{shim}"
+        base = f"shims.{_key(shim)}"
         why = naming.dns_label_problem(shim) if isinstance(shim, str) else "is not a string"
         if why is not None:
             c.error(base, f"shim name {_show(shim)} {why}; rename it, e.g. 'slight'")
@@ -893,7 +902,7 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
         return empty, c.problems
     for key in raw:
         if key not in TOP_KEYS:
-            c.error(str(key), f"unknown key {_show(f'{NAMESPACE}:{key}')}; the keys are {', '.join(TOP_KEYS)}"
+            c.error(_key(key), f"unknown key {_show(f'{NAMESPACE}:{key}')}; the keys are {', '.join(TOP_KEYS)}"
                               f"{_did_you_mean(key, TOP_KEYS)}")
     runtime = raw.get("runtime", DEFAULT_RUNTIME)
     why = naming.dns_label_problem(runtime) if isinstance(runtime, str) else "is not a string"
