@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
-from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, keep_promised
+from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deployed
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
@@ -60,11 +60,12 @@ deployed, unread = read_deployed()
 if unread:
     pulumi.log.warn(f"{NAMESPACE}: cannot read this stack's deployed state ({unread}); handlers are kept only "
                     "as the stack config says (retire before you remove)")
-plan, kept = keep_promised(plan, deployed)
-for problem in kept:
+plan, against = against_deployed(plan, deployed)
+for problem in against:
     (pulumi.log.error if problem.severity == "error" else pulumi.log.warn)(f"{NAMESPACE}:{problem}")
 if not plan.ok:
-    raise pulumi.RunError("a handler cannot be kept while a deployed label promises it; nothing was changed")
+    raise pulumi.RunError(f"{len(plan.errors)} step(s) refused against the deployed state; nothing was changed "
+                          "(each error above says how to split the change)")
 
 ssh = None
 if cfg.ssh.private_key is not None:

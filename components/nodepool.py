@@ -110,8 +110,8 @@ class NodePool(pulumi.ComponentResource):
                     ),
                     opts=opts,
                 )
-                # The node's labels as the API server answered this patch: resolves only when the patch
-                # succeeded, so the stack records what is really on the node (components/core/deployed.py).
+                # The node's labels as the API server answered this patch: no value when the patch fails, so
+                # the stack records what is really on the node (components/core/deployed.py).
                 vars(self).setdefault("labels_applied", {})[node.name] = built[g.name].metadata.apply(
                     lambda m: dict(m.labels or {}) if m is not None else {})
 

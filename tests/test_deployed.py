@@ -148,3 +148,30 @@ def test_a_plan_survives_its_json():
     p = plan([pool("a", ["slight@1.2.3"], ["node-a"], retiring=["slight@1.2.4"], restart="true")])
     again = FleetPlan.from_json(p.to_json())
     assert again.nodes == p.nodes and again.runtime_classes == p.runtime_classes
+
+
+def test_every_step_diff_refuses_is_refused_against_the_deployed_state_too():
+    from components.core.deployed import against_deployed
+
+    step0 = plan([pool("a", ["slight@1.2.3"], ["node-a"])])
+    moved, problems = against_deployed(plan([pool("a", ["slight@1.2.3"], ["node-a"], containerd="k3s")]),
+                                       deployed_after(step0))
+    assert not moved.ok
+    assert [(p.severity, p.path) for p in problems] == [("error", "deployed.a")]
+    assert "containerd (pool a): changes from containerd-1 to k3s" in problems[0].message
+    assert "Remove the pool's nodes in one step" in problems[0].message
+
+
+def test_a_one_step_removal_against_the_deployed_state_is_kept_not_refused():
+    from components.core.deployed import against_deployed
+
+    step0 = plan([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
+    step1, problems = against_deployed(plan([pool("a", ["slight@1.2.4"], ["node-a"])]), deployed_after(step0))
+    assert step1.ok and [p.severity for p in problems] == ["warning"]
+
+
+def test_nothing_to_refuse_on_a_stack_without_a_recorded_plan():
+    from components.core.deployed import against_deployed
+
+    wanted = plan([pool("a", ["slight@1.2.4"], ["node-a"], containerd="k3s")])
+    assert against_deployed(wanted, from_outputs({})) == (wanted, [])

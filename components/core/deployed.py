@@ -6,16 +6,21 @@ the retire step. The decision is pure (no pulumi): the program and `diff --deplo
 read (components' thin adapters: the engine's last snapshot of the stack, or `pulumi stack export`).
 
 What is read, from the stack's outputs (and, with `pulumi stack export`, each resource's last state too):
-- per node, its labels as the API server answered the label patch (output `deployedLabels`). That output
-  resolves only when the patch succeeded; otherwise the program cannot register its outputs and the engine
-  keeps the previous ones, so a label removal that did not happen still counts as live;
+- per node, its labels as the API server answered the label patch (output `deployedLabels`). A patch that
+  fails gives no value, the program cannot record its outputs and the engine keeps the previous ones
+  (checked under the engine), so a label removal that did not happen still counts as live. Under
+  `--continue-on-error` the outputs are recorded with the intended plan; a handler that plan cannot
+  describe is then refused with the fix rather than guessed;
 - what a label promises: the RuntimeClasses of the applied plan (nodeSelector label -> handler);
 - the node's handler table and binaries: the stack output `plan` (the plan the last update applied).
 
-Rule: when a deployed label L on node N promises handler H (a deployed RuntimeClass selects L and runs H),
-N still has H in its deployed table, and the new plan drops H from N, then H (and the binary it runs) stays
-on N for this step, with a warning: this `up` removes L (labels are updated after the table, deleted before
-it), and the next `up` removes H. The result is the retire step done for you; nothing is refused.
+Rules (`against_deployed`):
+- the steps `diff` refuses that the recorded plan can judge (a handler table that would move, a node
+  changing pool) are refused against the deployed plan too, with the same fix;
+- when a deployed label L on node N promises handler H (a deployed RuntimeClass selects L and runs H), N
+  still has H in its deployed table, and the new plan drops H from N, then H (and the binary it runs)
+  stays on N for this step, with a warning: this `up` removes L (labels are updated after the table,
+  deleted before it), and the next `up` removes H. That is the retire step done for you, not a refusal.
 """
 
 from __future__ import annotations
@@ -121,6 +126,31 @@ def keep_promised(plan: FleetPlan, deployed: Deployed) -> tuple[FleetPlan, list[
     if not problems:
         return plan, []
     return replace(plan, nodes=tuple(nodes), problems=(*plan.problems, *problems)), problems
+
+
+def against_deployed(plan: FleetPlan, deployed: Deployed) -> tuple[FleetPlan, list[Problem]]:
+    """The step from what is deployed to `plan`, as the program takes it: promised handlers kept one more
+    step (keep_promised), and the steps `diff` refuses that the recorded plan can judge (a handler table
+    that would move, a node changing pool, a class's handler) an error with its fix. Nothing to compare on a stack that
+    has no recorded plan yet."""
+    from .diff import CLASS_HANDLER, MOVES_POOL, MOVES_TABLE, PROMISED_HANDLER, diff_plans
+
+    kept_plan, problems = keep_promised(plan, deployed)
+    if deployed.plan is None:
+        return kept_plan, problems
+    refused = []
+    # Not the bytes rule: after an update that failed, the recorded plan names binaries that never
+    # installed, and a fixed sha256 for one of them is no change of installed bytes (`diff` between stack
+    # files and the policy pack's checksum rules judge those).
+    kinds = (CLASS_HANDLER, PROMISED_HANDLER, MOVES_TABLE, MOVES_POOL)
+    for name, reason, nodes, pool in diff_plans(deployed.plan, kept_plan).unsafe_groups(kinds):
+        where = ", ".join(x for x in (f"pool {pool}" if pool else "", f"nodes {', '.join(nodes)}" if nodes else "")
+                          if x)
+        refused.append(Problem("error", f"deployed.{pool or 'fleet'}",
+                               f"{name}{' (' + where + ')' if where else ''}: {reason}"))
+    if not refused:
+        return kept_plan, problems
+    return replace(kept_plan, problems=(*kept_plan.problems, *refused)), [*problems, *refused]
 
 
 def _keep_on_node(node: NodePlan, deployed: Deployed) -> tuple[NodePlan, list[Problem]]:

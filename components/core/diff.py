@@ -28,6 +28,7 @@ watches it happen).
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -77,12 +78,21 @@ class Change:
         return out
 
 
+#: Kinds of unsafe step (Unsafe.kind).
+CLASS_HANDLER = "class-handler"  # (a) a RuntimeClass's handler would change
+PROMISED_HANDLER = "promised-handler"  # (b) a handler leaves with the label that promised it
+BYTES = "bytes"  # (c) an installed version's bytes would change
+MOVES_TABLE = "moves-table"  # (d) a pool's flavor or transport changes
+MOVES_POOL = "moves-pool"  # (d) a node changes pool
+
+
 @dataclass(frozen=True)
 class Unsafe:
     node: str | None
     name: str
     reason: str
     pool: str | None = None
+    kind: str = ""
 
     def words(self) -> str:
         where = f"node {self.node}: " if self.node else ""
@@ -149,10 +159,13 @@ class PlanDiff:
         return (f"Resources: {', '.join(parts) or 'no change'}, {r.get('same', 0)} unchanged "
                 "(commands, node label patches and RuntimeClasses; the preview adds its components)")
 
-    def unsafe_groups(self) -> list[tuple[str, str, list[str], str | None]]:
-        """(name, reason, nodes, pool) with every node that shares one reason, in natural order."""
+    def unsafe_groups(self, kinds: Collection[str] | None = None) -> list[tuple[str, str, list[str], str | None]]:
+        """(name, reason, nodes, pool) with every node that shares one reason, in natural order; only the
+        given kinds when `kinds` is set."""
         groups: dict[tuple[str, str, str | None], list[str]] = {}
         for u in self.unsafe:
+            if kinds is not None and u.kind not in kinds:
+                continue
             groups.setdefault((u.name, u.reason, u.pool), [])
             if u.node:
                 groups[(u.name, u.reason, u.pool)].append(u.node)
@@ -344,7 +357,7 @@ def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
                                    f"handler would change from {old_rc[name]['handler']!r} to "
                                    f"{new_rc[name]['handler']!r}; RuntimeClass handlers are immutable and the "
                                    "class would be deleted and re-created, rejecting new pods meanwhile: add a new "
-                                   "class instead"))
+                                   "class instead", kind=CLASS_HANDLER))
 
     _compare_fleet(d, old, new)
     _compare_pools(d, old, new)
@@ -394,7 +407,7 @@ def _compare_pools(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
                                                   "handler table to another file or machine; an update in place "
                                                   "would write the new table and leave the old one. Remove the "
                                                   "pool's nodes in one step (up), then add them back with the new "
-                                                  f"{key} in the next", pool))
+                                                  f"{key} in the next", pool, MOVES_TABLE))
         if o["restart"] != n["restart"]:
             d.notes.append(Note(pool, f"the restart command changes to {_short(n['restart'])}; it runs as root "
                                       "on every node of the pool the next time its handler table changes"))
@@ -423,7 +436,7 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
                                f"from {o.pool} to {n.pool}: its resources are named after the pool, so the engine "
                                "creates the new ones and then deletes the old, whose delete would take away the new "
                                f"handler table and labels. Remove it from {o.pool} in one step (up), then add it to "
-                               f"{n.pool} in the next", pool))
+                               f"{n.pool} in the next", pool, MOVES_POOL))
     _compare(d.changes, "connection", node, _settings(o, CONNECTION), _settings(n, CONNECTION), pool)
     if (o.host, o.port) != (n.host, n.port) and o.transport == n.transport == "ssh":
         note("new address: every command of the node runs again there (nothing changes if it is the same "
@@ -445,14 +458,14 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
             d.unsafe.append(Unsafe(node, f"handler {handler}",
                                    f"is removed in the same step as label {promised[handler]} that promises it; "
                                    "first move the release to the pool's retiring list (labels go, handler "
-                                   "stays), apply, then remove it", pool))
+                                   "stays), apply, then remove it", pool, PROMISED_HANDLER))
     for bname in sorted(set(o_bins) & set(n_bins), key=natural_key):
         was, now = o_bins[bname], n_bins[bname]
         if was["sha256"] != now["sha256"] or was["member"] != now["member"]:
             what = "sha256" if was["sha256"] != now["sha256"] else "archive member"
             d.unsafe.append(Unsafe(node, f"binary {bname}",
                                    f"{what} changes for {was['release']}, an installed version; a version's bytes "
-                                   "must never change: publish and pin a new version", pool))
+                                   "must never change: publish and pin a new version", pool, BYTES))
         elif was["url"] != now["url"]:
             note(f"{was['release']} is downloaded from a new url ({now['url']}); its sha256 is the same, so "
                  "installed bytes do not change")

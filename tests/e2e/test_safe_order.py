@@ -13,6 +13,8 @@ a label seen after a table that lacks its handler was also there when that table
   records the order of the engine's delete steps.
 - A label someone else set (another field manager) is a conflict error, not taken over, unless the stack
   says `kubernetes.forceLabels: true`.
+- A step `diff` refuses (here a pool's containerd flavor) is refused by the program itself against the
+  deployed plan, whatever the stack file's history.
 
 Run: venv/bin/python -m pytest -m e2e tests/e2e/test_safe_order.py
 """
@@ -176,6 +178,24 @@ def test_a_label_someone_else_set_is_a_conflict_error_not_taken_over(fleet: Flee
     fleet.set_config(raw)
     fleet.stack.up(color="never")
     assert fleet.node_labels("node-c")["wasmtime-slight-v1-2-4"] == "true"
+
+
+def test_a_step_diff_refuses_is_refused_by_the_program_against_the_deployed_state(fleet: Fleet):
+    """From a laptop too: the stack file's history does not matter, the deployed plan does."""
+    import pulumi.automation as auto
+
+    applied = fleet.applied
+    moved = fleet.config([{**fleet.pool("a", [X1], ["node-a"]), "containerd": "containerd-2"},
+                          fleet.pool("c", [X1], ["node-c"])])
+    moved["kubernetes"] = applied["kubernetes"]
+    fleet.set_config(moved)
+    try:
+        with pytest.raises(auto.CommandError) as err:
+            fleet.stack.preview(color="never")
+        assert "containerd (pool a): changes from containerd-1 to containerd-2" in str(err.value)
+        assert "refused against the deployed state; nothing was changed" in str(err.value)
+    finally:
+        fleet.set_config(applied)
 
 
 def test_destroy(fleet: Fleet):
