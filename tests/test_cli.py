@@ -145,3 +145,13 @@ def test_diff_needs_two_files_or_the_deployed_state(tmp_path):
     bad.write_text("[" * 100_000)
     r = run("diff", "--deployed", str(bad), str(new))
     assert r.returncode == 2 and "not the JSON of `pulumi stack export`" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_diff_against_the_deployed_state_lets_a_fixed_sha256_through_as_a_note(tmp_path):
+    bad = stack([pool("a", ["slight@1.2.3"], ["node-a"])])
+    bad["shims"]["slight"][0]["sha256"] = "0" * 64  # recorded by an update whose install then failed
+    deployed = _export(tmp_path, bad)
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    r = run("diff", "--deployed", str(deployed), str(new))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "NOTE pool a: binary containerd-shim-slight-v1-2-3-v1: sha256 changes for slight@1.2.3" in r.stdout

@@ -112,9 +112,16 @@ def cmd_diff_deployed(args: argparse.Namespace) -> int:
     for p in kept:
         print(f"{args.deployed}: {p}", file=sys.stderr)
     d = diff_plans(old, kept_plan)
-    from .diff import Note
+    from .diff import BYTES, Note
 
     d.notes += [Note(None, p.message) for p in kept if p.severity == "warning"]
+    # As the program does (core/deployed.py): the recorded plan of a failed update names binaries that never
+    # installed, so a changed sha256 here is a note; `diff OLD NEW` and the policy pack refuse real ones.
+    for u in [u for u in d.unsafe if u.kind == BYTES]:
+        d.unsafe.remove(u)
+        d.notes.append(Note(u.pool, f"{u.name}: {u.reason.split(';')[0]} as the stack recorded it; fine if that "
+                                    "version never installed (a failed update), otherwise publish a new version",
+                            (u.node,) if u.node else ()))
     errors = [p for p in kept if p.severity == "error"]
     if args.json:
         print(json.dumps({**d.to_json(), "deployed": [p.to_json() for p in kept]}, indent=2))
