@@ -13,24 +13,31 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.core.config import NAMESPACE, strip_namespace
+from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
+from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deployed
 from components.core.plan import plan_from_config
+from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
 from components.nodepool import SshConnection
 
 
-def read_config() -> dict:
-    """Every `wasm-shim-fleet:*` key, decoded, secrets included (they leave here only as Outputs)."""
+def read_config() -> tuple[dict, set[str], list[Problem]]:
+    """Every `wasm-shim-fleet:*` key, decoded, secrets included (they leave here only as Outputs); the keys
+    the engine holds as secrets; and keys meant for this program that it would ignore (a misspelled
+    namespace)."""
     from pulumi.runtime import config as runtime_config  # all keys, so unknown ones can be reported
 
     merged = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
+    secret = set(runtime_config.get_config_secret_keys_env())
     out = {}
     for key, value in strip_namespace(merged).items():
         try:
             out[key] = json.loads(value) if isinstance(value, str) else value
-        except ValueError:
+        except (ValueError, RecursionError):
             out[key] = value
-    return out
+    secret_keys = {k for k in out
+                   if runtime_config.is_config_secret(f"{NAMESPACE}:{k}") or f"{NAMESPACE}:{k}" in secret}
+    return out, secret_keys, config_key_problems(merged)
 
 
 # The program is a short-lived process that builds a few resources per node and exits. Python's cyclic GC
@@ -39,12 +46,26 @@ def read_config() -> dict:
 gc.disable()
 
 project_dir = os.getcwd()
-cfg, plan = plan_from_config(read_config(), project_dir)
-for problem in plan.problems:
+raw_config, secret_keys, key_problems = read_config()
+cfg, plan = plan_from_config(raw_config, project_dir, secret_keys)
+for problem in (*key_problems, *plan.problems):
+    (pulumi.log.error if problem.severity == "error" else pulumi.log.warn)(f"{NAMESPACE}:{problem}")
+if not plan.ok or key_problems:
+    raise pulumi.RunError(f"{len(plan.errors) + len(key_problems)} error(s) in the stack config; nothing was changed "
+                          "(run `python -m components plan Pulumi.<stack>.yaml` to see them all)")
+
+# The safe order against what is deployed (components/core/deployed.py): a handler that a deployed label
+# still promises stays for one more step, whatever the stack file's history.
+deployed, unread = read_deployed()
+if unread:
+    pulumi.log.warn(f"{NAMESPACE}: cannot read this stack's deployed state ({unread}); handlers are kept only "
+                    "as the stack config says (retire before you remove)")
+plan, against = against_deployed(plan, deployed)
+for problem in against:
     (pulumi.log.error if problem.severity == "error" else pulumi.log.warn)(f"{NAMESPACE}:{problem}")
 if not plan.ok:
-    raise pulumi.RunError(f"{len(plan.errors)} error(s) in the stack config; nothing was changed "
-                          "(run `python -m components plan Pulumi.<stack>.yaml` to see them all)")
+    raise pulumi.RunError(f"{len(plan.errors)} step(s) refused against the deployed state; nothing was changed "
+                          "(each error above says how to split the change)")
 
 ssh = None
 if cfg.ssh.private_key is not None:
@@ -68,3 +89,6 @@ else:
 fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider))
 pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)
+# What this update applies, read back by the next one (components.core.deployed.PLAN_OUTPUT).
+pulumi.export(PLAN_OUTPUT, {k: v for k, v in plan.to_json().items() if k != "problems"})
+pulumi.export(LABELS_OUTPUT, fleet.labels_applied)

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import pulumi
 
+from .core import naming
 from .core.plan import FleetPlan
 from .nodepool import NodePool, NodePoolArgs, SshConnection
 from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
@@ -33,7 +34,8 @@ class ShimFleetArgs:
 
 class ShimFleet(pulumi.ComponentResource):
     """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes and `<name>-classes`
-    (RuntimeClassSet). Outputs: `runtime_classes` and `nodes` (per node: releases, labels, handlers, binaries)."""
+    (RuntimeClassSet). Outputs: `runtime_classes`, `nodes` (per node: releases, labels, handlers, binaries) and
+    `labels_applied` (per node: its labels as the API server answered the label patch)."""
 
     def __init__(self, name: str, args: ShimFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.plan.ok:
@@ -53,4 +55,10 @@ class ShimFleet(pulumi.ComponentResource):
                                   opts=pulumi.ResourceOptions(parent=self))
         self.runtime_classes = classes.runtime_classes
         self.nodes = {node: info for pool in self.pools.values() for node, info in pool.nodes.items()}
-        self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes})
+        #: node -> its fleet labels as the API server answered the label patch (resolves when applied)
+        runtime, prefix = args.plan.runtime, args.plan.label_prefix
+        self.labels_applied = {
+            node: labels.apply(lambda ls: {k: v for k, v in ls.items() if naming.is_fleet_label(k, runtime, prefix)})
+            for pool in self.pools.values() for node, labels in vars(pool).get("labels_applied", {}).items()}
+        self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes,
+                               "labels_applied": self.labels_applied})

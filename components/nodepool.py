@@ -102,13 +102,18 @@ class NodePool(pulumi.ComponentResource):
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                         name=node.name,
                         labels=dict(node.labels),
-                        # One field manager per node: deleting or shrinking the patch relinquishes only the
-                        # labels this node's patch set.
-                        annotations={"pulumi.com/patchFieldManager": f"{naming.MANAGER}-{node.name}",
-                                     "pulumi.com/patchForce": "true"},
+                        # One field manager per node (naming.field_manager): deleting or shrinking the patch
+                        # relinquishes only the labels this node's patch set. No force unless the stack says
+                        # kubernetes.forceLabels: a label another manager owns is a conflict error, not taken.
+                        annotations={"pulumi.com/patchFieldManager": naming.field_manager(node.name),
+                                     **({"pulumi.com/patchForce": "true"} if node.force_labels else {})},
                     ),
                     opts=opts,
                 )
+                # The node's labels as the API server answered this patch: no value when the patch fails, so
+                # the stack records what is really on the node (components/core/deployed.py).
+                vars(self).setdefault("labels_applied", {})[node.name] = built[g.name].metadata.apply(
+                    lambda m: dict(m.labels or {}) if m is not None else {})
 
     def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs,
                  connection: command.remote.ConnectionArgs | None, *, create: str, delete: str,

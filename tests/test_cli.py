@@ -68,7 +68,7 @@ def test_diff_exits_2_on_an_unsafe_transition(tmp_path):
     new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.4"], ["node-a"])]))
     r = run("diff", str(old), str(new))
     assert r.returncode == 2
-    assert "UNSAFE node node-a: handler slight-v1-2-3" in r.stdout
+    assert "UNSAFE node node-a (pool a): handler slight-v1-2-3" in r.stdout
     r = run("diff", str(old), str(new), "--json")
     assert json.loads(r.stdout)["safe"] is False
 
@@ -80,4 +80,78 @@ def test_diff_of_a_safe_bump(tmp_path):
     r = run("diff", str(old), str(new))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "+ runtimeClass wasmtime-slight-v1-2-4" in r.stdout
-    assert r.stdout.strip().endswith("to remove.")
+    assert "Resources: 4 to create, 7 unchanged" in r.stdout
+
+
+def test_diff_markdown_is_a_pull_request_comment(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "Pulumi.prod.yaml", stack([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])]))
+    r = run("diff", str(old), str(new), "--markdown")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("### wasm-shim-fleet: `Pulumi.prod.yaml`\n\n**Safe to apply.**")
+    assert "| a | labelled | **· → labelled** |" in r.stdout
+
+
+def test_diff_says_each_warning_once(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], retiring=[])]))
+    r = run("diff", str(old), str(new))
+    assert r.stderr.count("host key not pinned") == 1
+    assert r.stderr.count("installed on no node") == 1
+
+
+def test_a_change_of_the_root_command_is_not_no_changes(tmp_path):
+    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], restart="reboot")]))
+    r = run("diff", str(old), str(new))
+    assert "No changes" not in r.stdout
+    assert "~ pool restart: (none) -> reboot" in r.stdout and "runs as root" in r.stdout
+
+
+def _export(tmp_path, raw: dict) -> Path:
+    """A `pulumi stack export` of a stack that applied `raw`."""
+    from components.core.plan import plan_from_config
+    from tests.test_deployed import export, snapshot
+
+    _, applied = plan_from_config(raw)
+    path = tmp_path / "deployed.json"
+    path.write_text(json.dumps(export(snapshot(applied))))
+    return path
+
+
+def test_diff_against_the_deployed_state_catches_what_two_merged_changes_hide(tmp_path):
+    deployed = _export(tmp_path, stack([pool("a", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])]))
+    # in git: a retire change and a remove change merged before one deploy; the file now says removed
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.4"], ["node-a"])]))
+    r = run("diff", "--deployed", str(deployed), str(new))
+    assert r.returncode == 0, r.stderr
+    assert "handler slight-v1-2-3 stays on node node-a for this step" in r.stderr
+    assert "NOTE handler slight-v1-2-3 stays on node node-a" in r.stdout
+    assert "- label wasmtime-slight-v1-2-3" in r.stdout
+    assert "- handler slight-v1-2-3" not in r.stdout
+
+
+def test_diff_against_the_deployed_state_refuses_what_cannot_be_done_in_place(tmp_path):
+    deployed = _export(tmp_path, stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], containerd="k3s")]))
+    r = run("diff", "--deployed", str(deployed), str(new))
+    assert r.returncode == 2 and "UNSAFE pool a: containerd" in r.stdout
+
+
+def test_diff_needs_two_files_or_the_deployed_state(tmp_path):
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    assert run("diff", str(new)).returncode == 2
+    bad = tmp_path / "deployed.json"
+    bad.write_text("[" * 100_000)
+    r = run("diff", "--deployed", str(bad), str(new))
+    assert r.returncode == 2 and "not the JSON of `pulumi stack export`" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_diff_against_the_deployed_state_lets_a_fixed_sha256_through_as_a_note(tmp_path):
+    bad = stack([pool("a", ["slight@1.2.3"], ["node-a"])])
+    bad["shims"]["slight"][0]["sha256"] = "0" * 64  # recorded by an update whose install then failed
+    deployed = _export(tmp_path, bad)
+    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
+    r = run("diff", "--deployed", str(deployed), str(new))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "NOTE pool a: binary containerd-shim-slight-v1-2-3-v1: sha256 changes for slight@1.2.3" in r.stdout

@@ -5,6 +5,8 @@ All problems are collected in one run, never just the first.
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 
 from components.core.config import StackFileError, check_config, read_stack_file
@@ -191,3 +193,164 @@ def test_stack_file_reading(tmp_path):
     f.write_text("config: [1, 2\n")
     with pytest.raises(StackFileError, match="not valid YAML"):
         read_stack_file(f)
+
+
+# ------------------------------------------------------------------------------ hostile and odd values
+KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nc2VjcmV0LWtleS1ieXRlcw==\n"
+
+
+def test_a_plaintext_private_key_in_a_stack_file_is_a_warning():
+    raw = good()
+    raw["ssh"]["privateKey"] = KEY
+    _, problems = check_config(raw, secret_keys=())
+    warns = {p.path: p.message for p in problems if p.severity == "warning"}
+    assert "plain text" in warns["ssh.privateKey"] and "--secret" in warns["ssh.privateKey"]
+    assert "c2VjcmV0" not in warns["ssh.privateKey"]
+
+
+def test_a_private_key_the_engine_holds_as_a_secret_or_still_encrypted_is_fine():
+    raw = good()
+    raw["ssh"]["privateKey"] = KEY
+    assert "ssh.privateKey" not in {p.path for p in check_config(raw, secret_keys={"ssh"})[1]}
+    raw["ssh"]["privateKey"] = {"secure": "v1:abc"}
+    assert "ssh.privateKey" not in {p.path for p in check_config(raw, secret_keys=())[1]}
+
+
+def test_a_bastion_without_a_pinned_host_key_is_a_warning():
+    raw = good()
+    raw["ssh"]["proxy"] = {"host": "bastion.example.org"}
+    assert "host key not pinned" in warnings(raw)["ssh.proxy.hostKey"]
+    raw["ssh"]["proxy"]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"
+    assert "ssh.proxy.hostKey" not in warnings(raw)
+
+
+def test_two_nodes_at_one_address_are_a_warning_naming_both():
+    raw = stack([pool("p", ["slight@1.2.3"], ["node-a"]), pool("q", ["slight@1.2.4"], ["node-b"])])
+    raw["nodePools"][1]["nodes"][0]["host"] = "10.0.0.4"
+    msg = warnings(raw)["nodePools[1].nodes[0].host"]
+    assert "'node-a'" in msg and "nodePools[0].nodes[0]" in msg and "10.0.0.4 port 22" in msg
+    raw["nodePools"][1]["nodes"][0]["port"] = 2222
+    assert "nodePools[1].nodes[0].host" not in warnings(raw)
+
+
+@pytest.mark.parametrize("render", ["/tmp/rendered", "../elsewhere", "rendered/../../x"])
+def test_a_render_dir_outside_the_project_is_a_warning(tmp_path, render):
+    raw = good()
+    raw["kubernetes"] = {"renderDir": render}
+    _, problems = check_config(raw, tmp_path)
+    assert any(p.path == "kubernetes.renderDir" and "outside the project" in p.message for p in problems)
+    raw["kubernetes"] = {"renderDir": "rendered/dev"}
+    assert not any(p.path == "kubernetes.renderDir" for p in check_config(raw, tmp_path)[1])
+
+
+@pytest.mark.parametrize(("where", "mutate"), [
+    ("nodePools[0].name", lambda r: r["nodePools"][0].update(name="p" * 70)),
+    ("runtime", lambda r: r.update(runtime="w" * 64)),
+    ("shims." + "s" * 64, lambda r: r["shims"].update({"s" * 64: []})),
+    ("nodePools[0].nodes[0].name", lambda r: r["nodePools"][0]["nodes"][0].update(name="n" * 64 + ".example")),
+])
+def test_a_name_over_a_length_limit_quotes_its_length_and_the_limit(where, mutate):
+    raw = good()
+    mutate(raw)
+    msg = errors(raw)[where]
+    assert "characters, over the 63" in msg
+
+
+def test_a_look_alike_letter_in_a_name_is_shown_escaped_and_named():
+    raw = good()
+    raw["nodePools"][0]["nodes"][0]["name"] = "n\u043ede-a"  # Cyrillic o
+    msg = errors(raw)["nodePools[0].nodes[0].name"]
+    assert "'n\\u043ede-a'" in msg and "U+043E CYRILLIC SMALL LETTER O" in msg
+    assert "\u043e" not in msg
+
+
+def test_long_values_are_cut_in_messages():
+    raw = good()
+    raw["nodePools"][0]["containerd"] = "x" * 100_000
+    msg = errors(raw)["nodePools[0].containerd"]
+    assert len(msg) < 400 and "(100002 characters)" in msg
+
+
+def test_unknown_keys_suggest_the_nearest_known_one():
+    raw = good()
+    raw["nodePools"][0]["retireing"] = []
+    raw["nodepools"] = []
+    errs = errors(raw)
+    assert "did you mean retiring?" in errs["nodePools[0].retireing"]
+    assert "did you mean nodePools?" in errs["nodepools"]
+
+
+def test_an_empty_config_says_what_to_declare():
+    assert "no wasm-shim-fleet:* keys" in errors({})["wasm-shim-fleet"]
+
+
+def test_the_private_key_is_in_no_repr_and_no_message():
+    raw = good()
+    raw["ssh"]["privateKey"] = KEY
+    raw["ssh"]["proxy"] = {"host": "b.example.org", "privateKey": KEY}
+    raw["ssh"]["user"] = ["bad"]
+    cfg, problems = check_config(raw, secret_keys=())
+    assert cfg.ssh.private_key == KEY
+    assert "c2VjcmV0" not in repr(cfg)
+    assert all("c2VjcmV0" not in str(p) for p in problems)
+    raw["ssh"] = [KEY]  # pasted in the wrong place
+    assert all("c2VjcmV0" not in str(p) for p in check_config(raw)[1])
+
+
+ODD_VALUES = [None, "", 0, -1, 2**70, 1.5, float("nan"), True, [], {}, [[]], [{}], {"a": {"b": []}}, "\u043e",
+              "x" * 1000, "slight@", "@", "a\nb", "\x00", ["slight@1.2.3", 5], {"secure": 1}, ("t",)]
+
+
+def _paths(value, path=()):
+    yield path
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _paths(v, (*path, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _paths(v, (*path, i))
+
+
+def _replace(raw, path, value):
+    if not path:
+        return value
+    target = raw
+    for part in path[:-1]:
+        target = target[part]
+    target[path[-1]] = value
+    return raw
+
+
+def test_no_value_anywhere_in_the_config_makes_the_checks_raise():
+    base = good()
+    base["ssh"]["proxy"] = {"host": "b.example.org", "port": 22, "user": "u", "hostKey": "ssh-ed25519 AAAA"}
+    base["kubernetes"] = {"renderDir": "r", "context": "c", "kubeconfig": "k"}
+    base["deprecation"] = {"mode": "warn", "keep": 2}
+    base["nodePools"][0].update(retiring=[], transport="ssh", localRoot="nodes", restart="true")
+    tried = 0
+    for path in list(_paths(base)):
+        for value in ODD_VALUES:
+            raw = _replace(copy.deepcopy(base), path, value)
+            if not isinstance(raw, dict):
+                continue
+            check_config(raw)  # must return, whatever the value
+            tried += 1
+    assert tried > 500
+
+
+def test_nesting_deeper_than_the_bound_is_an_error_not_a_recursion():
+    deep: list = []
+    for _ in range(20_000):
+        deep = [deep]
+    raw = good()
+    raw["nodePools"][0]["releases"] = deep
+    assert "nested more than 64" in errors(raw)["wasm-shim-fleet"]
+
+
+def test_config_paths_of_odd_keys_are_escaped_and_cut():
+    raw = good()
+    raw["nodePools"][0]["x" * 10_000] = 1
+    raw["shims"]["sl\u0131ght"] = []  # dotless i
+    paths = set(errors(raw))
+    assert "nodePools[0]." + "x" * 60 + "…" in paths
+    assert "shims.sl\\u0131ght" in paths

@@ -131,7 +131,7 @@ def test_the_output_uses_the_words_of_diff():
     assert "pool a: ~ releases slight@1.2.3 -> slight@1.2.3, slight@1.2.4" in result.edits
     assert any(e.startswith("catalog: + slight@1.2.4") for e in result.edits)
     words = result.diff.words()
-    assert "node prod-a-1: + label wasmtime-slight-v1-2-4" in words
+    assert "  nodes prod-a-1, prod-a-2:\n    + label wasmtime-slight-v1-2-4\n" in words
     assert "+ runtimeClass wasmtime-slight-v1-2-4" in words
     assert "node prod-legacy-1" not in words
 
@@ -203,7 +203,7 @@ def test_an_unsafe_step_is_refused(tmp_path, prod):
                                                          dev_pool("b", ["slight@1.2.3"])]))
     r = run("promote", str(src), str(prod), "--write")
     assert r.returncode == 2
-    assert "UNSAFE node prod-a-1: handler slight-v1-2-3" in r.stdout
+    assert "UNSAFE nodes prod-a-1, prod-a-2 (pool a): handler slight-v1-2-3" in r.stdout
     assert f"promote: {prod} was not changed" in r.stderr
     assert prod.read_text() == PROD
 
@@ -243,7 +243,7 @@ def test_dry_run_prints_and_changes_nothing_then_write_edits(tmp_path, prod):
     r = run("promote", str(src), str(prod))
     assert r.returncode == 0, r.stderr
     assert "pool a: ~ releases slight@1.2.3 -> slight@1.2.3, slight@1.2.4" in r.stdout
-    assert "node prod-b-1: + label wasmtime-slight-v1-2-4" in r.stdout
+    assert "  node prod-b-1:\n    + label wasmtime-slight-v1-2-4\n" in r.stdout
     assert "dry run" in r.stderr
     assert prod.read_text() == PROD
     r = run("promote", str(src), str(prod), "--write")

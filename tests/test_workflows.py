@@ -51,7 +51,7 @@ def test_pull_requests_run_tests_then_diff_then_preview_with_a_comment():
     preview = jobs["preview"]
     assert preview["needs"] == "stacks"
     runs = "\n".join(s.get("run", "") for s in steps(preview))
-    assert "python -m components diff" in runs and "$BASE_SHA:$STACK_FILE" in runs
+    assert "python -m components diff --markdown" in runs and "$BASE_SHA:$STACK_FILE" in runs
     assert "gh pr comment" in runs
     [pulumi] = [s for s in steps(preview) if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert pulumi["with"]["command"] == "preview"
@@ -70,8 +70,13 @@ def test_main_deploys_dev_and_staging_and_prod_are_manual_and_protected():
     assert up["needs"] == "tests"
     assert up["environment"] == "${{ github.event_name == 'push' && 'dev' || inputs.stack }}"
     assert up["if"] == "github.ref == 'refs/heads/main'"
-    [pulumi] = [s for s in steps(up) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    [pulumi] = [s for s in steps(up) if str(s.get("uses", "")).startswith("pulumi/actions@") and "with" in s]
     assert pulumi["with"]["command"] == "up"
+    # The gate compares with what is deployed (the stack's state), not with the file's previous revision.
+    names = [s.get("name", s.get("uses")) for s in steps(up)]
+    gate = next(s for s in steps(up) if s.get("name") == "Gate on what is deployed")
+    assert "pulumi stack export" in gate["run"] and "components diff --markdown --deployed" in gate["run"]
+    assert names.index("Install the Pulumi CLI") < names.index("Gate on what is deployed") < names.index(pulumi["uses"])
     assert doc["concurrency"]["cancel-in-progress"] is False  # never cancel a running `up`
 
 

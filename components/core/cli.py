@@ -21,7 +21,7 @@ from .plan import FleetPlan, plan_from_config
 
 def load_plan(path: str) -> FleetPlan:
     """Plan a stack file; relative file: URLs resolve against its folder (the project folder)."""
-    _, plan = plan_from_config(read_stack_file(path), Path(path).resolve().parent)
+    _, plan = plan_from_config(read_stack_file(path), Path(path).resolve().parent, secret_keys=())
     return plan
 
 
@@ -69,10 +69,86 @@ def cmd_plan(args: argparse.Namespace) -> int:
     return 0 if plan.ok else 2
 
 
+def _read_deployed(path: str):
+    """The deployed state from a `pulumi stack export` file (read with the stack-file bounds)."""
+    from .config import MAX_FILE_BYTES
+    from .deployed import from_stack_export
+
+    p = Path(path)
+    try:
+        with open(p, "rb") as f:
+            data = f.read(MAX_FILE_BYTES * 8 + 1)
+    except OSError as exc:
+        raise StackFileError(f"{p}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES * 8:
+        raise StackFileError(f"{p}: larger than {MAX_FILE_BYTES * 8 // (1024 * 1024)} MiB; give the output of "
+                             "`pulumi stack export`")
+    try:
+        doc = json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise StackFileError(f"{p}: not the JSON of `pulumi stack export` ({type(exc).__name__})") from None
+    if not isinstance(doc, dict):
+        raise StackFileError(f"{p}: not the JSON of `pulumi stack export`")
+    return from_stack_export(doc)
+
+
+def cmd_diff_deployed(args: argparse.Namespace) -> int:
+    """NEW against what the stack deployed: the plan it applied, the labels its patches left."""
+    from .deployed import keep_promised
+
+    deployed = _read_deployed(args.deployed)
+    _, new = plan_from_config(read_stack_file(args.new), Path(args.new).resolve().parent, secret_keys=())
+    _report_problems(new, args.new)
+    if not new.ok:
+        print("diff: fix the errors above first", file=sys.stderr)
+        return 2
+    if deployed.plan is None:
+        print(f"{args.deployed}: no `plan` output in the deployed state (a stack never deployed, or deployed by an "
+              "older version of the program); nothing to compare with, the next `pulumi up` applies the plan as "
+              "it is", file=sys.stderr)
+        old = FleetPlan(new.runtime, (), (), ())
+    else:
+        old = deployed.plan
+    kept_plan, kept = keep_promised(new, deployed)
+    for p in kept:
+        print(f"{args.deployed}: {p}", file=sys.stderr)
+    d = diff_plans(old, kept_plan)
+    from .diff import BYTES, Note
+
+    d.notes += [Note(None, p.message) for p in kept if p.severity == "warning"]
+    # As the program does (core/deployed.py): the recorded plan of a failed update names binaries that never
+    # installed, so a changed sha256 here is a note; `diff OLD NEW` and the policy pack refuse real ones.
+    for u in [u for u in d.unsafe if u.kind == BYTES]:
+        d.unsafe.remove(u)
+        d.notes.append(Note(u.pool, f"{u.name}: {u.reason.split(';')[0]} as the stack recorded it; fine if that "
+                                    "version never installed (a failed update), otherwise publish a new version",
+                            (u.node,) if u.node else ()))
+    errors = [p for p in kept if p.severity == "error"]
+    if args.json:
+        print(json.dumps({**d.to_json(), "deployed": [p.to_json() for p in kept]}, indent=2))
+    elif args.markdown:
+        print(d.markdown(f"wasm-shim-fleet: `{Path(args.new).name}` against the deployed stack"), end="")
+    else:
+        print(d.words(), end="")
+    if d.unsafe:
+        print(f"diff: {len(d.unsafe_groups())} unsafe step(s); see the UNSAFE lines", file=sys.stderr)
+    return 0 if d.safe and not errors else 2
+
+
 def cmd_diff(args: argparse.Namespace) -> int:
-    old_cfg, old = plan_from_config(read_stack_file(args.old))
-    new_cfg, new = plan_from_config(read_stack_file(args.new))
-    _report_problems(old, args.old)
+    if args.deployed:
+        if args.old is not None:
+            print("diff: give either OLD NEW or --deployed STATE NEW", file=sys.stderr)
+            return 2
+        return cmd_diff_deployed(args)
+    if args.old is None:
+        print("diff: give OLD NEW (two stack files), or --deployed STATE NEW", file=sys.stderr)
+        return 2
+    old_cfg, old = plan_from_config(read_stack_file(args.old), Path(args.old).resolve().parent, secret_keys=())
+    new_cfg, new = plan_from_config(read_stack_file(args.new), Path(args.new).resolve().parent, secret_keys=())
+    # Errors of either file stop the diff; warnings are the new file's (the old one's are history), once.
+    for p in old.errors:
+        print(f"{args.old}: {p}", file=sys.stderr)
     _report_problems(new, args.new)
     if not (old.ok and new.ok):
         print("diff: fix the errors above first", file=sys.stderr)
@@ -82,13 +158,18 @@ def cmd_diff(args: argparse.Namespace) -> int:
     deprecation = deprecation_problems(old_cfg, new_cfg)
     if args.json:
         print(json.dumps({**d.to_json(), "deprecation": [p.to_json() for p in deprecation]}, indent=2))
+    elif args.markdown:
+        text = d.markdown(f"wasm-shim-fleet: `{Path(args.new).name}`")
+        if deprecation:
+            text += "\n" + "\n".join(f"- :warning: {p}" for p in deprecation) + "\n"
+        print(text, end="")
     else:
         print(d.words(), end="")
     for p in deprecation:
         print(f"{args.new}: {p}", file=sys.stderr)
     refused = [p for p in deprecation if p.severity == "error"]
     if d.unsafe:
-        print(f"diff: {len(d.unsafe)} unsafe transition(s); see the UNSAFE lines", file=sys.stderr)
+        print(f"diff: {len(d.unsafe_groups())} unsafe step(s); see the UNSAFE lines", file=sys.stderr)
     if refused:
         print(f"diff: {len(refused)} deprecation error(s) (deprecation.mode is error)", file=sys.stderr)
     return 0 if d.safe and not refused else 2
@@ -115,9 +196,14 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("diff", help="what changing OLD into NEW does; exit 2 if the transition is unsafe")
-    p.add_argument("old")
-    p.add_argument("new")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("old", nargs="?", help="the stack file before the change (omit with --deployed)")
+    p.add_argument("new", help="the stack file after the change")
+    p.add_argument("--deployed", metavar="STATE",
+                   help="compare NEW with what the stack deployed: the JSON of `pulumi stack export`")
+    form = p.add_mutually_exclusive_group()
+    form.add_argument("--json", action="store_true", help="machine-readable output")
+    form.add_argument("--markdown", action="store_true",
+                      help="a pull-request comment: verdict, pool x release matrix before -> after, details")
     p.set_defaults(func=cmd_diff)
     p = sub.add_parser("node-script", help="print the exact script the program runs on NODE")
     p.add_argument("stack_file")

@@ -11,8 +11,9 @@ URLs and archive members are held to the characters that belong in them.
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,13 +41,13 @@ _HOST_KEY = re.compile(r"^(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) [A
 _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _SERIES_LIKE = re.compile(r"-v[0-9]")
 
-TOP_KEYS = ("runtime", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
+TOP_KEYS = ("runtime", "labelPrefix", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
 RELEASE_KEYS = ("version", "url", "sha256", "binary")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
-K8S_KEYS = ("kubeconfig", "context", "renderDir")
+K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels")
 DEPRECATION_KEYS = ("mode", "keep")
 
 
@@ -133,9 +134,9 @@ class Ssh:
     user: str
     port: int
     #: The private key. May be a placeholder when read from a stack file (secrets stay encrypted there);
-    #: the program passes it on only as a Pulumi secret.
-    private_key: str | None
-    proxy: Proxy | None
+    #: the program passes it on only as a Pulumi secret. Never in a repr.
+    private_key: str | None = field(repr=False)
+    proxy: Proxy | None = None
     proxy_private_key: str | None = field(default=None, repr=False)
 
 
@@ -144,6 +145,9 @@ class Kubernetes:
     kubeconfig: str | None
     context: str | None
     render_dir: str | None
+    #: Take over a label another field manager owns (server-side apply force). Off: such a label is a
+    #: conflict error that names the label and its manager.
+    force_labels: bool = False
 
 
 @dataclass(frozen=True)
@@ -160,32 +164,217 @@ class FleetConfig:
     ssh: Ssh
     kubernetes: Kubernetes
     deprecation: Deprecation
+    label_prefix: str = ""  # e.g. "wasm.example.org/"; "" for the proposal's unprefixed names
 
 
 # ----------------------------------------------------------------------------------------- reading
+#: A stack file of 10,000 nodes is about 1 MiB; anything past this is not a stack file.
+MAX_FILE_BYTES = 16 * 1024 * 1024
+#: A stack config is about 6 levels deep; deeper input is refused before it is built.
+MAX_DEPTH = 64
+#: Values in the file once YAML aliases are expanded (10,000 nodes are about 60,000): bounds alias bombs.
+MAX_VALUES = 2_000_000
+
+
 class StackFileError(Exception):
     """The stack file itself cannot be read (missing, not YAML, no config mapping)."""
 
 
-def read_stack_file(path: str | Path) -> dict[str, Any]:
-    """The `wasm-shim-fleet:*` keys of a `Pulumi.<stack>.yaml`, namespace stripped."""
+def _show(value: Any, limit: int = 60) -> str:
+    """A value as a message quotes it: repr, non-ASCII escaped (a look-alike letter shows as \\u043e),
+    long values cut, so no input can flood a log."""
+    text = ascii(value)
+    if len(text) > limit:
+        text = f"{text[:limit]}… ({len(text)} characters)"
+    if isinstance(value, str):
+        odd = naming.non_ascii(value)
+        if odd:
+            text += f" ({odd})"
+    return text
+
+
+def _key(key: Any) -> str:
+    """A key as it appears in a config path: escaped and cut like a quoted value."""
+    text = str(key)
+    if text.isascii() and text.isprintable() and len(text) <= 80:
+        return text
+    text = ascii(text)[1:-1]
+    return text if len(text) <= 80 else text[:60] + "…"
+
+
+def _yaml_loader() -> type:
+    """libyaml's safe loader when PyYAML was built with it (about 10x faster), else the pure-Python one;
+    both refuse a key written twice in one mapping."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+    class Loader(base):  # type: ignore[misc,valid-type]
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, yaml.MappingNode):
+                seen: dict[Any, int] = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=deep)
+                    try:
+                        first = seen.get(key)
+                    except TypeError:
+                        continue  # unhashable: the base class reports it
+                    line = key_node.start_mark.line + 1
+                    if first is not None:
+                        raise StackFileError(f"line {line}: key {_show(key)} is already set at line {first} of "
+                                             "the same mapping (YAML would silently keep only the last); "
+                                             "remove or merge one of them")
+                    seen[key] = line
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
+def _bound_yaml(text: str, loader: type) -> None:
+    """Refuse nesting deeper than MAX_DEPTH and alias expansion past MAX_VALUES, from the event stream
+    alone (nothing is built, so an alias bomb costs no memory and a deep file no recursion)."""
+    import yaml
+
+    frames: list[list[Any]] = []  # [anchor, values inside]
+    sizes: dict[str, int] = {}
+    total = 0
+    for ev in yaml.parse(text, Loader=loader):
+        n = 0
+        if isinstance(ev, yaml.CollectionStartEvent):
+            if len(frames) >= MAX_DEPTH:
+                raise StackFileError(f"line {ev.start_mark.line + 1}: values nested more than {MAX_DEPTH} deep; "
+                                     "a stack config is a few levels deep: this is not a stack file")
+            frames.append([ev.anchor, 1])
+            total += 1
+            continue
+        if isinstance(ev, yaml.CollectionEndEvent):
+            anchor, n = frames.pop()
+            if anchor is not None:
+                sizes[anchor] = n
+            if frames:
+                frames[-1][1] += n
+            continue
+        if isinstance(ev, yaml.ScalarEvent):
+            n = 1
+            if ev.anchor is not None:
+                sizes[ev.anchor] = 1
+        elif isinstance(ev, yaml.AliasEvent):
+            n = sizes.get(ev.anchor, 1)
+        else:
+            continue
+        total += n
+        if frames:
+            frames[-1][1] += n
+        if total > MAX_VALUES:
+            where = f"alias *{ev.anchor}" if isinstance(ev, yaml.AliasEvent) else "value"
+            raise StackFileError(f"line {ev.start_mark.line + 1}: {where} takes the file past {MAX_VALUES:,} "
+                                 "values once YAML aliases are expanded; write the values out instead of "
+                                 "nesting aliases")
+
+
+def _yaml_error(exc: Exception) -> str:
+    """Where and what, without the snippet of the file PyYAML would quote (it may hold a secret)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    context = getattr(exc, "context", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    return f"{where}{problem}" + (f" ({context})" if context else "")
+
+
+def load_yaml(path: str | Path) -> Any:
+    """The YAML document in `path`, read safely: size, encoding, depth and alias expansion bounded,
+    duplicate keys refused. Raises StackFileError naming the file, the line and the fix."""
+    import stat
+
     import yaml  # PyYAML: read-only parsing; promote uses ruamel.yaml to keep comments when writing.
 
     p = Path(path)
     try:
-        doc = yaml.safe_load(p.read_text())
+        with open(p, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                raise StackFileError(f"{p}: not a regular file; give the path of a Pulumi.<stack>.yaml")
+            data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise StackFileError(f"{p}: cannot read: {exc.strerror}") from None
+    if len(data) > MAX_FILE_BYTES:
+        raise StackFileError(f"{p}: larger than {MAX_FILE_BYTES // (1024 * 1024)} MiB (a stack file of 10,000 "
+                             "nodes is about 1 MiB); check that this is the stack file")
+    if b"\0" in data:
+        raise StackFileError(f"{p}: contains NUL bytes: a binary file, not a YAML stack file")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise StackFileError(f"{p}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8 (a Latin-1 or other "
+                             "8-bit file?); save the file as UTF-8") from None
+    loader = _yaml_loader()
+    try:
+        _bound_yaml(text, loader)
+        return yaml.load(text, Loader=loader)  # noqa: S506 - a SafeLoader subclass
+    except StackFileError as exc:
+        raise StackFileError(f"{p}: {exc}") from None
     except yaml.YAMLError as exc:
-        raise StackFileError(f"{p}: not valid YAML: {exc}") from None
+        raise StackFileError(f"{p}: not valid YAML: {_yaml_error(exc)}") from None
+    except (RecursionError, MemoryError, ValueError, OverflowError) as exc:
+        raise StackFileError(f"{p}: cannot be read as YAML ({type(exc).__name__}); "
+                             "check that this is the stack file") from None
+
+
+def config_key_problems(config: Mapping[Any, Any]) -> list[Problem]:
+    """Keys under `config:` that were surely meant for this program but would be ignored: a misspelled
+    namespace (`wasm-shim-flet:shims`) or none at all (`shims`)."""
+    import difflib
+
+    out = []
+    for key in config:
+        if not isinstance(key, str):
+            out.append(Problem("error", _show(key), f"config key {_show(key)} is not a string; "
+                                                    f"write {NAMESPACE}:<key>"))
+            continue
+        ns, sep, rest = key.partition(":")
+        if not sep and key in TOP_KEYS:
+            out.append(Problem("error", key, f"config key {_show(key)} has no namespace, so Pulumi would not "
+                                             f"pass it to this program; write {NAMESPACE}:{key}"))
+        elif sep and ns != NAMESPACE and (difflib.SequenceMatcher(None, ns, NAMESPACE).ratio() >= 0.8
+                                          or ns.lower() == NAMESPACE):
+            out.append(Problem("error", key, f"namespace {_show(ns)} looks like a misspelling of {NAMESPACE!r}, "
+                                             f"so the key would be ignored; write {NAMESPACE}:{rest}"))
+    return out
+
+
+def read_stack_file(path: str | Path) -> dict[str, Any]:
+    """The `wasm-shim-fleet:*` keys of a `Pulumi.<stack>.yaml`, namespace stripped."""
+    import difflib
+
+    p = Path(path)
+    doc = load_yaml(p)
     if doc is None:
-        doc = {}
+        raise StackFileError(f"{p}: the file is empty; a stack file holds config: with {NAMESPACE}:shims, "
+                             f"{NAMESPACE}:nodePools and the other keys of the configuration reference")
     if not isinstance(doc, Mapping):
-        raise StackFileError(f"{p}: expected a mapping with a 'config:' key, found {type(doc).__name__}")
-    config = doc.get("config") or {}
+        raise StackFileError(f"{p}: expected a mapping with a 'config:' key, found {_typename(doc)}")
+    if "config" not in doc:
+        near = difflib.get_close_matches("config", [k for k in doc if isinstance(k, str)], n=1, cutoff=0.6)
+        ours = [k for k in doc if isinstance(k, str) and k.startswith(NAMESPACE + ":")]
+        hint = (f"found {near[0]!r}: rename it to config" if near else
+                f"indent the {NAMESPACE}:* keys under config:" if ours else
+                f"put the {NAMESPACE}:* keys under config:")
+        raise StackFileError(f"{p}: no 'config:' key; {hint}")
+    config = doc.get("config")
+    if config is None:
+        config = {}
     if not isinstance(config, Mapping):
-        raise StackFileError(f"{p}: 'config' must be a mapping of keys to values")
-    return strip_namespace(config)
+        raise StackFileError(f"{p}: 'config' must be a mapping of keys to values, found {_typename(config)}")
+    problems = config_key_problems(config)
+    if problems:
+        raise StackFileError(f"{p}: " + "; ".join(f"{q.path}: {q.message}" for q in problems))
+    out = strip_namespace(config)
+    if not out:
+        raise StackFileError(f"{p}: config: has no {NAMESPACE}:* keys; declare at least {NAMESPACE}:shims "
+                             f"and {NAMESPACE}:nodePools")
+    return out
 
 
 def strip_namespace(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -213,14 +402,14 @@ class _Checker:
 
     def mapping(self, value: Any, path: str, allowed: tuple[str, ...], what: str) -> Mapping[str, Any] | None:
         if not isinstance(value, Mapping):
-            self.error(path, f"{value!r} is {_typename(value)}; {what} must be a mapping with keys "
+            self.error(path, f"{_show(value)} is {_typename(value)}; {what} must be a mapping with keys "
                              f"{', '.join(allowed)}")
             return None
         for key in value:
             if key not in allowed:
-                self.error(f"{path}.{key}" if path else str(key),
-                           f"unknown key {key!r}; {what} takes only {', '.join(allowed)}: "
-                           "fix the spelling or remove it")
+                self.error(f"{path}.{_key(key)}" if path else _key(key),
+                           f"unknown key {_show(key)}; {what} takes only {', '.join(allowed)}"
+                           f"{_did_you_mean(key, allowed)}: fix the spelling or remove it")
         return value
 
     def string(self, value: Any, path: str, hint: str = "") -> str | None:
@@ -229,13 +418,13 @@ class _Checker:
         if value is None or value == "":
             self.error(path, f"missing; it must be a non-empty string{hint}")
         else:
-            self.error(path, f"{value!r} is {_typename(value)}; it must be a string{hint} "
+            self.error(path, f"{_show(value)} is {_typename(value)}; it must be a string{hint} "
                              "(quote it in YAML)")
         return None
 
     def port(self, value: Any, path: str) -> int | None:
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.error(path, f"{value!r} is not a TCP port; use a whole number from 1 to 65535")
+            self.error(path, f"{_show(value)} is not a TCP port; use a whole number from 1 to 65535")
             return None
         return value
 
@@ -244,7 +433,7 @@ class _Checker:
         if value is None:
             return []
         if not isinstance(value, list):
-            self.error(path, f"{value!r} is {_typename(value)}; it must be a list like [slight@1.2.3]")
+            self.error(path, f"{_show(value)} is {_typename(value)}; it must be a list like [slight@1.2.3]")
             return []
         out = []
         for i, item in enumerate(value):
@@ -252,7 +441,7 @@ class _Checker:
             if isinstance(item, str):
                 out.append((p, item))
             else:
-                self.error(p, f"{item!r} is {_typename(item)}; each entry must be a string "
+                self.error(p, f"{_show(item)} is {_typename(item)}; each entry must be a string "
                               "<shim>@<version> such as slight@1.2.3")
         return out
 
@@ -271,7 +460,7 @@ def _check_host(c: _Checker, value: Any, path: str) -> str | None:
         return None
     if _HOSTNAME.match(host) or _is_ipv6(host):
         return host
-    c.error(path, f"{host!r} is not a host name or IP address (letters, digits, '-', '.' for names; "
+    c.error(path, f"{_show(host)} is not a host name or IP address (letters, digits, '-', '.' for names; "
                   "hex digits and ':' for IPv6); write only the address: the port goes in 'port'")
     return None
 
@@ -282,7 +471,7 @@ def _check_user(c: _Checker, value: Any, path: str) -> str | None:
         return None
     if _USER.match(user):
         return user
-    c.error(path, f"{user!r} is not a POSIX user name (lower-case letter or '_' first, then lower-case "
+    c.error(path, f"{_show(user)} is not a POSIX user name (lower-case letter or '_' first, then lower-case "
                   "letters, digits, '_' or '-', at most 32); use the account name on the node")
     return None
 
@@ -296,7 +485,7 @@ def _check_host_key(c: _Checker, value: Any, path: str) -> str | None:
     key = key.strip()
     if _HOST_KEY.match(key):
         return key
-    c.error(path, f"{key[:40]!r} is not an SSH public host key '<type> <base64>' (type ssh-ed25519, "
+    c.error(path, f"{_show(key, 40)} is not an SSH public host key '<type> <base64>' (type ssh-ed25519, "
                   "ssh-rsa or ecdsa-sha2-*); copy one line of the node's /etc/ssh/ssh_host_*_key.pub "
                   "without the comment")
     return None
@@ -304,7 +493,7 @@ def _check_host_key(c: _Checker, value: Any, path: str) -> str | None:
 
 def _check_version(c: _Checker, value: Any, path: str) -> semver.Version | None:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        c.error(path, f"{value!r} was read by YAML as a number; write the full version as a quoted string, "
+        c.error(path, f"{_show(value)} was read by YAML as a number; write the full version as a quoted string, "
                       f"e.g. \"{value}.0\"")
         return None
     text = c.string(value, path, " holding a semantic version such as 1.2.3")
@@ -313,10 +502,10 @@ def _check_version(c: _Checker, value: Any, path: str) -> semver.Version | None:
     try:
         version = naming.parse_version(text)
     except ValueError as exc:
-        c.error(path, f"{text!r} is {exc}; write e.g. 1.2.3 or 0.1.0-alpha.1")
+        c.error(path, f"{_show(text)} is {exc}; write e.g. 1.2.3 or 0.1.0-alpha.1")
         return None
     if version.build:
-        c.error(path, f"{text!r} carries build metadata '+{version.build}', which cannot appear in node "
+        c.error(path, f"{_show(text)} carries build metadata '+{version.build}', which cannot appear in node "
                       f"labels or handler names; remove it (publish a new version instead)")
         return None
     return version
@@ -331,21 +520,21 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str 
     if url is not None and _RELATIVE_FILE_URL.match(url) and base_dir is not None:
         url = "file://" + str((Path(base_dir) / url[len("file:"):]).resolve())
     if url is not None and not _URL.match(url) and not _RELATIVE_FILE_URL.match(url):
-        c.error(f"{path}.url", f"{url!r} is not an https://, file:/// or file:<relative path> URL of plain "
+        c.error(f"{path}.url", f"{_show(url)} is not an https://, file:/// or file:<relative path> URL of plain "
                                "characters; download artifacts over https (file: for local tests) and "
                                "percent-encode spaces and quotes")
         url = None
     digest = m.get("sha256")
     sha = c.string(digest, f"{path}.sha256", " of 64 hex digits")
     if sha is not None and not _HEX64.match(sha):
-        c.error(f"{path}.sha256", f"{sha!r} is not a sha256 (64 hex digits); run `sha256sum` on the file "
+        c.error(f"{path}.sha256", f"{_show(sha)} is not a sha256 (64 hex digits); run `sha256sum` on the file "
                                   "the url serves and paste the digest")
         sha = None
     member = m.get("binary")
     if member is not None:
         member = c.string(member, f"{path}.binary", " naming the archive member")
         if member is not None and (not _MEMBER.match(member) or ".." in member.split("/")):
-            c.error(f"{path}.binary", f"{member!r} is not a relative path inside the archive (letters, digits, "
+            c.error(f"{path}.binary", f"{_show(member)} is not a relative path inside the archive (letters, digits, "
                                       "'._+-', '/' between parts, no '..'); use the member's path as `tar tzf` "
                                       "lists it")
             member = None
@@ -363,22 +552,23 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
     if shims is None:
         return releases
     for shim, entries in shims.items():
-        base = f"shims.{shim}"
-        if not isinstance(shim, str) or not naming.is_dns_label(shim):
-            c.error(base, f"shim name {shim!r} is not a DNS label (lower-case letters, digits and '-', "
-                          "alphanumeric at both ends); rename it, e.g. 'slight'")
+        base = f"shims.{_key(shim)}"
+        why = naming.dns_label_problem(shim) if isinstance(shim, str) else "is not a string"
+        if why is not None:
+            c.error(base, f"shim name {_show(shim)} {why}; rename it, e.g. 'slight'")
             continue
         if _SERIES_LIKE.search(shim):
-            c.error(base, f"shim name {shim!r} contains '-v<digit>', which would collide with another shim's "
+            c.error(base, f"shim name {_show(shim)} contains '-v<digit>', which would collide with another shim's "
                           "versioned handler names; drop the version from the name")
             continue
         any_label = naming.label_key(runtime, naming.any_handler(shim), shim)
         if len(any_label) > naming.MAX_NAME:
-            c.error(base, f"label {any_label!r} would be {len(any_label)} characters, over the 63 allowed; "
+            c.error(base, f"label {_show(any_label)} would be {len(any_label)} characters, over the "
+                          f"{naming.MAX_NAME} a label name allows; "
                           "use a shorter shim name or runtime prefix")
             continue
         if not isinstance(entries, list):
-            c.error(base, f"{entries!r} is {_typename(entries)}; list the releases: "
+            c.error(base, f"{_show(entries)} is {_typename(entries)}; list the releases: "
                           "- {version: 1.2.3, url: ..., sha256: ...}")
             continue
         encoded: dict[str, tuple[str, str]] = {}
@@ -401,9 +591,9 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
                 continue
             class_label = naming.class_name(runtime, rel.handler)
             if len(class_label) > naming.MAX_NAME:
-                c.error(f"{path}.version", f"RuntimeClass/label {class_label!r} would be {len(class_label)} "
-                                           "characters, over the 63 allowed; shorten the prerelease, the shim "
-                                           "name or the runtime prefix")
+                c.error(f"{path}.version", f"RuntimeClass/label {_show(class_label)} would be {len(class_label)} "
+                                           f"characters, over the {naming.MAX_NAME} a name allows; shorten the "
+                                           "prerelease, the shim name or the runtime prefix")
                 continue
             encoded[enc] = (f"{path}.version", str(rel.version))
             releases[rel.key] = rel
@@ -423,36 +613,38 @@ def _remember_rejected(c: _Checker, shim: str, entry: Any, path: str) -> None:
 def _resolve_ref(c: _Checker, text: str, path: str, releases: Mapping[str, Release]) -> str | None:
     shim, sep, ver = text.partition("@")
     if not sep or not shim or not ver:
-        c.error(path, f"{text!r} is not <shim>@<version>; write e.g. slight@1.2.3")
+        c.error(path, f"{_show(text)} is not <shim>@<version>; write e.g. slight@1.2.3")
         return None
     try:
         version = naming.parse_version(ver)
     except ValueError:
-        c.error(path, f"{text!r}: {ver!r} is not a semantic version; write e.g. {shim}@1.2.3")
+        c.error(path, f"{_show(text)}: {_show(ver)} is not a semantic version; write e.g. {shim}@1.2.3")
         return None
     key = naming.release_key(shim, version)
     if key not in releases and key in c.rejected:
-        c.error(path, f"{text!r} pins the catalog entry at {c.rejected[key]}, which has errors of its own; "
+        c.error(path, f"{_show(text)} pins the catalog entry at {c.rejected[key]}, which has errors of its own; "
                       "fix that entry")
         return None
     if key not in releases:
         known = sorted(k for k in releases if k.startswith(shim + "@"))
-        hint = f"the catalog has {', '.join(known)}" if known else f"the catalog has no shim {shim!r}"
-        c.error(path, f"{text!r} names a release that is not in the catalog ({hint}); add it under "
+        hint = f"the catalog has {', '.join(known)}" if known else f"the catalog has no shim {_show(shim)}"
+        c.error(path, f"{_show(text)} names a release that is not in the catalog ({hint}); add it under "
                       f"shims.{shim} or fix the pin")
         return None
     return key
 
 
-def _unique_name(c: _Checker, value: Any, path: str, what: str, valid: Callable[[str], bool], rule: str,
+def _unique_name(c: _Checker, value: Any, path: str, what: str, problem: Callable[[str], str | None], fix: str,
                  seen: dict[str, str], twice: str) -> str | None:
-    """A name that follows its rule and was not seen before (recorded in `seen` with its path)."""
+    """A name that follows its rule (`problem` says which rule it breaks) and was not seen before (recorded
+    in `seen` with its path)."""
     name = c.string(value, path, f" ({what})")
-    if name is not None and not valid(name):
-        c.error(path, f"{name!r} {rule}")
+    why = problem(name) if name is not None else None
+    if why is not None:
+        c.error(path, f"{_show(name)} {why}; {fix}")
         return None
     if name is not None and name in seen:
-        c.error(path, twice.format(name=name, first=seen[name]))
+        c.error(path, twice.format(name=_show(name), first=seen[name]))
         return None
     if name is not None:
         seen[name] = path
@@ -470,7 +662,7 @@ def _check_pins(c: _Checker, m: Mapping[str, Any], base: str, releases: Mapping[
         for p, text in c.string_list(m.get(field_name), f"{base}.{field_name}"):
             key = _resolve_ref(c, text, p, releases)
             if key is not None and key in seen:
-                c.error(p, f"{text!r} is already listed at {seen[key]}; a release is either in releases "
+                c.error(p, f"{_show(text)} is already listed at {seen[key]}; a release is either in releases "
                            "(labelled) or in retiring (installed, unlabelled), once")
                 key = None
             if key is None:
@@ -486,10 +678,10 @@ def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: di
     m = c.mapping(raw, path, NODE_KEYS, "a node")
     if m is None:
         return None
-    name = _unique_name(c, m.get("name"), f"{path}.name", "the Kubernetes node name", _NODE_NAME.match,
-                        "is not a Kubernetes node name (lower-case DNS subdomain); use the name "
-                        "`kubectl get nodes` shows", node_names,
-                        "node {name!r} is already in {first}; a node belongs to one pool: list all of its "
+    name = _unique_name(c, m.get("name"), f"{path}.name", "the Kubernetes node name", naming.dns_subdomain_problem,
+                        "a Kubernetes node name is a lower-case DNS subdomain: use the name `kubectl get nodes` "
+                        "shows", node_names,
+                        "node {name} is already in {first}; a node belongs to one pool: list all of its "
                         "releases in that pool")
     host = m.get("host")
     if host is None and transport == "local":
@@ -501,7 +693,7 @@ def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: di
             or (m.get("hostKey") is not None and host_key is None)):
         return None
     if transport == "ssh" and host_key is None:
-        c.warn(f"{path}.hostKey", f"node {name!r}: host key not pinned, so the SSH server's identity is not "
+        c.warn(f"{path}.hostKey", f"node {_show(name)}: host key not pinned, so the SSH server's identity is not "
                                   "verified; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the "
                                   "host name)")
     return Node(name, host, port, host_key, path)
@@ -512,48 +704,49 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
     m = c.mapping(raw, base, POOL_KEYS, "a node pool")
     if m is None:
         return None
-    name = _unique_name(c, m.get("name"), f"{base}.name", "a DNS label such as slight-1-2-3", naming.is_dns_label,
-                        "is not a DNS label (lower-case letters, digits, '-'); rename the pool, e.g. slight-1-2-3",
-                        pool_names, "pool {name!r} is declared twice (first at {first}); pool names must be unique")
+    name = _unique_name(c, m.get("name"), f"{base}.name", "a DNS label such as slight-1-2-3", naming.dns_label_problem,
+                        "rename the pool, e.g. slight-1-2-3",
+                        pool_names, "pool {name} is declared twice (first at {first}); pool names must be unique")
     ok = name is not None
     flavor = m.get("containerd", "containerd-1")
-    if flavor not in FLAVORS:
-        c.error(f"{base}.containerd", f"{flavor!r} is not a known containerd flavor; use one of "
+    if not isinstance(flavor, str) or flavor not in FLAVORS:
+        c.error(f"{base}.containerd", f"{_show(flavor)} is not a known containerd flavor; use one of "
                                       f"{', '.join(FLAVORS)}")
         ok = False
     transport = m.get("transport", "ssh")
     if transport not in TRANSPORTS:
-        c.error(f"{base}.transport", f"{transport!r} is not a transport; use ssh (nodes over SSH) or local "
+        c.error(f"{base}.transport", f"{_show(transport)} is not a transport; use ssh (nodes over SSH) or local "
                                      "(commands on this machine against a node-root folder)")
         ok = False
     local_root = m.get("localRoot", "nodes")
     if not isinstance(local_root, str) or not _SAFE_PATH.match(local_root):
-        c.error(f"{base}.localRoot", f"{local_root!r} is not a plain folder path (letters, digits, '._/-'); "
+        c.error(f"{base}.localRoot", f"{_show(local_root)} is not a plain folder path (letters, digits, '._/-'); "
                                      "use e.g. nodes")
         ok = False
     restart = m.get("restart")
     if restart is not None and (not isinstance(restart, str) or not restart.strip()):
-        c.error(f"{base}.restart", f"{restart!r} must be a shell command that restarts containerd, or omitted "
+        c.error(f"{base}.restart", f"{_show(restart)} must be a shell command that restarts containerd, or omitted "
                                    "for the flavor's default")
         ok = False
     seed = m.get("seedConfig")
     if seed is not None and (transport != "local" or not isinstance(seed, str) or not _SAFE_PATH.match(seed)):
-        c.error(f"{base}.seedConfig", f"{seed!r}: seedConfig is a plain path (letters, digits, '._/-') to a "
+        c.error(f"{base}.seedConfig", f"{_show(seed)}: seedConfig is a plain path (letters, digits, '._/-') to a "
                                       "containerd config, and only for transport local; remove it from ssh pools")
         ok = False
     active, retiring, pins_ok = _check_pins(c, m, base, releases)
     raw_nodes = m.get("nodes") or []
     if not isinstance(raw_nodes, list):
-        c.error(f"{base}.nodes", f"{raw_nodes!r} is {_typename(raw_nodes)}; list nodes as "
+        c.error(f"{base}.nodes", f"{_show(raw_nodes)} is {_typename(raw_nodes)}; list nodes as "
                                  "- {name: node-a, host: 10.0.0.4}")
         raw_nodes, ok = [], False
     nodes = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
     if not (ok and pins_ok) or None in nodes:
         return None
     if not nodes:
-        c.warn(f"{base}.nodes", f"pool {name!r} has no nodes, so it installs nothing; add nodes or remove the pool")
+        c.warn(f"{base}.nodes", f"pool {_show(name)} has no nodes, so it installs nothing; add nodes or "
+                                "remove the pool")
     if not active and not retiring:
-        c.warn(f"{base}.releases", f"pool {name!r} runs no release; pin one such as slight@1.2.3")
+        c.warn(f"{base}.releases", f"pool {_show(name)} runs no release; pin one such as slight@1.2.3")
     return Pool(name, flavor, transport, tuple(active), tuple(retiring), tuple(nodes), local_root, restart, base,
                 seed)
 
@@ -562,7 +755,7 @@ def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tu
     if value is None:
         return ()
     if not isinstance(value, list):
-        c.error("nodePools", f"{value!r} is {_typename(value)}; it must be a list of pools")
+        c.error("nodePools", f"{_show(value)} is {_typename(value)}; it must be a list of pools")
         return ()
     pool_names: dict[str, str] = {}
     node_names: dict[str, str] = {}
@@ -570,59 +763,90 @@ def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tu
     return tuple(p for p in pools if p is not None)
 
 
-def _check_ssh(c: _Checker, value: Any, need: bool) -> Ssh:
+def _check_ssh(c: _Checker, value: Any, need: bool, plaintext: bool) -> Ssh:
+    """`plaintext`: a string private key here was stored unencrypted (read from a stack file, or a key the
+    engine does not hold as a secret)."""
     default = Ssh(user="root", port=22, private_key=None, proxy=None)
     if value is None:
         if need:
             c.error("ssh", "missing; pools with transport ssh need ssh: {user, port, privateKey} "
                            "(set the key with `pulumi config set --secret --path ssh.privateKey < key`)")
         return default
+    if not isinstance(value, Mapping):
+        # Never quote the value: it may be a private key pasted in the wrong place.
+        c.error("ssh", f"{_typename(value)} here; ssh must be a mapping with keys {', '.join(SSH_KEYS)}")
+        return default
     m = c.mapping(value, "ssh", SSH_KEYS, "ssh")
     if m is None:
         return default
     user = _check_user(c, m.get("user", "root"), "ssh.user") or "root"
     port = c.port(m.get("port", 22), "ssh.port") or 22
-    key = _secret(c, m.get("privateKey"), "ssh.privateKey", need)
+    key = _secret(c, m.get("privateKey"), "ssh.privateKey", need, plaintext)
     proxy = None
     proxy_key = None
     if m.get("proxy") is not None:
-        pm = c.mapping(m.get("proxy"), "ssh.proxy", PROXY_KEYS, "ssh.proxy (the bastion)")
+        pm = m.get("proxy")
+        if not isinstance(pm, Mapping):
+            c.error("ssh.proxy", f"{_typename(pm)} here; ssh.proxy (the bastion) must be a mapping with keys "
+                                 f"{', '.join(PROXY_KEYS)}")
+            pm = None
+        pm = pm and c.mapping(pm, "ssh.proxy", PROXY_KEYS, "ssh.proxy (the bastion)")
         if pm is not None:
             phost = _check_host(c, pm.get("host"), "ssh.proxy.host")
             pport = None if pm.get("port") is None else c.port(pm.get("port"), "ssh.proxy.port")
             puser = None if pm.get("user") is None else _check_user(c, pm.get("user"), "ssh.proxy.user")
             pkey = _check_host_key(c, pm.get("hostKey"), "ssh.proxy.hostKey")
-            proxy_key = _secret(c, pm.get("privateKey"), "ssh.proxy.privateKey", False)
+            proxy_key = _secret(c, pm.get("privateKey"), "ssh.proxy.privateKey", False, plaintext)
+            if phost is not None and pm.get("hostKey") is None:
+                c.warn("ssh.proxy.hostKey", f"bastion {_show(phost)}: host key not pinned, so every connection "
+                                            "through it trusts whatever answers at that address; add hostKey "
+                                            "(a line of `ssh-keyscan -t ed25519 HOST` without the host name)")
             if phost is not None:
                 proxy = Proxy(phost, pport, puser, pkey, proxy_key is not None)
     return Ssh(user, port, key, proxy, proxy_key)
 
 
-def _secret(c: _Checker, value: Any, path: str, need: bool) -> str | None:
+def _secret(c: _Checker, value: Any, path: str, need: bool, plaintext: bool = False) -> str | None:
+    fix = f"`pulumi config set --secret --path {path} < ~/.ssh/id_ed25519`"
     if value is None:
         if need:
-            c.error(path, f"missing; set it with `pulumi config set --secret --path {path} < ~/.ssh/id_ed25519`")
+            c.error(path, f"missing; set it with {fix}")
         return None
     if isinstance(value, Mapping) and set(value) == {"secure"}:
         return "<secret>"  # still encrypted: a stack file read without the engine
     if isinstance(value, str) and value.strip():
+        if plaintext:
+            c.warn(path, f"the private key is stored in plain text, readable by anyone who can read the stack "
+                         f"file; set it again with {fix}, which stores it encrypted, and rotate the key")
         return value
-    c.error(path, f"value of type {_typename(value)} is not a private key; set it with "
-                  f"`pulumi config set --secret --path {path} < ~/.ssh/id_ed25519`")
+    c.error(path, f"value of type {_typename(value)} is not a private key; set it with {fix}")
     return None
 
 
-def _check_kubernetes(c: _Checker, value: Any) -> Kubernetes:
+def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> Kubernetes:
     if value is None:
         return Kubernetes(None, None, None)
     m = c.mapping(value, "kubernetes", K8S_KEYS, "kubernetes")
     if m is None:
         return Kubernetes(None, None, None)
     vals = {}
-    for key in K8S_KEYS:
+    for key in ("kubeconfig", "context", "renderDir"):
         v = m.get(key)
         vals[key] = None if v is None else c.string(v, f"kubernetes.{key}")
-    return Kubernetes(vals["kubeconfig"], vals["context"], vals["renderDir"])
+    force = m.get("forceLabels", False)
+    if not isinstance(force, bool):
+        c.error("kubernetes.forceLabels", f"{_show(force)} must be true or false (default false: a label another "
+                                          "field manager set is a conflict error, never silently taken over)")
+        force = False
+    render = vals["renderDir"]
+    if render is not None:
+        base = Path(base_dir) if base_dir is not None else Path(".")
+        target = os.path.normpath(os.path.join(os.path.abspath(base), render))
+        if os.path.isabs(render) or os.path.relpath(target, os.path.abspath(base)).split(os.sep)[0] == "..":
+            c.warn("kubernetes.renderDir", f"{_show(render)} is outside the project folder, so manifests (node "
+                                           "names, labels) are written where this stack does not own the files; "
+                                           "use a folder inside the project such as rendered/<stack>")
+    return Kubernetes(vals["kubeconfig"], vals["context"], render, force)
 
 
 def _check_deprecation(c: _Checker, value: Any) -> Deprecation:
@@ -634,44 +858,105 @@ def _check_deprecation(c: _Checker, value: Any) -> Deprecation:
         return default
     mode = m.get("mode", "warn")
     if mode not in DEPRECATION_MODES:
-        c.error("deprecation.mode", f"{mode!r} is not a mode; use off, warn or error")
+        c.error("deprecation.mode", f"{_show(mode)} is not a mode; use off, warn or error")
         mode = "warn"
     keep = m.get("keep", 2)
     if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
-        c.error("deprecation.keep", f"{keep!r} must be a whole number >= 1 (2 keeps N and N-1)")
+        c.error("deprecation.keep", f"{_show(keep)} must be a whole number >= 1 (2 keeps N and N-1)")
         keep = 2
     return Deprecation(mode, keep)
 
 
-def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None) -> tuple[FleetConfig, list[Problem]]:
+def _too_deep(value: Any) -> bool:
+    """Whether `value` nests deeper than MAX_DEPTH (walked without recursion)."""
+    todo = [(value, 0)]
+    while todo:
+        v, depth = todo.pop()
+        if depth > MAX_DEPTH:
+            return True
+        if isinstance(v, Mapping):
+            todo.extend((x, depth + 1) for x in v.values())
+        elif isinstance(v, (list, tuple)):
+            todo.extend((x, depth + 1) for x in v)
+    return False
+
+
+def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
+                 secret_keys: Collection[str] | None = None) -> tuple[FleetConfig, list[Problem]]:
     """Validate the namespace-stripped config. Returns the typed config (of the parts that passed) and
     every problem found. Callers must not act on the config when any problem is an error.
 
-    `base_dir` is the project folder: `file:<relative path>` URLs are made absolute against it."""
+    `base_dir` is the project folder: `file:<relative path>` URLs are made absolute against it.
+    `secret_keys`: the top-level keys the source holds encrypted (a stack file: none, its secrets are
+    `{secure: ...}` values; the engine: its secret config keys); None when unknown. A private key given
+    as a plain string under a key not in it is reported as stored in plain text."""
     c = _Checker()
+    empty = FleetConfig(DEFAULT_RUNTIME, {}, (), Ssh("root", 22, None, None), Kubernetes(None, None, None),
+                        Deprecation("warn", 2))
+    if not raw:
+        c.error(NAMESPACE, f"the stack config has no {NAMESPACE}:* keys; declare at least {NAMESPACE}:shims and "
+                           f"{NAMESPACE}:nodePools (see the configuration reference)")
+        return empty, c.problems
+    if _too_deep(raw):
+        c.error(NAMESPACE, f"values nested more than {MAX_DEPTH} deep; a stack config is a few levels deep")
+        return empty, c.problems
     for key in raw:
         if key not in TOP_KEYS:
-            c.error(key, f"unknown key '{NAMESPACE}:{key}'; the keys are {', '.join(TOP_KEYS)}")
+            c.error(_key(key), f"unknown key {_show(f'{NAMESPACE}:{key}')}; the keys are {', '.join(TOP_KEYS)}"
+                              f"{_did_you_mean(key, TOP_KEYS)}")
     runtime = raw.get("runtime", DEFAULT_RUNTIME)
-    if not isinstance(runtime, str) or not naming.is_dns_label(runtime):
-        c.error("runtime", f"{runtime!r} is not a DNS label (lower-case letters, digits, '-'); it prefixes "
-                           "every RuntimeClass and label: use e.g. wasmtime")
+    why = naming.dns_label_problem(runtime) if isinstance(runtime, str) else "is not a string"
+    if why is not None:
+        c.error("runtime", f"{_show(runtime)} {why}; it prefixes every RuntimeClass and label: use e.g. wasmtime")
         runtime = DEFAULT_RUNTIME
+    prefix = raw.get("labelPrefix", "")
+    why = naming.label_prefix_problem(prefix) if isinstance(prefix, str) else "is not a string"
+    if prefix != "" and why is not None:
+        c.error("labelPrefix", f"{_show(prefix)} {why}; or remove the key for the proposal's unprefixed labels")
+        prefix = ""
     releases = _check_shims(c, runtime, raw.get("shims"), base_dir)
     pools = _check_pools(c, raw.get("nodePools"), releases)
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
-    ssh = _check_ssh(c, raw.get("ssh"), need_ssh)
-    kubernetes = _check_kubernetes(c, raw.get("kubernetes"))
+    ssh = _check_ssh(c, raw.get("ssh"), need_ssh, plaintext=secret_keys is not None and "ssh" not in secret_keys)
+    kubernetes = _check_kubernetes(c, raw.get("kubernetes"), base_dir)
     deprecation = _check_deprecation(c, raw.get("deprecation"))
     for pool in pools:
         for key in (*pool.releases, *pool.retiring):
             if pool.transport == "ssh" and releases[key].url.startswith("file:"):
-                c.warn(pool.path, f"pool {pool.name!r} pins {key}, whose url {releases[key].url!r} is a file: URL: "
-                                  "over SSH each node reads that path on its own disk; serve the artifact over "
-                                  "https for remote nodes")
+                c.warn(pool.path, f"pool {_show(pool.name)} pins {key}, whose url {_show(releases[key].url)} is a "
+                                  "file: URL: over SSH each node reads that path on its own disk; serve the "
+                                  "artifact over https for remote nodes")
+    _check_shared_hosts(c, pools, ssh)
     used = {k for p in pools for k in (*p.releases, *p.retiring) if p.nodes}
     for key, rel in releases.items():
         if key not in used:
             c.warn(rel.path, f"{key} is in the catalog but installed on no node; pin it in a pool or remove it")
-    cfg = FleetConfig(runtime, releases, pools, ssh, kubernetes, deprecation)
+    cfg = FleetConfig(runtime, releases, pools, ssh, kubernetes, deprecation, prefix)
     return cfg, c.problems
+
+
+def _check_shared_hosts(c: _Checker, pools: tuple[Pool, ...], ssh: Ssh) -> None:
+    """Two nodes at one SSH address are one machine: each would overwrite the other's handler table."""
+    seen: dict[tuple[str, int], Node] = {}
+    for pool in pools:
+        if pool.transport != "ssh":
+            continue
+        for node in pool.nodes:
+            where = (node.host.lower(), node.port if node.port is not None else ssh.port)
+            first = seen.setdefault(where, node)
+            if first is not node:
+                c.warn(f"{node.path}.host", f"node {_show(node.name)} is reached at {where[0]} port {where[1]}, "
+                                            f"like node {_show(first.name)} ({first.path}): both would write the "
+                                            "same machine's containerd config and undo each other; fix the host "
+                                            "or port, or list the machine once")
+
+
+def _did_you_mean(key: Any, choices: Collection[str]) -> str:
+    import difflib
+
+    if not isinstance(key, str):
+        return ""
+    near = difflib.get_close_matches(key, list(choices), n=1, cutoff=0.6)
+    if not near:
+        near = [k for k in choices if k.lower() == key.lower()]
+    return f" (did you mean {near[0]}?)" if near else ""

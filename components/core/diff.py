@@ -1,51 +1,89 @@
 """What a change to a stack file will do, in the words a reviewer reads in a pull request.
 
-Compares two plans: RuntimeClasses, and per node its labels, handler table and binaries. A transition is
-unsafe when
+Compares two plans: fleet settings (labelPrefix, kubernetes.forceLabels); RuntimeClasses; per pool its
+containerd flavor, transport and restart command; per node how it is reached (host, port, hostKey, ssh
+user, bastion), its labels, handler table and binaries (url, sha256, archive member). Output is grouped
+by pool, nodes in natural order (node-2 before node-10), nodes with the same changes listed together,
+each note once, and the resources the engine will touch counted in Pulumi's terms.
+
+A transition is unsafe (refused, with the fix) when
   (a) a RuntimeClass's handler would change (the field is immutable; the class would have to be deleted
-      and re-created, and new pods are rejected while it is gone), or
+      and re-created, and new pods are rejected while it is gone);
   (b) a handler leaves a node in the same step as a label that promised it: the engine updates the
       handler table before the labels, so for a moment the node would advertise a handler it no longer
       has. Retire first (move the release to the pool's `retiring` list: labels go, handlers stay), apply,
-      then remove it.
-A changed sha256 for a version already installed is unsafe too: versioned file names promise that a
-version's bytes never change; publish a new version instead.
+      then remove it;
+  (c) the bytes of an installed version would change (its sha256 or its archive member): versioned file
+      names promise that a version's bytes never change; publish a new version instead;
+  (d) a node's handler table would move: a pool's containerd flavor or transport changes, or a node moves
+      to another pool. An in-place update writes the new table but leaves the old one, and a move between
+      pools replaces the node's resources, create before delete, so the old delete would undo the new
+      table and labels. Take the nodes out in one step and put them back in the next.
+
+Removing a whole node or pool is safe in one step: its resources are deleted, and the engine deletes in
+reverse dependency order, labels before the handler table they depend on (tests/e2e/test_safe_order.py
+watches it happen).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 from .plan import FleetPlan, NodePlan
 
+#: Pool settings every node of a pool shares: (NodePlan attribute, name shown).
+POOL_SETTINGS = (("flavor", "containerd"), ("transport", "transport"), ("restart", "restart"))
+#: How a node is reached: (NodePlan attribute, name shown).
+CONNECTION = (("host", "host"), ("port", "port"), ("host_key", "hostKey"), ("user", "ssh.user"),
+              ("proxy", "ssh.proxy"))
+
+_DIGITS = re.compile(r"(\d+)")
+
+
+def natural_key(text: str) -> tuple:
+    """`node-2` before `node-10`."""
+    return tuple(int(p) if p.isdigit() else p for p in _DIGITS.split(text))
+
 
 @dataclass(frozen=True)
 class Change:
     kind: str  # added | removed | changed
-    subject: str  # runtimeClass | label | handler | binary | node
-    node: str | None  # None for cluster-wide subjects
+    subject: str  # setting | runtimeClass | pool | node | connection | label | handler | binary
+    node: str | None  # None for cluster-wide and pool-wide subjects
     name: str
     old: Any = None
     new: Any = None
+    pool: str | None = None
+
+    def line(self) -> str:
+        """The change without its node."""
+        if self.kind == "added":
+            return f"+ {self.subject} {self.name}{_value(self.new)}"
+        if self.kind == "removed":
+            return f"- {self.subject} {self.name}{_value(self.old)}"
+        return f"~ {self.subject} {self.name}: {_short(self.old)} -> {_short(self.new)}"
 
     def words(self) -> str:
         where = f"node {self.node}: " if self.node else ""
-        if self.kind == "added":
-            return f"{where}+ {self.subject} {self.name}{_value(self.new)}"
-        if self.kind == "removed":
-            return f"{where}- {self.subject} {self.name}{_value(self.old)}"
-        return f"{where}~ {self.subject} {self.name}: {_short(self.old)} -> {_short(self.new)}"
+        return where + self.line()
 
     def to_json(self) -> dict[str, Any]:
         out = {"kind": self.kind, "subject": self.subject, "name": self.name}
-        if self.node:
-            out["node"] = self.node
-        if self.old is not None:
-            out["old"] = self.old
-        if self.new is not None:
-            out["new"] = self.new
+        for key in ("node", "pool", "old", "new"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         return out
+
+
+#: Kinds of unsafe step (Unsafe.kind).
+CLASS_HANDLER = "class-handler"  # (a) a RuntimeClass's handler would change
+PROMISED_HANDLER = "promised-handler"  # (b) a handler leaves with the label that promised it
+BYTES = "bytes"  # (c) an installed version's bytes would change
+MOVES_TABLE = "moves-table"  # (d) a pool's flavor or transport changes
+MOVES_POOL = "moves-pool"  # (d) a node changes pool
 
 
 @dataclass(frozen=True)
@@ -53,6 +91,8 @@ class Unsafe:
     node: str | None
     name: str
     reason: str
+    pool: str | None = None
+    kind: str = ""
 
     def words(self) -> str:
         where = f"node {self.node}: " if self.node else ""
@@ -62,6 +102,29 @@ class Unsafe:
         out = {"name": self.name, "reason": self.reason}
         if self.node:
             out["node"] = self.node
+        if self.pool:
+            out["pool"] = self.pool
+        return out
+
+
+@dataclass(frozen=True)
+class Note:
+    """Worth a reviewer's look, not refused. Said once, for all the nodes it concerns."""
+
+    pool: str | None
+    text: str
+    nodes: tuple[str, ...] = ()
+
+    def words(self) -> str:
+        where = f"pool {self.pool}: " if self.pool else ""
+        return f"NOTE {where}{self.text}{_nodes_suffix(self.nodes)}"
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"text": self.text}
+        if self.pool:
+            out["pool"] = self.pool
+        if self.nodes:
+            out["nodes"] = list(self.nodes)
         return out
 
 
@@ -69,6 +132,12 @@ class Unsafe:
 class PlanDiff:
     changes: list[Change] = field(default_factory=list)
     unsafe: list[Unsafe] = field(default_factory=list)
+    notes: list[Note] = field(default_factory=list)
+    #: Resources as `pulumi preview` counts them: create | update | replace | delete | same.
+    resources: dict[str, int] = field(default_factory=dict)
+    #: pool -> release -> "labelled" | "retiring", before and after.
+    before: dict[str, dict[str, str]] = field(default_factory=dict)
+    after: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -80,16 +149,117 @@ class PlanDiff:
 
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "unsafe": [u.to_json() for u in self.unsafe],
-                "safe": self.safe}
+                "notes": [n.to_json() for n in self.notes], "resources": dict(self.resources),
+                "matrix": {"before": self.before, "after": self.after}, "safe": self.safe}
+
+    # ------------------------------------------------------------------------------------- text
+    def resource_line(self) -> str:
+        r = self.resources
+        parts = [f"{r[k]} to {k}" for k in ("create", "update", "replace", "delete") if r.get(k)]
+        return (f"Resources: {', '.join(parts) or 'no change'}, {r.get('same', 0)} unchanged "
+                "(commands, node label patches and RuntimeClasses; the preview adds its components)")
+
+    def unsafe_groups(self, kinds: Collection[str] | None = None) -> list[tuple[str, str, list[str], str | None]]:
+        """(name, reason, nodes, pool) with every node that shares one reason, in natural order; only the
+        given kinds when `kinds` is set."""
+        groups: dict[tuple[str, str, str | None], list[str]] = {}
+        for u in self.unsafe:
+            if kinds is not None and u.kind not in kinds:
+                continue
+            groups.setdefault((u.name, u.reason, u.pool), [])
+            if u.node:
+                groups[(u.name, u.reason, u.pool)].append(u.node)
+        return [(name, reason, sorted(nodes, key=natural_key), pool)
+                for (name, reason, pool), nodes in groups.items()]
+
+    def body(self) -> list[str]:
+        """The changes, grouped: RuntimeClasses, then each pool in natural order."""
+        lines: list[str] = []
+        settings = [c for c in self.changes if c.subject == "setting"]
+        if settings:
+            lines.append("Fleet:")
+            lines += [f"  {c.line()}" for c in settings]
+        classes = [c for c in self.changes if c.subject == "runtimeClass"]
+        if classes:
+            lines.append("RuntimeClasses:")
+            lines += [f"  {c.line()}" for c in classes]
+        pools = sorted({c.pool for c in self.changes if c.pool is not None}, key=natural_key)
+        for pool in pools:
+            mine = [c for c in self.changes if c.pool == pool]
+            lines.append(f"Pool {pool}:")
+            lines += [f"  {c.line()}" for c in mine if c.node is None]
+            per_node: dict[str, list[str]] = {}
+            for c in mine:
+                if c.node is not None:
+                    per_node.setdefault(c.node, []).append(c.line())
+            same: dict[tuple[str, ...], list[str]] = {}
+            for node, node_lines in per_node.items():
+                same.setdefault(tuple(node_lines), []).append(node)
+            for node_lines, nodes in sorted(same.items(), key=lambda kv: natural_key(min(kv[1], key=natural_key))):
+                nodes = sorted(nodes, key=natural_key)
+                lines.append(f"  {'node' if len(nodes) == 1 else 'nodes'} {_node_list(nodes)}:")
+                lines += [f"    {line}" for line in node_lines]
+        return lines
 
     def words(self) -> str:
         if self.empty:
             return "No changes: the plan is the same.\n"
-        lines = [c.words() for c in self.changes]
-        counts = {k: sum(1 for c in self.changes if c.kind == k) for k in ("added", "changed", "removed")}
-        lines.append(f"{counts['added']} to add, {counts['changed']} to change, {counts['removed']} to remove.")
-        lines.extend(u.words() for u in self.unsafe)
+        lines = self.body()
+        lines.append(self.resource_line() + ".")
+        lines += [n.words() for n in self.notes]
+        for name, reason, nodes, pool in self.unsafe_groups():
+            where = f"{'node' if len(nodes) == 1 else 'nodes'} {_node_list(nodes)}" if nodes else ""
+            where = f"{where} (pool {pool}): " if where and pool else f"pool {pool}: " if pool else where
+            lines.append(f"UNSAFE {where}{name}: {reason}")
         return "\n".join(lines) + "\n"
+
+    def markdown(self, title: str) -> str:
+        """The pull-request comment: verdict, pool x release matrix before -> after, counts, details."""
+        verdict = ("**No changes.**" if self.empty else
+                   "**Safe to apply.**" if self.safe else
+                   f"**Refused: {len(self.unsafe_groups())} unsafe step(s).** Split the change as each one says.")
+        out = [f"### {title}", "", verdict, ""]
+        releases = sorted({r for m in (self.before, self.after) for rs in m.values() for r in rs},
+                          key=natural_key)
+        pools = sorted(set(self.before) | set(self.after), key=natural_key)
+        if releases and pools:
+            out.append("Pools x releases, before → after (labelled: selectable by workloads; retiring: installed, "
+                       "no longer labelled):")
+            out.append("")
+            out.append("| pool | " + " | ".join(f"`{r}`" for r in releases) + " |")
+            out.append("| --- |" + " --- |" * len(releases))
+            for pool in pools:
+                b, a = self.before.get(pool), self.after.get(pool)
+                name = pool + (" (new)" if b is None else " (removed)" if a is None else "")
+                cells = []
+                for r in releases:
+                    was, now = (b or {}).get(r, "·"), (a or {}).get(r, "·")
+                    cells.append(was if was == now else f"**{was} → {now}**")
+                out.append(f"| {name} | " + " | ".join(cells) + " |")
+            out.append("")
+        if not self.empty:
+            out.append(self.resource_line() + ".")
+            out.append("")
+        for name, reason, nodes, pool in self.unsafe_groups():
+            where = " ".join(x for x in (f"pool `{pool}`" if pool else "",
+                                         f"nodes {_node_list(nodes)}" if nodes else "") if x)
+            out.append(f"- :no_entry: **{name}**{' (' + where + ')' if where else ''}: {reason}")
+        out += [f"- :warning: {n.words()[len('NOTE '):]}" for n in self.notes]
+        if self.unsafe or self.notes:
+            out.append("")
+        if not self.empty:
+            out += ["<details><summary>Every change</summary>", "", "```", *self.body(), "```", "", "</details>"]
+        return "\n".join(out) + "\n"
+
+
+def _node_list(nodes: list[str] | tuple[str, ...], limit: int = 8) -> str:
+    if len(nodes) <= limit:
+        return ", ".join(nodes)
+    return f"{', '.join(nodes[:limit - 2])}, … {nodes[-1]} ({len(nodes)} nodes)"
+
+
+def _nodes_suffix(nodes: tuple[str, ...]) -> str:
+    return f" (nodes {_node_list(sorted(nodes, key=natural_key))})" if nodes else ""
 
 
 def _value(v: Any) -> str:
@@ -104,72 +274,207 @@ def _short(v: Any) -> str:
         selector = ", ".join(f"{k}={val}" for k, val in v["nodeSelector"].items())
         return f"handler {v['handler']}, selects {selector}"
     if isinstance(v, dict) and "sha256" in v:
-        return f"{v['release']}, sha256 {v['sha256'][:12]}…, {v['url']}"
+        member = f", member {v['member']}" if v.get("member") else ""
+        return f"{v['release']}, sha256 {v['sha256'][:12]}…, {v['url']}{member}"
+    if v is None:
+        return "(none)"
     return str(v)
 
 
-def _compare(out: list[Change], subject: str, node: str | None, old: dict, new: dict) -> None:
-    for name in sorted(set(old) | set(new)):
+def _compare(out: list[Change], subject: str, node: str | None, old: dict, new: dict, pool: str | None) -> None:
+    for name in sorted(set(old) | set(new), key=natural_key):
         if name not in old:
-            out.append(Change("added", subject, node, name, new=new[name]))
+            out.append(Change("added", subject, node, name, new=new[name], pool=pool))
         elif name not in new:
-            out.append(Change("removed", subject, node, name, old=old[name]))
+            out.append(Change("removed", subject, node, name, old=old[name], pool=pool))
         elif old[name] != new[name]:
-            out.append(Change("changed", subject, node, name, old=old[name], new=new[name]))
+            out.append(Change("changed", subject, node, name, old=old[name], new=new[name], pool=pool))
 
 
 def _binaries(node: NodePlan) -> dict[str, dict[str, Any]]:
-    return {k: {"release": b.release, "sha256": b.sha256, "url": b.url} for k, b in node.binaries.items()}
+    return {k: {"release": b.release, "sha256": b.sha256, "url": b.url, "member": b.member}
+            for k, b in node.binaries.items()}
+
+
+def _settings(node: NodePlan, which: tuple[tuple[str, str], ...]) -> dict[str, Any]:
+    return {shown: getattr(node, attr) for attr, shown in which}
+
+
+def pool_matrix(plan: FleetPlan) -> dict[str, dict[str, str]]:
+    """pool -> release -> labelled | retiring (pools with nodes)."""
+    out: dict[str, dict[str, str]] = {}
+    for n in plan.nodes:
+        if n.pool not in out:
+            out[n.pool] = {**{r: "labelled" for r in n.releases}, **{r: "retiring" for r in n.retiring}}
+    return out
+
+
+def resources(plan: FleetPlan) -> dict[tuple[str, ...], tuple[str, Any]]:
+    """The custom resources the components create, by identity, with what their inputs depend on.
+    Node resources are named after their pool (`fleet-<pool>-<node>-...`), so a node that changes pool
+    gets new ones."""
+    out: dict[tuple[str, ...], tuple[str, Any]] = {}
+    for rc in plan.runtime_classes:
+        out[("RuntimeClass", rc.name)] = ("replace-on", (rc.handler, tuple(rc.node_selector.items())))
+    for n in plan.nodes:
+        conn = (n.transport, n.host, n.port, n.host_key, n.user, n.proxy)
+        for b in n.binaries.values():
+            out[("Command", n.pool, n.name, "bin", b.name)] = ("", (b.url, b.sha256, b.member, n.flavor, conn))
+        out[("Command", n.pool, n.name, "handlers")] = (
+            "", (tuple(n.handlers.items()), tuple(n.aliases.items()), n.flavor, n.restart, n.local_root,
+                 n.seed_config, conn))
+        out[("NodePatch", n.pool, n.name, "labels")] = ("", (tuple(n.labels.items()), n.force_labels))
+    return out
+
+
+def count_resources(old: FleetPlan, new: FleetPlan) -> dict[str, int]:
+    o, n = resources(old), resources(new)
+    counts = dict.fromkeys(("create", "update", "replace", "delete", "same"), 0)
+    for key in o.keys() | n.keys():
+        if key not in o:
+            counts["create"] += 1
+        elif key not in n:
+            counts["delete"] += 1
+        elif o[key] == n[key]:
+            counts["same"] += 1
+        elif key[0] == "RuntimeClass" and o[key][1][0] != n[key][1][0]:
+            counts["replace"] += 1  # handler: replace_on_changes
+        else:
+            counts["update"] += 1
+    return counts
 
 
 def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
     d = PlanDiff()
+    d.resources = count_resources(old, new)
+    d.before, d.after = pool_matrix(old), pool_matrix(new)
     old_rc = {rc.name: {"handler": rc.handler, "nodeSelector": rc.node_selector} for rc in old.runtime_classes}
     new_rc = {rc.name: {"handler": rc.handler, "nodeSelector": rc.node_selector} for rc in new.runtime_classes}
-    _compare(d.changes, "runtimeClass", None, old_rc, new_rc)
-    for name in sorted(set(old_rc) & set(new_rc)):
+    _compare(d.changes, "runtimeClass", None, old_rc, new_rc, None)
+    for name in sorted(set(old_rc) & set(new_rc), key=natural_key):
         if old_rc[name]["handler"] != new_rc[name]["handler"]:
             d.unsafe.append(Unsafe(None, f"runtimeClass {name}",
                                    f"handler would change from {old_rc[name]['handler']!r} to "
                                    f"{new_rc[name]['handler']!r}; RuntimeClass handlers are immutable and the "
                                    "class would be deleted and re-created, rejecting new pods meanwhile: add a new "
-                                   "class instead"))
+                                   "class instead", kind=CLASS_HANDLER))
 
+    _compare_fleet(d, old, new)
+    _compare_pools(d, old, new)
+    notes: dict[tuple[str | None, str], list[str]] = {}
     old_nodes = {n.name: n for n in old.nodes}
     new_nodes = {n.name: n for n in new.nodes}
-    for name in sorted(set(old_nodes) | set(new_nodes)):
-        o, n = old_nodes.get(name), new_nodes.get(name)
-        if o is None:
-            d.changes.append(Change("added", "node", None, name, new=f"pool {n.pool}"))
-        if n is None:
-            # Removing a whole node is safe: the engine deletes its labels before its handler table.
-            d.changes.append(Change("removed", "node", None, name, old=f"pool {o.pool}"))
-        if o is not None and n is not None and o.pool != n.pool:
-            d.changes.append(Change("changed", "node", None, name, old=f"pool {o.pool}", new=f"pool {n.pool}"))
-        o_labels = o.labels if o else {}
-        n_labels = n.labels if n else {}
-        o_handlers = o.handlers if o else {}
-        n_handlers = n.handlers if n else {}
-        _compare(d.changes, "label", name, o_labels, n_labels)
-        _compare(d.changes, "handler", name, o_handlers, n_handlers)
-        o_bins = _binaries(o) if o else {}
-        n_bins = _binaries(n) if n else {}
-        _compare(d.changes, "binary", name, o_bins, n_bins)
-        if o is None or n is None:
-            continue
-        promised = _promised_handlers(old, o)
-        for handler in sorted(set(o_handlers) - set(n_handlers)):
-            if handler in promised:
-                d.unsafe.append(Unsafe(name, f"handler {handler}",
-                                       f"is removed in the same step as label {promised[handler]} that promises it; "
-                                       "first move the release to the pool's retiring list (labels go, handler "
-                                       "stays), apply, then remove it"))
-        for bname in sorted(set(o_bins) & set(n_bins)):
-            if o_bins[bname]["sha256"] != n_bins[bname]["sha256"]:
-                d.unsafe.append(Unsafe(name, f"binary {bname}",
-                                       f"sha256 changes for {o_bins[bname]['release']}, an installed version; a "
-                                       "version's bytes must never change: publish and pin a new version"))
+    for name in sorted(set(old_nodes) | set(new_nodes), key=natural_key):
+        _compare_node(d, old, old_nodes.get(name), new_nodes.get(name), notes)
+    d.notes += [Note(pool, text, tuple(nodes)) for (pool, text), nodes in notes.items()]
     return d
+
+
+def _compare_fleet(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
+    """Fleet-wide settings that change every node's labels or how they are applied."""
+    def force(plan: FleetPlan) -> bool | None:
+        return plan.nodes[0].force_labels if plan.nodes else None
+
+    o = {"labelPrefix": old.label_prefix or None, "kubernetes.forceLabels": force(old)}
+    n = {"labelPrefix": new.label_prefix or None, "kubernetes.forceLabels": force(new)}
+    if not old.nodes or not new.nodes:
+        o.pop("kubernetes.forceLabels")
+        n.pop("kubernetes.forceLabels")
+    _compare(d.changes, "setting", None, o, n, None)
+    if o["labelPrefix"] != n["labelPrefix"] and old.nodes and new.nodes:
+        d.notes.append(Note(None, "labelPrefix changes: every fleet label and every RuntimeClass nodeSelector is "
+                                  "replaced; pods scheduled meanwhile may wait (Pending) until the new labels are "
+                                  "on their nodes, running pods are not affected"))
+    if n.get("kubernetes.forceLabels") and not o.get("kubernetes.forceLabels"):
+        d.notes.append(Note(None, "kubernetes.forceLabels turns on: labels of the same name that another field "
+                                  "manager set are taken over"))
+
+
+def _compare_pools(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
+    """Pool-wide settings, said once per pool; a flavor or transport change moves every node's table."""
+    first_old: dict[str, NodePlan] = {}
+    first_new: dict[str, NodePlan] = {}
+    for n in old.nodes:
+        first_old.setdefault(n.pool, n)
+    for n in new.nodes:
+        first_new.setdefault(n.pool, n)
+    for pool in sorted(set(first_old) & set(first_new), key=natural_key):
+        o, n = _settings(first_old[pool], POOL_SETTINGS), _settings(first_new[pool], POOL_SETTINGS)
+        _compare(d.changes, "pool", None, o, n, pool)
+        for key in ("containerd", "transport"):
+            if o[key] != n[key]:
+                d.unsafe.append(Unsafe(None, key, f"changes from {o[key]} to {n[key]}, which moves every node's "
+                                                  "handler table to another file or machine; an update in place "
+                                                  "would write the new table and leave the old one. Remove the "
+                                                  "pool's nodes in one step (up), then add them back with the new "
+                                                  f"{key} in the next", pool, MOVES_TABLE))
+        if o["restart"] != n["restart"]:
+            d.notes.append(Note(pool, f"the restart command changes to {_short(n['restart'])}; it runs as root "
+                                      "on every node of the pool the next time its handler table changes"))
+
+
+def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan | None,
+                  notes: dict[tuple[str | None, str], list[str]]) -> None:
+    either = n if n is not None else o
+    assert either is not None
+    node, pool = either.name, either.pool
+
+    def note(text: str, where: str | None = pool) -> None:
+        notes.setdefault((where, text), []).append(node)
+
+    if o is None:
+        d.changes.append(Change("added", "node", node, node, new=_contents(n), pool=pool))
+        return
+    if n is None:
+        d.changes.append(Change("removed", "node", node, node, old=_contents(o), pool=pool))
+        note("removed whole: safe in one step, the engine deletes its labels first, then its handler table "
+             "(restoring the original containerd config), then its binaries", o.pool)
+        return
+    if o.pool != n.pool:
+        d.changes.append(Change("changed", "node", node, "pool", old=o.pool, new=n.pool, pool=pool))
+        d.unsafe.append(Unsafe(node, "node moves between pools",
+                               f"from {o.pool} to {n.pool}: its resources are named after the pool, so the engine "
+                               "creates the new ones and then deletes the old, whose delete would take away the new "
+                               f"handler table and labels. Remove it from {o.pool} in one step (up), then add it to "
+                               f"{n.pool} in the next", pool, MOVES_POOL))
+    _compare(d.changes, "connection", node, _settings(o, CONNECTION), _settings(n, CONNECTION), pool)
+    if (o.host, o.port) != (n.host, n.port) and o.transport == n.transport == "ssh":
+        note("new address: every command of the node runs again there (nothing changes if it is the same "
+             "machine); to move to another machine, remove the node in one step and add it back in the next, "
+             "or the old machine keeps its shims")
+    if o.host_key != n.host_key and n.host_key:
+        note("pins a new host key: compare it with `ssh-keyscan` from a trusted network; an unexpected change "
+             "is what a machine in the middle looks like")
+    if (o.user, o.proxy) != (n.user, n.proxy) and n.transport == "ssh":
+        note("new ssh user or bastion: every command runs again over it; deletes use the connection recorded "
+             "in the stack state, so apply this before removing anything reached the old way", None)
+    _compare(d.changes, "label", node, o.labels, n.labels, pool)
+    _compare(d.changes, "handler", node, o.handlers, n.handlers, pool)
+    o_bins, n_bins = _binaries(o), _binaries(n)
+    _compare(d.changes, "binary", node, o_bins, n_bins, pool)
+    promised = _promised_handlers(old, o)
+    for handler in sorted(set(o.handlers) - set(n.handlers), key=natural_key):
+        if handler in promised:
+            d.unsafe.append(Unsafe(node, f"handler {handler}",
+                                   f"is removed in the same step as label {promised[handler]} that promises it; "
+                                   "first move the release to the pool's retiring list (labels go, handler "
+                                   "stays), apply, then remove it", pool, PROMISED_HANDLER))
+    for bname in sorted(set(o_bins) & set(n_bins), key=natural_key):
+        was, now = o_bins[bname], n_bins[bname]
+        if was["sha256"] != now["sha256"] or was["member"] != now["member"]:
+            what = "sha256" if was["sha256"] != now["sha256"] else "archive member"
+            d.unsafe.append(Unsafe(node, f"binary {bname}",
+                                   f"{what} changes for {was['release']}, an installed version; a version's bytes "
+                                   "must never change: publish and pin a new version", pool, BYTES))
+        elif was["url"] != now["url"]:
+            note(f"{was['release']} is downloaded from a new url ({now['url']}); its sha256 is the same, so "
+                 "installed bytes do not change")
+
+
+def _contents(n: NodePlan) -> str:
+    return (f"{', '.join(n.releases) or 'no release'}"
+            + (f", retiring {', '.join(n.retiring)}" if n.retiring else "")
+            + f": {len(n.labels)} labels, {len(n.handlers)} handlers, {len(n.binaries)} binaries")
 
 
 def _promised_handlers(plan: FleetPlan, node: NodePlan) -> dict[str, str]:

@@ -32,13 +32,59 @@ BIN_DIR = "/usr/local/bin"
 #: Field manager / annotation prefix that marks what the fleet owns.
 MANAGER = "wasm-shim-fleet"
 
+#: Kubernetes' limit for a DNS label, a label key's name part and a label value.
 MAX_NAME = 63
+#: Kubernetes' limit for a DNS subdomain (node and RuntimeClass names).
+MAX_SUBDOMAIN = 253
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def is_dns_label(value: str) -> bool:
     """RFC 1123 label: lower-case alphanumerics and '-', alphanumeric at both ends, at most 63 chars."""
     return len(value) <= MAX_NAME and bool(_DNS_LABEL.match(value))
+
+
+def non_ascii(text: str) -> str:
+    """Why `text` is not what it looks like, when it holds non-ASCII characters (look-alikes such as the
+    Cyrillic 'о' print like ASCII); '' when it is plain ASCII."""
+    import unicodedata
+
+    for i, ch in enumerate(text):
+        if ord(ch) > 127:
+            name = unicodedata.name(ch, "unnamed character")
+            return (f"character {i + 1} is U+{ord(ch):04X} {name}, not an ASCII letter; retype the name in ASCII")
+    return ""
+
+
+def dns_label_problem(value: str) -> str | None:
+    """Which rule of an RFC 1123 label `value` breaks, in words (None when it is one)."""
+    if is_dns_label(value):
+        return None
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters, over the {MAX_NAME} a DNS label allows"
+    odd = non_ascii(value)
+    if odd:
+        return f"is not a DNS label: {odd}"
+    if value != value.lower():
+        return "is not a DNS label: it has upper-case letters (lower-case letters, digits and '-' only)"
+    bad = sorted({ch for ch in value if not (ch.isalnum() or ch == "-")})
+    if bad:
+        return f"is not a DNS label: {''.join(bad)!r} not allowed (lower-case letters, digits and '-' only)"
+    return "is not a DNS label: it must start and end with a letter or digit"
+
+
+def dns_subdomain_problem(value: str) -> str | None:
+    """Which rule of an RFC 1123 subdomain (a Kubernetes node name) `value` breaks; None when it is one."""
+    if len(value) > MAX_SUBDOMAIN:
+        return f"is {len(value)} characters, over the {MAX_SUBDOMAIN} a DNS subdomain allows"
+    odd = non_ascii(value)
+    if odd:
+        return f"is not a DNS subdomain: {odd}"
+    for part in value.split("."):
+        why = dns_label_problem(part)
+        if why:
+            return f"part {part!r} {why}"
+    return None
 
 
 def parse_version(text: str) -> semver.Version:
@@ -76,6 +122,12 @@ def runtime_type(handler: str) -> str:
     return f"io.containerd.{handler}.v1"
 
 
+def binary_of_runtime_type(runtime_type: str) -> str:
+    """The binary containerd runs for `io.containerd.<name>.<ver>`: `containerd-shim-<name>-<ver>`."""
+    parts = runtime_type.split(".")
+    return f"containerd-shim-{'.'.join(parts[2:-1])}-{parts[-1]}"
+
+
 def minor_series(shim: str, version: semver.Version) -> str:
     """Handler of the minor series: `slight-v1-2`."""
     return f"{shim}-v{version.major}-{version.minor}"
@@ -96,8 +148,49 @@ def class_name(runtime: str, handler: str) -> str:
     return f"{runtime}-{handler}"
 
 
-def label_key(runtime: str, handler: str, shim: str) -> str:
-    """Node label that a class selects. The "any version" class selects `<runtime>-<shim>-enabled`."""
+def label_key(runtime: str, handler: str, shim: str, prefix: str = "") -> str:
+    """Node label that a class selects. The "any version" class selects `<runtime>-<shim>-enabled`.
+    `prefix` (the stack's `labelPrefix`, e.g. `wasm.example.org/`) goes in front; the proposal's names
+    have none. The 63-character limit applies to the part after the prefix."""
     if handler == shim:
-        return f"{runtime}-{shim}-{ENABLED_SUFFIX}"
-    return f"{runtime}-{handler}"
+        return f"{prefix}{runtime}-{shim}-{ENABLED_SUFFIX}"
+    return f"{prefix}{runtime}-{handler}"
+
+
+def is_fleet_label(key: str, runtime: str, prefix: str = "") -> bool:
+    """Whether a node label key is one the fleet composes (label_key) for this runtime and prefix."""
+    return key.startswith(f"{prefix}{runtime}-")
+
+
+#: Label prefixes Kubernetes reserves for its own components.
+RESERVED_PREFIXES = ("kubernetes.io", "k8s.io")
+
+
+def label_prefix_problem(prefix: str) -> str | None:
+    """Which rule a label prefix (`<DNS subdomain>/`) breaks; None when it is a usable one."""
+    if not prefix.endswith("/"):
+        return "must end with '/' (a label prefix is a DNS subdomain followed by '/', e.g. wasm.example.org/)"
+    domain = prefix[:-1]
+    why = "is empty" if not domain else dns_subdomain_problem(domain)
+    if why is not None:
+        return f"{domain!r} {why}: a label prefix is a DNS subdomain followed by '/'"
+    if any(domain == r or domain.endswith("." + r) for r in RESERVED_PREFIXES):
+        return f"{domain!r} is reserved for Kubernetes' own labels; use a domain of your organisation"
+    return None
+
+
+#: Kubernetes' limit for a field manager name.
+MAX_FIELD_MANAGER = 128
+
+
+def field_manager(node: str) -> str:
+    """The server-side apply field manager of one node's label patch: one per node, so deleting or shrinking
+    the patch relinquishes only the labels that node's patch set. Long node names are cut and hashed to
+    stay within Kubernetes' 128 characters."""
+    name = f"{MANAGER}-{node}"
+    if len(name) <= MAX_FIELD_MANAGER:
+        return name
+    import hashlib
+
+    digest = hashlib.sha256(node.encode()).hexdigest()[:12]
+    return f"{name[:MAX_FIELD_MANAGER - 13]}-{digest}"

@@ -15,7 +15,7 @@ step removes a handler while a label that selects it may still be on the node.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -59,14 +59,19 @@ class NodePlan:
     local_root: str
     restart: str | None  # None: the flavor's restart command
     seed_config: str | None = None  # transport local: config copied into a node root that has none
+    #: whether the node's label patch takes over labels another field manager owns (kubernetes.forceLabels)
+    force_labels: bool = False
+    user: str | None = None  # ssh login user (None for transport local)
+    proxy: str | None = None  # ssh bastion as user@host:port plus its pinned host key, if any
 
     @property
     def node_root(self) -> str:
         """Where the node's files live: / over SSH, <localRoot>/<node> for the local transport."""
         return "/" if self.transport == "ssh" else f"{self.local_root.rstrip('/')}/{self.name}"
 
-    def to_json(self) -> dict[str, Any]:
-        return {
+    def to_json(self, full: bool = False) -> dict[str, Any]:
+        """What the node runs; `full` adds how it is reached and its settings (the plan a stack records)."""
+        out = {
             "name": self.name,
             "pool": self.pool,
             "containerd": self.flavor,
@@ -78,6 +83,35 @@ class NodePlan:
             "labels": dict(self.labels),
             "binaries": {k: v.to_json() for k, v in self.binaries.items()},
         }
+        if not full:
+            return out
+        return {
+            **out,
+            "host": self.host,
+            "port": self.port,
+            "hostKey": self.host_key,
+            "localRoot": self.local_root,
+            "restart": self.restart,
+            "seedConfig": self.seed_config,
+            "forceLabels": self.force_labels,
+            "user": self.user,
+            "proxy": self.proxy,
+        }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> NodePlan:
+        """The inverse of to_json (a plan recorded in a stack output)."""
+        return cls(
+            name=d["name"], pool=d["pool"], flavor=d["containerd"], transport=d["transport"],
+            host=d.get("host") or "", port=d.get("port"), host_key=d.get("hostKey"),
+            releases=tuple(d.get("releases") or ()), retiring=tuple(d.get("retiring") or ()),
+            handlers=dict(d.get("handlers") or {}), aliases=dict(d.get("aliases") or {}),
+            labels=dict(d.get("labels") or {}),
+            binaries={k: Binary(k, b["release"], b["url"], b["sha256"], b.get("member"))
+                      for k, b in (d.get("binaries") or {}).items()},
+            local_root=d.get("localRoot") or "nodes", restart=d.get("restart"), seed_config=d.get("seedConfig"),
+            force_labels=bool(d.get("forceLabels")), user=d.get("user"), proxy=d.get("proxy"),
+        )
 
 
 @dataclass(frozen=True)
@@ -99,6 +133,7 @@ class FleetPlan:
     runtime_classes: tuple[RuntimeClassPlan, ...]
     nodes: tuple[NodePlan, ...]
     problems: tuple[Problem, ...]
+    label_prefix: str = ""  # the stack's labelPrefix
 
     @property
     def errors(self) -> list[Problem]:
@@ -123,10 +158,19 @@ class FleetPlan:
     def to_json(self) -> dict[str, Any]:
         return {
             "runtime": self.runtime,
+            "labelPrefix": self.label_prefix,
             "runtimeClasses": [rc.to_json() for rc in self.runtime_classes],
-            "nodes": [n.to_json() for n in self.nodes],
+            "nodes": [n.to_json(full=True) for n in self.nodes],
             "problems": [p.to_json() for p in self.problems],
         }
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> FleetPlan:
+        """The inverse of to_json, problems left out (a plan recorded in a stack output was applied)."""
+        classes = tuple(RuntimeClassPlan(rc["name"], rc["handler"], dict(rc["nodeSelector"]), rc.get("shim", ""),
+                                         rc.get("scope", "")) for rc in d.get("runtimeClasses") or ())
+        return cls(d.get("runtime", ""), classes, tuple(NodePlan.from_json(n) for n in d.get("nodes") or ()), (),
+                   d.get("labelPrefix") or "")
 
 
 # ------------------------------------------------------------------------------------------- series
@@ -171,10 +215,10 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     handlers.update({a: naming.runtime_type(r.handler) for a, r in aliases.items()})
     labels: dict[str, str] = {}
     for rel in active:
-        labels[naming.label_key(cfg.runtime, rel.handler, rel.shim)] = naming.LABEL_VALUE
+        labels[naming.label_key(cfg.runtime, rel.handler, rel.shim, cfg.label_prefix)] = naming.LABEL_VALUE
     for alias in select_aliases(active):
         shim = aliases[alias].shim
-        labels[naming.label_key(cfg.runtime, alias, shim)] = naming.LABEL_VALUE
+        labels[naming.label_key(cfg.runtime, alias, shim, cfg.label_prefix)] = naming.LABEL_VALUE
     binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member) for r in (*active, *retiring)}
     return NodePlan(
         name=node.name,
@@ -194,7 +238,19 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
         # A local node is a folder on this machine: never restart this machine's containerd by default.
         restart=pool.restart if pool.restart is not None else (":" if pool.transport == "local" else None),
         seed_config=pool.seed_config,
+        force_labels=cfg.kubernetes.force_labels,
+        user=cfg.ssh.user if pool.transport == "ssh" else None,
+        proxy=_proxy_text(cfg) if pool.transport == "ssh" else None,
     )
+
+
+def _proxy_text(cfg: FleetConfig) -> str | None:
+    """The bastion as one comparable string (what `diff` shows when it changes)."""
+    p = cfg.ssh.proxy
+    if p is None:
+        return None
+    text = f"{p.user or cfg.ssh.user}@{p.host}:{p.port or 22}"
+    return text + (f" hostKey {p.host_key}" if p.host_key else " (host key not pinned)")
 
 
 def plan_runtime_classes(cfg: FleetConfig, nodes: Iterable[NodePlan]) -> tuple[RuntimeClassPlan, ...]:
@@ -202,9 +258,11 @@ def plan_runtime_classes(cfg: FleetConfig, nodes: Iterable[NodePlan]) -> tuple[R
     classes: dict[str, RuntimeClassPlan] = {}
     by_label: dict[str, tuple[str, str, str]] = {}
     for rel in cfg.releases.values():
-        by_label[naming.label_key(cfg.runtime, rel.handler, rel.shim)] = (rel.handler, rel.shim, "exact")
+        by_label[naming.label_key(cfg.runtime, rel.handler, rel.shim, cfg.label_prefix)] = (rel.handler, rel.shim,
+                                                                                          "exact")
         for s in series_of(rel):
-            by_label[naming.label_key(cfg.runtime, s.handler, rel.shim)] = (s.handler, rel.shim, s.scope)
+            by_label[naming.label_key(cfg.runtime, s.handler, rel.shim, cfg.label_prefix)] = (s.handler, rel.shim,
+                                                                                             s.scope)
     for node in nodes:
         for label in node.labels:
             handler, shim, scope = by_label[label]
@@ -230,10 +288,12 @@ def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
     nodes = tuple(plan_node(cfg, pool, node) for pool in cfg.pools for node in pool.nodes)
     classes = plan_runtime_classes(cfg, nodes)
     all_problems = [*problems, *check_handler_contract(classes, nodes)]
-    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems))
+    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems), cfg.label_prefix)
 
 
-def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None) -> tuple[FleetConfig, FleetPlan]:
-    """Check the namespace-stripped stack config and plan what passed (see check_config for base_dir)."""
-    cfg, problems = check_config(raw, base_dir)
+def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
+                     secret_keys: Collection[str] | None = None) -> tuple[FleetConfig, FleetPlan]:
+    """Check the namespace-stripped stack config and plan what passed (see check_config for base_dir and
+    secret_keys)."""
+    cfg, problems = check_config(raw, base_dir, secret_keys)
     return cfg, build_plan(cfg, problems)
