@@ -13,8 +13,8 @@ provider plugins. Settings:
   `PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`);
 - the stack is created on first use inside `.state/workspace/`, from a copy of `Pulumi.<stack>.yaml`: the
   tracked stack file is read, never written (`pulumi stack init` would add `encryptionsalt` to it);
-- every `up` records the stack file it deployed as the stack output `stackFile`;
-  `python -m components deployed STACK` prints it, for `diff`.
+- `python -m components export STACK` prints the stack's last deployment (`pulumi stack export`), which
+  `diff --deployed` reads: the plan the program recorded and the labels each node's patch applied.
 
 Exit codes (the same for every command): 0 done; 1 the engine ran and the operation failed (a resource or
 the program failed: see the engine's output); 2 bad input (no such stack file, errors in it, no deployment
@@ -40,7 +40,6 @@ from typing import Any
 PROJECT = Path(__file__).resolve().parents[1]
 STATE = PROJECT / ".state"
 ENGINE_COMMANDS = ("up", "preview", "destroy", "refresh")
-DEPLOYED_OUTPUT = "stackFile"
 TOOLCHAIN_CACHE = "/var/cache/wasm-shim-fleet"
 # Keys of a stack file that belong to its secrets provider; their presence means the file brings its own.
 _SECRETS_KEYS = re.compile(r"^(encryptionsalt|secretsprovider|encryptedkey):", re.M)
@@ -228,16 +227,13 @@ def _tail(exc: BaseException, lines: int = 15) -> str:
     return "\n".join("  " + line for line in text[-lines:])
 
 
-def inline_program(tracked: str) -> Callable[[], None]:
-    """`__main__.py` run as `pulumi up` runs it (cwd = the project), plus the record of the deployed file."""
+def inline_program() -> Callable[[], None]:
+    """`__main__.py` run as `pulumi up` runs it (cwd = the project)."""
 
     def program() -> None:
         import runpy
 
-        import pulumi
-
         runpy.run_path(str(PROJECT / "__main__.py"), run_name="__main__")
-        pulumi.export(DEPLOYED_OUTPUT, tracked)
 
     return program
 
@@ -254,10 +250,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
     """up, preview, destroy or refresh of STACK; the engine's output streams as it runs."""
     command, stack = args.command, args.stack
     path = stack_file(stack)
-    tracked = path.read_text()
     if command in ("up", "preview"):
         check_plan(path)
-    st = open_stack(stack, create=True, program=inline_program(tracked))
+    st = open_stack(stack, create=True, program=inline_program())
 
     as_json = getattr(args, "json", False)
     engine_out = sys.stderr if as_json and command != "preview" else sys.stdout
@@ -307,18 +302,12 @@ def cmd_engine(args: argparse.Namespace) -> int:
     return EXIT_OK if outcome in ("succeeded", "previewed") else EXIT_FAILED
 
 
-def cmd_deployed(args: argparse.Namespace) -> int:
-    """Print the stack file the last `python -m components up STACK` deployed."""
+def cmd_export(args: argparse.Namespace) -> int:
+    """Print STACK's last deployment as `pulumi stack export` does, for `diff --deployed`."""
     stack_file(args.stack)
     st = open_stack(args.stack, create=False)
-    outputs = st.outputs()
-    if DEPLOYED_OUTPUT not in outputs:
-        raise Stop(
-            f"stack {args.stack} has no {DEPLOYED_OUTPUT} output: it has been destroyed, or was last updated by\n"
-            "  `pulumi up` through the CLI. Compare with the base branch instead:\n"
-            f"  python -m components diff <(git show main:Pulumi.{args.stack}.yaml) Pulumi.{args.stack}.yaml",
-            EXIT_INPUT)
-    sys.stdout.write(outputs[DEPLOYED_OUTPUT].value)
+    exported = st.export_stack()
+    print(json.dumps({"version": exported.version, "deployment": exported.deployment}, indent=2))
     return EXIT_OK
 
 
@@ -345,7 +334,7 @@ HELP = {
 
 
 def add_engine_commands(sub: argparse._SubParsersAction) -> None:
-    """Adds up, preview, destroy, refresh and deployed to the `python -m components` parser."""
+    """Adds up, preview, destroy, refresh and export to the `python -m components` parser."""
     epilog = ("exit codes: 0 done, 1 the operation failed (see the engine output), 2 bad input, "
               "3 something to install or set first, 130 interrupted")
     for command in ENGINE_COMMANDS:
@@ -360,7 +349,7 @@ def add_engine_commands(sub: argparse._SubParsersAction) -> None:
                        help="JSON on stdout (preview: the engine's own document; the others: a summary "
                             "with the resource changes and outputs), the engine's text on stderr")
         p.set_defaults(func=_guarded(cmd_engine))
-    p = sub.add_parser("deployed", help="print the stack file the last `up STACK` deployed (to diff against)",
+    p = sub.add_parser("export", help="print STACK's last deployment (`pulumi stack export`), for diff --deployed",
                        epilog=epilog)
     p.add_argument("stack")
-    p.set_defaults(func=_guarded(cmd_deployed))
+    p.set_defaults(func=_guarded(cmd_export))

@@ -109,15 +109,29 @@ def test_a_100_mb_file_is_refused_without_reading_it_all(tmp_path, capsys):
     assert rc == 2 and "larger than 16 MiB" in err
 
 
-def test_a_fifo_is_refused_instead_of_blocking(tmp_path, capsys):
+def test_a_fifo_without_a_writer_reads_as_empty_instead_of_blocking(tmp_path, capsys):
     f = tmp_path / "Pulumi.fifo.yaml"
     os.mkfifo(f)
-    fd = os.open(f, os.O_RDWR | os.O_NONBLOCK)  # a writer, so opening for reading does not block
+    rc, err = plan_cli(f, capsys)
+    assert rc == 2 and "empty" in err
+
+
+def test_a_pipe_is_read_like_a_file_so_process_substitution_works(tmp_path, capsys):
+    src = tmp_path / "Pulumi.src.yaml"
+    src.write_text("config:\n  wasm-shim-fleet:shims: {}\n")
+    r, w = os.pipe()
+    os.write(w, src.read_bytes())
+    os.close(w)
     try:
-        rc, err = plan_cli(f, capsys)
+        rc, err = plan_cli(f"/dev/fd/{r}", capsys)
     finally:
-        os.close(fd)
-    assert rc == 2 and "not a regular file" in err
+        os.close(r)
+    assert "not a regular file" not in err and "cannot read" not in err and "empty" not in err
+
+
+def test_a_directory_is_refused(tmp_path, capsys):
+    rc, err = plan_cli(tmp_path, capsys)
+    assert rc == 2 and ("not a regular file" in err or "cannot read" in err)
 
 
 def test_a_yaml_error_never_quotes_the_file_so_a_key_beside_it_stays_private(tmp_path, capsys):

@@ -4,7 +4,7 @@ Commands are read from the README itself, so a command added to any section is r
 file. Each command is exactly one of:
 - run by CI: a line of `.ci/run` (scripts/setup.sh, scripts/test.sh; running them here would recurse);
 - marked `# (needs ...)` in the README, which says what it needs that no tier has (e.g. a cluster);
-- an engine command (`pulumi ...`, `python -m components up|preview|destroy|refresh|deployed`) or a
+- an engine command (`pulumi ...`, `python -m components up|preview|destroy|refresh|export`) or a
   network-bound one (`pip install`): run by the e2e tier (tests/e2e/test_readme_engine.py), in README order
   with all the others;
 - any other: run here, in the fast tier, in README order on one fresh clone.
@@ -26,7 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
 CI = ROOT / ".ci" / "run"
 NEEDS = re.compile(r"#\s*\((needs [^)]+)\)")
-ENGINE = re.compile(r"(^|[\s(;&|])pulumi\s|-m components (up|preview|destroy|refresh|deployed)\b")
+ENGINE = re.compile(r"(^|[\s(;&|])pulumi\s|-m components (up|preview|destroy|refresh|export)\b")
 SLOW = re.compile(r"\bpip install\b")
 FENCE = re.compile(r"^(\s*)```\s*(\S*)")
 

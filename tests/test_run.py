@@ -1,4 +1,4 @@
-"""`python -m components up|preview|destroy|refresh|deployed`: everything decided before the engine starts.
+"""`python -m components up|preview|destroy|refresh|export`: everything decided before the engine starts.
 
 The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py runs the README's commands).
 """

@@ -292,9 +292,14 @@ def load_yaml(path: str | Path) -> Any:
 
     p = Path(path)
     try:
-        with open(p, "rb") as f:
-            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
-                raise StackFileError(f"{p}: not a regular file; give the path of a Pulumi.<stack>.yaml")
+        # O_NONBLOCK: opening a FIFO nobody writes to must not hang. A pipe is fine (`diff <(git show ...)`):
+        # once open, reads block again, and a FIFO without a writer reads as empty.
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK)
+        with open(fd, "rb") as f:
+            mode = os.fstat(fd).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISFIFO(mode)):
+                raise StackFileError(f"{p}: not a regular file or a pipe; give the path of a Pulumi.<stack>.yaml")
+            os.set_blocking(fd, True)
             data = f.read(MAX_FILE_BYTES + 1)
     except OSError as exc:
         raise StackFileError(f"{p}: cannot read: {exc.strerror}") from None

@@ -1,7 +1,7 @@
 """Every command of README.md, in README order, on one fresh clone, with the real engine (the built toolchain).
 
 The fast tier runs the engine-free commands on their own (tests/test_readme.py); here they run again between
-the engine ones, as a reader following the README runs them: `up dev` first, `deployed dev` after it,
+the engine ones, as a reader following the README runs them: `up dev` first, `export dev` after it,
 `destroy dev` after that. Only the two set-up commands (CI runs them) and those marked `(needs ...)` are left
 out. The runner's commands must leave every tracked file as it was.
 """
@@ -18,7 +18,7 @@ from tests.test_readme import command_env, fresh_clone, readme_commands, run_com
 
 pytestmark = pytest.mark.e2e
 
-RUNNER = re.compile(r"-m components (up|preview|destroy|refresh|deployed)\b")
+RUNNER = re.compile(r"-m components (up|preview|destroy|refresh|export)\b")
 
 
 def git_status(clone: Path) -> str:
