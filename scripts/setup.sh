@@ -8,6 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES="containerd runc openssh-server openssh-client shellcheck openssl curl iproute2 util-linux tar gzip"
+# The nodes tier: its Wasm shim's build (protoc, libseccomp headers), the shim's runtime library, the WASI test
+# module (wat2wasm), the pod network (CNI plugins) and the static C pause binary (gcc, libc6-dev).
+APT_PACKAGES="$APT_PACKAGES protobuf-compiler libseccomp-dev libseccomp2 pkg-config wabt containernetworking-plugins gcc libc6-dev"
 
 missing=""
 for pkg in $APT_PACKAGES; do
@@ -32,5 +35,6 @@ venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 
 if [ "${1:-}" = "--toolchain" ]; then
   toolchain/build.sh >/dev/null
+  tests/nodes/build-shim.sh >/dev/null   # the nodes tier's Wasm shim (cargo; cached like the Go toolchain)
 fi
 echo "setup: done" >&2
