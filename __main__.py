@@ -16,7 +16,7 @@ import pulumi_kubernetes as k8s
 from components.core.config import NAMESPACE, strip_namespace
 from components.core.plan import plan_from_config
 from components.fleet import ShimFleet, ShimFleetArgs
-from components.nodepool import SshConnection
+from components.nodepool import RuntimeHandlerCheck, SshConnection
 
 
 def read_config() -> dict:
@@ -57,6 +57,7 @@ if cfg.ssh.private_key is not None:
                         proxy=proxy)
 
 k8s_settings = cfg.kubernetes
+check = None
 if k8s_settings.render_dir:
     # kubeconfig="" explicitly: left None, pulumi-kubernetes fills it from $KUBECONFIG, and the provider then
     # rejects the pair ("kubeconfig" arg is not compatible with "renderYamlToDirectory" arg).
@@ -64,7 +65,12 @@ if k8s_settings.render_dir:
                             kubeconfig="")
 else:
     provider = k8s.Provider("k8s", kubeconfig=k8s_settings.kubeconfig, context=k8s_settings.context)
+    kubeconfig = k8s_settings.kubeconfig
+    if kubeconfig and "\n" not in kubeconfig:
+        kubeconfig = os.path.expanduser(kubeconfig)
+    check = RuntimeHandlerCheck(kubeconfig, k8s_settings.context)
 
-fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider))
+fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider,
+                                         runtime_handler_check=check))
 pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)

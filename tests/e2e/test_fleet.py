@@ -174,8 +174,8 @@ def test_a_version_bump_previews_as_creates_only(fleet: Fleet):
         fleet.set_config(fleet.config(base_pools(fleet)))
     summary = changes(preview.change_summary)
     assert set(summary) == {"create"}, preview.change_summary
-    # binary, handler table and labels of node-d, the pool component, its exact RuntimeClass
-    assert summary["create"] == 5
+    # binary, handler table, runtimeHandlers check and labels of node-d, the pool component, its exact RuntimeClass
+    assert summary["create"] == 6
     text = _normalise(preview.stdout, fleet)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)
