@@ -27,9 +27,14 @@ def in_sync(plan, name: str, **changes) -> NodeState:
     """The state of a node that has exactly what the plan says (then `changes` applied)."""
     node = plan.node(name)
     config = append_block("version = 2\n", node.handlers, 2)
+    # the stack's releases are archives: the node recorded (artifact sha256, installed binary sha256)
     state = NodeState(name, labels={"kubernetes.io/hostname": name, **node.labels}, runtime_handlers=None,
-                      binaries={b: node.binaries[b].sha256 for b in node.binaries}, config_text=config)
+                      binaries={b: INSTALLED for b in node.binaries},
+                      records={b: (node.binaries[b].sha256, INSTALLED) for b in node.binaries}, config_text=config)
     return replace(state, **changes)
+
+
+INSTALLED = "b" * 64
 
 
 def kinds(drifts) -> list[str]:
@@ -56,10 +61,32 @@ def test_a_label_whose_handler_is_missing_is_drift(plan):
     assert kinds(check_node(plan, node, state)) == ["handler-missing", "label-without-handler"]
 
 
-def test_a_binary_whose_sha256_changed_is_drift(plan):
+def test_a_binary_whose_sha256_changed_since_install_is_drift(plan):
     state = in_sync(plan, "node-b", binaries={"containerd-shim-slight-v1-2-4-v1": "0" * 64})
     (d,) = check_node(plan, plan.node("node-b"), state)
     assert d.kind == "binary-sha256" and "0000" in d.detail
+
+
+def test_a_binary_installed_from_another_artifact_is_drift(plan):
+    state = in_sync(plan, "node-b", records={"containerd-shim-slight-v1-2-4-v1": ("e" * 64, INSTALLED)})
+    (d,) = check_node(plan, plan.node("node-b"), state)
+    assert d.kind == "binary-sha256" and "e" * 64 in d.detail
+
+
+def test_an_archive_binary_without_install_record_cannot_be_traced(plan):
+    (d,) = check_node(plan, plan.node("node-b"), in_sync(plan, "node-b", records={}))
+    assert d.kind == "binary-unrecorded"
+
+
+def test_a_bare_binary_is_compared_with_the_catalog_sha256():
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])], versions=("1.2.3",))
+    raw["shims"]["slight"][0].pop("binary")
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    (name, binary), = node.binaries.items()
+    good = in_sync(plan, "node-a", binaries={name: binary.sha256}, records={})
+    assert check_node(plan, node, good) == []
+    assert kinds(check_node(plan, node, replace(good, binaries={name: "1" * 64}))) == ["binary-sha256"]
 
 
 @pytest.mark.parametrize(("changes", "expected"), [
@@ -90,17 +117,21 @@ def test_the_read_script_reports_binaries_and_config_of_a_node_root(tmp_path, pl
     node = plan.node("node-a")
     (tmp_path / "usr/local/bin").mkdir(parents=True)
     (tmp_path / "usr/local/bin/containerd-shim-slight-v1-2-3-v1").write_bytes(b"shim")
+    (tmp_path / "var/lib/wasm-shim-fleet/binaries").mkdir(parents=True)
+    (tmp_path / "var/lib/wasm-shim-fleet/binaries/containerd-shim-slight-v1-2-3-v1.sha256").write_text(
+        f"{'a' * 64} {'c' * 64}\n")
     (tmp_path / "etc/containerd").mkdir(parents=True)
     (tmp_path / "etc/containerd/config.toml").write_text("version = 2\n")
     out = subprocess.run(["sh", "-c", read_script(node)], capture_output=True, text=True, check=True,
                          env={"NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
-    binaries, config = parse_read_output(out)
+    binaries, records, config = parse_read_output(out)
     assert binaries == {"containerd-shim-slight-v1-2-3-v1": hashlib.sha256(b"shim").hexdigest()}
+    assert records == {"containerd-shim-slight-v1-2-3-v1": ("a" * 64, "c" * 64)}
     assert config == "version = 2\n"
     (tmp_path / "etc/containerd/config.toml").unlink()
     assert parse_read_output(subprocess.run(["sh", "-c", read_script(node)], capture_output=True, text=True,
                                             env={"NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
-                             )[1] is None
+                             )[2] is None
 
 
 def test_check_refuses_a_render_only_stack(tmp_path, capsys):

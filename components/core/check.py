@@ -12,7 +12,10 @@ What counts as drift, per node:
   (`config-missing`: no managed table at all, e.g. a reimaged node's fresh containerd config);
 - `runtime-handler-missing`: the kubelet reports runtimeHandlers and a planned handler is not among them
   (containerd has not loaded the table);
-- `binary-missing` / `binary-sha256`: a planned shim binary is gone, or its bytes are not the catalog's.
+- `binary-missing` / `binary-sha256` / `binary-unrecorded`: a planned shim binary is gone; or its bytes are not
+  the catalog's (a bare binary), not those it had when installed from the catalog's archive (the node scripts
+  record both sums in /var/lib/wasm-shim-fleet/binaries), or it came from another artifact; or an archive's
+  binary has no such record.
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ class NodeState:
     runtime_handlers: Sequence[str] | None = None
     #: shim binary name -> sha256 of the file on the node (only files that exist).
     binaries: Mapping[str, str] | None = None
+    #: shim binary name -> (sha256 of the artifact it came from, sha256 of the file as installed), as the node
+    #: scripts record them at install (needed for binaries extracted from an archive).
+    records: Mapping[str, tuple[str, str]] | None = None
     #: The text of the containerd config file the program edits; None when the file does not exist.
     config_text: str | None = None
     #: Why the node's files could not be read (transport failure); None when they were.
@@ -158,12 +164,25 @@ def check_node(plan: FleetPlan, node: NodePlan, state: NodeState) -> list[Drift]
             for h in sorted(set(table) - set(node.handlers)):
                 add("handler-unexpected", f"handler {h} ({table[h]}) is in the table but not in the plan")
         found = state.binaries or {}
+        records = state.records or {}
         for name, binary in node.binaries.items():
             if name not in found:
                 add("binary-missing", f"{name} ({binary.release}) is not installed")
-            elif found[name] != binary.sha256:
-                add("binary-sha256", f"{name} has sha256 {found[name]}, the catalog says {binary.sha256} "
-                                     f"({binary.release})")
+                continue
+            if binary.member is None:  # a bare binary: its bytes are the artifact's
+                expected, source = binary.sha256, "the catalog says"
+            elif name in records and records[name][0] == binary.sha256:
+                expected, source = records[name][1], f"it had when installed from {binary.sha256[:12]}… as"
+            elif name in records:
+                add("binary-sha256", f"{name} was installed from an artifact with sha256 {records[name][0]}, "
+                                     f"the catalog says {binary.sha256} ({binary.release})")
+                continue
+            else:
+                add("binary-unrecorded", f"{name} ({binary.release}) has no install record: its bytes cannot be "
+                                         "traced to the catalog's artifact")
+                continue
+            if found[name] != expected:
+                add("binary-sha256", f"{name} has sha256 {found[name]}, {source} {expected} ({binary.release})")
     reported = set(state.runtime_handlers) if state.runtime_handlers is not None else None
     if reported is not None:
         for h in node.handlers:

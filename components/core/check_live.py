@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ from .plan import FleetPlan, NodePlan, plan_from_config
 
 #: Separates the two parts of the read script's output.
 _MARK = "--- wasm-shim-fleet check: config"
+_RECORD = "record "
 _NO_CONFIG = "--- wasm-shim-fleet check: no config file"
 
 
@@ -39,21 +41,30 @@ while :; do case $R in */) R=${{R%/}} ;; *) break ;; esac; done
 for f in "$R"/usr/local/bin/containerd-shim-*; do
     if [ -f "$f" ]; then sha256sum "$f"; fi
 done
+for f in "$R"/var/lib/wasm-shim-fleet/binaries/*.sha256; do
+    if [ -f "$f" ]; then printf '{_RECORD}%s %s\\n' "$(basename "$f" .sha256)" "$(cat "$f")"; fi
+done
 if [ -f "$R"{cfg} ]; then echo '{_MARK}'; cat "$R"{cfg}; else echo '{_NO_CONFIG}'; fi
 """
 
 
-def parse_read_output(text: str) -> tuple[dict[str, str], str | None]:
+def parse_read_output(text: str) -> tuple[dict[str, str], dict[str, tuple[str, str]], str | None]:
+    """(binary -> sha256, binary -> (artifact sha256, installed sha256) records, config text or None)."""
     head, sep, config = text.partition(_MARK + "\n")
     if not sep:
         head = text.split(_NO_CONFIG, 1)[0]
         config = None
-    binaries = {}
+    binaries, records = {}, {}
     for line in head.splitlines():
+        if line.startswith(_RECORD):
+            parts = line[len(_RECORD):].split()
+            if len(parts) == 3:
+                records[parts[0]] = (parts[1], parts[2])
+            continue
         parts = line.split(None, 1)
         if len(parts) == 2 and len(parts[0]) == 64:
             binaries[os.path.basename(parts[1].strip())] = parts[0]
-    return binaries, config
+    return binaries, records, config
 
 
 def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path,
@@ -78,16 +89,17 @@ def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path
 
 
 def read_node_files(node: NodePlan, user: str, identity: str | None, base_dir: Path,
-                    timeout: float = 60) -> tuple[dict[str, str] | None, str | None, str | None]:
-    """(binaries, config text, error) of one node."""
+                    timeout: float = 60) -> NodeState:
+    """The node's files as a NodeState (labels and runtime handlers left for the caller)."""
     try:
         proc = _run_on_node(node, user, identity, base_dir, timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        return None, None, str(exc)
+        return NodeState(node.name, labels=None, error=str(exc))
     if proc.returncode != 0:
-        return None, None, (proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1]
-    binaries, config = parse_read_output(proc.stdout)
-    return binaries, config, None
+        return NodeState(node.name, labels=None,
+                         error=(proc.stderr.strip().splitlines() or [f"exit {proc.returncode}"])[-1])
+    binaries, records, config = parse_read_output(proc.stdout)
+    return NodeState(node.name, labels=None, binaries=binaries, records=records, config_text=config)
 
 
 def read_api_nodes(kubeconfig: str | None, context: str | None, kubectl: str | None = None) -> dict[str, Any]:
@@ -121,8 +133,8 @@ def observe(plan: FleetPlan, api_nodes: Mapping[str, Any], user: str, identity: 
         handlers = None
         if obj and "runtimeHandlers" in obj.get("status", {}):
             handlers = [h.get("name", "") for h in obj["status"]["runtimeHandlers"]]
-        binaries, config, error = read_node_files(node, user, identity, base_dir)
-        states[node.name] = NodeState(node.name, labels, handlers, binaries, config, error)
+        files = read_node_files(node, user, identity, base_dir)
+        states[node.name] = replace(files, labels=labels, runtime_handlers=handlers)
     return states
 
 
