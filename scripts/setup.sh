@@ -34,7 +34,11 @@ fi
 venv/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 
 if [ "${1:-}" = "--toolchain" ]; then
+  # The nodes tier's Wasm shim (cargo; cached like the Go toolchain), built beside the toolchain: their
+  # download phases overlap the other's compiling.
+  tests/nodes/build-shim.sh >/dev/null &
+  shim=$!
   toolchain/build.sh >/dev/null
-  tests/nodes/build-shim.sh >/dev/null   # the nodes tier's Wasm shim (cargo; cached like the Go toolchain)
+  wait "$shim"
 fi
 echo "setup: done" >&2
