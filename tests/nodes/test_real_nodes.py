@@ -14,6 +14,7 @@ Tests run in order on one module-scoped world. Run: venv/bin/python -m pytest -m
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -257,8 +258,8 @@ def test_drift_check_is_clean_on_the_fleet_as_applied(world: World):
     assert proc.stdout.splitlines()[-1] == "no drift"
 
 
-def test_drift_check_finds_a_wiped_node_and_a_changed_binary(world: World):
-    b, c = world.node("b"), world.node("c")
+def test_drift_check_finds_a_wiped_node_a_changed_binary_and_a_label_without_handler(world: World):
+    b, c, d = world.node("b"), world.node("c"), world.node("d")
     # node b is "reimaged": labels, shim binaries and the handler table gone
     keys = [k + "-" for k in world.labels("b")]
     world.cluster.kubectl("label", "node", b.name, *keys)
@@ -272,6 +273,11 @@ def test_drift_check_finds_a_wiped_node_and_a_changed_binary(world: World):
     changed.write_bytes(target.read_bytes() + b"\0")
     changed.chmod(0o755)
     changed.rename(target)
+    # node d: its exact 1.4.2 handler was edited out of the containerd config; the label promising it stays
+    text = d.config.read_text()
+    edited = re.sub(r"\n\[[^\n]*\.fleettest-v1-4-2\]\n\s*runtime_type = [^\n]*", "", text)
+    assert edited != text
+    d.config.write_text(edited)
     proc = _check(world)
     assert proc.returncode == 2, proc.stdout + proc.stderr
     out = proc.stdout
@@ -285,7 +291,9 @@ def test_drift_check_finds_a_wiped_node_and_a_changed_binary(world: World):
     assert "label-missing" in "\n".join(section[b.name]) and "binary-missing" in "\n".join(section[b.name])
     assert "config-missing" in "\n".join(section[b.name])
     assert "binary-sha256: containerd-shim-fleettest-v1-4-1-v1" in "\n".join(section[c.name])
-    assert section[world.node("d").name] == [f"{world.node('d').name}: in sync"]
+    assert "handler-missing: handler fleettest-v1-4-2" in "\n".join(section[d.name])
+    assert "label-without-handler: label wasmtime-fleettest-v1-4-2" in "\n".join(section[d.name])
+    assert section[world.node("a").name] == [f"{world.node('a').name}: in sync"]
     print("\n" + out)
 
 
