@@ -18,7 +18,7 @@ from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deploye
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
-from components.nodepool import SshConnection
+from components.nodepool import RuntimeHandlerCheck, SshConnection
 
 
 def read_config() -> tuple[dict, set[str], list[Problem]]:
@@ -78,6 +78,7 @@ if cfg.ssh.private_key is not None:
                         proxy=proxy)
 
 k8s_settings = cfg.kubernetes
+check = None
 if k8s_settings.render_dir:
     # kubeconfig="" explicitly: left None, pulumi-kubernetes fills it from $KUBECONFIG, and the provider then
     # rejects the pair ("kubeconfig" arg is not compatible with "renderYamlToDirectory" arg).
@@ -85,8 +86,13 @@ if k8s_settings.render_dir:
                             kubeconfig="")
 else:
     provider = k8s.Provider("k8s", kubeconfig=k8s_settings.kubeconfig, context=k8s_settings.context)
+    kubeconfig = k8s_settings.kubeconfig
+    if kubeconfig and "\n" not in kubeconfig:
+        kubeconfig = os.path.expanduser(kubeconfig)
+    check = RuntimeHandlerCheck(kubeconfig, k8s_settings.context)
 
-fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider))
+fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider,
+                                         runtime_handler_check=check))
 pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)
 # What this update applies, read back by the next one (components.core.deployed.PLAN_OUTPUT).

@@ -8,7 +8,7 @@ import pulumi
 
 from .core import naming
 from .core.plan import FleetPlan
-from .nodepool import NodePool, NodePoolArgs, SshConnection
+from .nodepool import NodePool, NodePoolArgs, RuntimeHandlerCheck, SshConnection
 from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
 
 TYPE = "wasm-shim-fleet:index:ShimFleet"
@@ -30,6 +30,8 @@ class ShimFleetArgs:
     local_base: str | None = None
     #: Kubernetes provider for labels and RuntimeClasses (None: the default provider).
     k8s_provider: pulumi.ProviderResource | None = None
+    #: Check each node's handlers in node.status.runtimeHandlers before labelling it (None: no check).
+    runtime_handler_check: RuntimeHandlerCheck | None = None
 
 
 class ShimFleet(pulumi.ComponentResource):
@@ -46,7 +48,8 @@ class ShimFleet(pulumi.ComponentResource):
             by_pool.setdefault(node.pool, []).append(node)
         self.pools = {
             pool: NodePool(f"{name}-{pool}", NodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
-                                                           k8s_provider=args.k8s_provider),
+                                                           k8s_provider=args.k8s_provider,
+                                                           runtime_handler_check=args.runtime_handler_check),
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }

@@ -9,7 +9,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from .core import naming, nodescript
+from .core import naming, nodescript, verify
 from .core.flavors import FLAVORS
 from .core.plan import NodePlan
 from .graph import binary_resource, node_graph
@@ -32,6 +32,16 @@ class SshConnection:
 
 
 @dataclass(frozen=True)
+class RuntimeHandlerCheck:
+    """How the `verify` step reads Nodes (components/core/verify.py): with kubectl on the machine running pulumi."""
+
+    #: A kubeconfig path or its contents (None: kubectl's usual lookup). Passed to the check as a secret.
+    kubeconfig: str | None = None
+    #: kubeconfig context (None: the current one).
+    context: str | None = None
+
+
+@dataclass(frozen=True)
 class NodePoolArgs:
     """Typed arguments of NodePool."""
 
@@ -43,6 +53,9 @@ class NodePoolArgs:
     local_base: str | None = None
     #: Kubernetes provider for the label patches (None: the default provider).
     k8s_provider: pulumi.ProviderResource | None = None
+    #: Before labelling a node, check its handlers in node.status.runtimeHandlers (None: no check, e.g. when
+    #: manifests are rendered instead of applied).
+    runtime_handler_check: RuntimeHandlerCheck | None = None
 
 
 class NodePool(pulumi.ComponentResource):
@@ -51,8 +64,10 @@ class NodePool(pulumi.ComponentResource):
     - `<name>-<node>-bin-<binary>` (command Command): downloads, verifies and installs one shim binary;
     - `<name>-<node>-handlers` (command Command): the node's containerd handler table, restart, check;
       depends on the binaries;
+    - `<name>-<node>-verify` (command local Command, with `runtime_handler_check`): the kubelet reports the
+      node's handlers in node.status.runtimeHandlers (where it reports them); depends on the handler table;
     - `<name>-<node>-labels` (kubernetes core/v1 NodePatch): the node's labels, with its own field manager;
-      depends on the handler table.
+      depends on the handler table (through `verify` when there is one).
     Outputs: `nodes`, per node its releases, retiring releases, labels, handlers and binaries (with sha256).
     """
 
@@ -84,7 +99,8 @@ class NodePool(pulumi.ComponentResource):
         connection = None
         if node.transport != "local" and args.ssh is not None:
             connection = _connection(node, args.ssh, self._private_key)
-        for g in node_graph(name, node):
+        check = args.runtime_handler_check
+        for g in node_graph(name, node, verify=check is not None):
             opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in g.depends_on],
                                           provider=args.k8s_provider if g.role == "labels" else None)
             if g.role == "binary":
@@ -92,6 +108,11 @@ class NodePool(pulumi.ComponentResource):
                 built[g.name] = self._command(g.name, node, args, connection, opts=opts,
                                               create=nodescript.install_binary_script(node, binary),
                                               delete=nodescript.remove_binary_script(node, binary))
+            elif g.role == "verify" and check is not None:
+                env = {"WSF_KUBECONFIG": pulumi.Output.secret(check.kubeconfig or ""),
+                       "WSF_KUBE_CONTEXT": check.context or ""}
+                built[g.name] = command.local.Command(g.name, create=verify.runtime_handlers_script(node),
+                                                      environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
             elif g.role == "handlers":
                 table_script = _seeded(node, args.local_base, nodescript.apply_table_script(node))
                 built[g.name] = self._command(g.name, node, args, connection, opts=opts, create=table_script,

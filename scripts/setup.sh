@@ -28,9 +28,13 @@ STEPS=(
   "venv|./venv with requirements-dev.txt (the program, and the test tools)|step_venv"
   "toolchain|Pulumi CLI, its providers, etcd, Kubernetes control plane, kwok, from Go modules (e2e tier, up)|toolchain/build.sh"
   "containerd2|containerd 2.x from Go modules (integration tier, flavor containerd-2)|tests/integration/build-containerd2.sh"
+  "shim|a real containerd Wasm shim in three versions, built from crates.io with cargo (nodes tier)|tests/nodes/build-shim.sh"
 )
 
 APT_PACKAGES="containerd runc openssh-server openssh-client shellcheck openssl curl iproute2 util-linux tar gzip"
+# The nodes tier: its Wasm shim's build (protoc, libseccomp headers), the shim's runtime library, the WASI test
+# module (wat2wasm), the pod network (CNI plugins) and the static C pause binary (gcc, libc6-dev).
+APT_PACKAGES="$APT_PACKAGES protobuf-compiler libseccomp-dev libseccomp2 pkg-config wabt containernetworking-plugins gcc libc6-dev"
 
 step_packages() {
   local missing=() pkg

@@ -4,6 +4,7 @@
 #   unit         pure core, golden files, Pulumi mocks, the README's engine-free commands
 #   integration  real containerd and sshd on loopback
 #   e2e          real Pulumi engine + kube-apiserver + kwok, and every command of the README
+#   nodes        real kubelets, each with its own containerd, running a real Wasm shim
 # Needs what scripts/setup.sh installs; a tier whose prerequisite is missing fails and says what to run.
 # Extra arguments go to every pytest run, e.g. scripts/test.sh -x -q
 set -euo pipefail
@@ -14,7 +15,7 @@ if [ ! -x "$PY" ]; then
   exit 1
 fi
 start=$SECONDS
-for tier in "unit|not integration and not e2e" "integration|integration" "e2e|e2e"; do
+for tier in "unit|not integration and not e2e and not nodes" "integration|integration" "e2e|e2e" "nodes|nodes"; do
   marker=${tier#*|}; tier=${tier%%|*}
   echo "=== tier: $tier (pytest -m '$marker')" >&2
   tier_start=$SECONDS

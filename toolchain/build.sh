@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the real-engine toolchain of the e2e test tier from Go modules:
 #   pulumi (CLI), pulumi-resource-kubernetes, etcd, kube-apiserver,
-#   kube-controller-manager, kube-scheduler, kubectl, kwok, and a stand-in
+#   kube-controller-manager, kube-scheduler, kubectl, kubelet, kwok, and a stand-in
 #   pulumi-resource-command (toolchain/command-provider).
 # Everything lands in ${WSF_CACHE:-/var/cache/wasm-shim-fleet}/toolchain/<key>/bin,
 # where <key> encodes every version below; tools already built are skipped.
@@ -149,26 +149,49 @@ build_kwok() {
   install_bin "$out/kwok"
 }
 
-build_kubernetes() {
-  local w="$SRC/kubernetes" out="$ROOT/tmp/kubernetes.out" minor ld v
-  mkwrap "$w" wsf-toolchain/kubernetes; cd "$w"
+# k8s_wrapper: cd into the wrapper module of k8s.io/kubernetes (made once; reused by every Kubernetes binary).
+k8s_wrapper() {
+  local w="$SRC/kubernetes"
+  if [ ! -f "$w/.complete" ]; then
+    mkwrap "$w" wsf-toolchain/kubernetes; cd "$w"
+    # staging modules k8s.io/<x> => k8s.io/<x> v0.<minor>.<patch>
+    copy_replaces "k8s.io/kubernetes@v$K8S_VERSION" "v0.${K8S_VERSION#1.}"
+    "$GO" get "k8s.io/kubernetes@v$K8S_VERSION"
+    touch .complete
+  fi
+  cd "$w"
+}
+
+k8s_ldflags() {
+  local minor v ld="-s -w"
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
-  # staging modules k8s.io/<x> => k8s.io/<x> v0.<minor>.<patch>
-  copy_replaces "k8s.io/kubernetes@v$K8S_VERSION" "v0.${K8S_VERSION#1.}"
-  "$GO" get "k8s.io/kubernetes@v$K8S_VERSION"
-  ld="-s -w"
   for v in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
     ld="$ld -X $v.gitVersion=v$K8S_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor"
     ld="$ld -X $v.gitTreeState=clean -X $v.buildDate=1970-01-01T00:00:00Z"
   done
+  echo "$ld"
+}
+
+build_kubernetes() {
+  local out="$ROOT/tmp/kubernetes.out"
+  k8s_wrapper
   rm -rf "$out"; mkdir -p "$out"
-  "$GO" build -ldflags "$ld" -o "$out/" \
+  "$GO" build -ldflags "$(k8s_ldflags)" -o "$out/" \
     k8s.io/kubernetes/cmd/kube-apiserver \
     k8s.io/kubernetes/cmd/kube-controller-manager \
     k8s.io/kubernetes/cmd/kube-scheduler \
     k8s.io/kubernetes/cmd/kubectl
   # kubectl last: its presence marks the set as complete
   install_bin "$out/kube-apiserver" "$out/kube-controller-manager" "$out/kube-scheduler" "$out/kubectl"
+}
+
+# The kubelet of the real-nodes tier (tests/nodes): same module and flags as the control plane, CGO off.
+build_kubelet() {
+  local out="$ROOT/tmp/kubelet.out"
+  k8s_wrapper
+  rm -rf "$out"; mkdir -p "$out"
+  "$GO" build -ldflags "$(k8s_ldflags)" -o "$out/" k8s.io/kubernetes/cmd/kubelet
+  install_bin "$out/kubelet"
 }
 
 build_pulumi() {
@@ -235,6 +258,7 @@ main() {
   step etcd build_etcd
   step kwok build_kwok stages-1
   step kubectl build_kubernetes
+  step kubelet build_kubelet
   step pulumi build_pulumi
   step pulumi-resource-kubernetes build_pulumi_kubernetes
   step pulumi-resource-command build_command_standin \
@@ -253,7 +277,7 @@ key=$KEY
 go=$GOVERSION
 pulumi=v$PULUMI_VERSION (github.com/pulumi/pulumi/pkg/v3, sdk/v3)
 pulumi-resource-kubernetes=$PULUMI_K8S_VERSION (reported; built from github.com/pulumi/pulumi-kubernetes/provider/v4@$PULUMI_K8S_MODULE, sdk/v4 go $PULUMI_K8S_GO_SDK)
-kubernetes=v$K8S_VERSION (kube-apiserver kube-controller-manager kube-scheduler kubectl)
+kubernetes=v$K8S_VERSION (kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet)
 etcd=v$ETCD_VERSION
 kwok=v$KWOK_VERSION
 pulumi-resource-command=$PULUMI_COMMAND_VERSION (reported; stand-in from toolchain/command-provider: command:local:Command and command:remote:Command)

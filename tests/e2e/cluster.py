@@ -119,6 +119,9 @@ def _openssl(*args: str, cwd: Path) -> None:
 class Cluster:
     """One control plane. Use as a context manager, or call start() / stop()."""
 
+    #: The API server URL of every control plane this process started (to recognise files naming them).
+    started: list[str] = []
+
     def __init__(self, bin_dir: str | os.PathLike | None = None, workdir: str | os.PathLike | None = None,
                  keep_workdir: bool | None = None, startup_timeout: float = 180.0):
         self.bin_dir = Path(bin_dir) if bin_dir else None
@@ -162,6 +165,7 @@ class Cluster:
                      "kube-scheduler", "kwok"):
             self.ports[name] = free_port()
         self.server = f"https://127.0.0.1:{self.ports['kube-apiserver']}"
+        Cluster.started.append(self.server)
         self._make_certs()
         self._write_kubeconfig()
         self._start_etcd()

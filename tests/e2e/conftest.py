@@ -9,6 +9,7 @@ reaches it over SSH like any node: pinned host key, key auth.
 from __future__ import annotations
 
 import gc
+import glob
 import json
 import os
 import runpy
@@ -35,6 +36,43 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = artifacts.DIR
 PROJECT = "wasm-shim-fleet"
 NODE_NAMES = ("node-a", "node-b", "node-c", "node-d")
+
+
+def kubeconfigs_naming_our_clusters(paths) -> list[str]:
+    """The files among `paths` that name a control plane this process started (other runs on the machine have
+    their own)."""
+    out = []
+    for p in paths:
+        try:
+            text = Path(p).read_text(errors="replace")
+        except OSError:
+            continue
+        if any(f"server: {url}\n" in text or f'"{url}"' in text for url in Cluster.started):
+            out.append(p)
+    return sorted(out)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def engine_tmpdir() -> Iterator[Path]:
+    """TMPDIR of every engine run (and its plugins) is a folder removed at the end of the session: the
+    Kubernetes provider writes the kubeconfig it is given, client key included, to a temporary file it never
+    removes (about 20 per e2e run in /tmp before). Fails the session if a kubeconfig naming one of its
+    control planes still lands in /tmp."""
+    before = set(glob.glob("/tmp/kubeconfig*"))
+    tmp = Path(tempfile.mkdtemp(prefix="wsf-engine-tmp-", dir="/tmp"))
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = str(tmp)  # the Automation API passes os.environ on to the pulumi CLI
+    try:
+        yield tmp
+    finally:
+        if old is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old
+        shutil.rmtree(tmp, ignore_errors=True)
+    leaked = kubeconfigs_naming_our_clusters(set(glob.glob("/tmp/kubeconfig*")) - before)
+    if leaked:
+        pytest.fail(f"the run left kubeconfig files (with client keys) in /tmp: {leaked}", pytrace=False)
 
 
 @pytest.fixture(scope="session")

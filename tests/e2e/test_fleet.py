@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from components.core.plan import plan_from_config
+from tests.harness.workloads import spread_deployment
 
 from .cluster import ApiError, api_path
 from .conftest import Fleet
@@ -66,27 +67,7 @@ def test_up_installs_binaries_handlers_labels_and_classes(fleet: Fleet):
 
 
 def _deployment(name: str, runtime_class: str, replicas: int) -> dict:
-    labels = {"app": name}
-    return {
-        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": name},
-        "spec": {
-            "replicas": replicas,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {
-                    "runtimeClassName": runtime_class,
-                    "containers": [{"name": "app", "image": "registry.invalid/wasm/hello:1"}],
-                    # preferred, not required: the proposal's 3-pods-on-2-nodes with required
-                    # anti-affinity leaves one pod Pending; replicas = eligible nodes makes this exact
-                    "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
-                        "weight": 100,
-                        "podAffinityTerm": {"labelSelector": {"matchLabels": labels},
-                                            "topologyKey": "kubernetes.io/hostname"}}]}},
-                },
-            },
-        },
-    }
+    return spread_deployment(name, runtime_class, replicas, {"image": "registry.invalid/wasm/hello:1"})
 
 
 @pytest.mark.parametrize(
@@ -174,8 +155,8 @@ def test_a_version_bump_previews_as_creates_only(fleet: Fleet):
         fleet.set_config(fleet.config(base_pools(fleet)))
     summary = changes(preview.change_summary)
     assert set(summary) == {"create"}, preview.change_summary
-    # binary, handler table and labels of node-d, the pool component, its exact RuntimeClass
-    assert summary["create"] == 5
+    # binary, handler table, runtimeHandlers check and labels of node-d, the pool component, its exact RuntimeClass
+    assert summary["create"] == 6
     text = _normalise(preview.stdout, fleet)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)

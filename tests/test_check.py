@@ -1,0 +1,144 @@
+"""Drift check: the pure comparison of observed node state with the plan, and the read script's output parser."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from dataclasses import replace
+
+import pytest
+
+from components.core.check import NodeState, check_fleet, check_node, managed_handlers
+from components.core.check_live import parse_read_output, read_script
+from components.core.cli import main
+from components.core.containerd import append_block
+from components.core.plan import plan_from_config
+from tests.conftest import pool, stack
+
+
+@pytest.fixture
+def plan(test_plan_stack):
+    _, p = plan_from_config(test_plan_stack)
+    assert p.ok, p.errors
+    return p
+
+
+def in_sync(plan, name: str, **changes) -> NodeState:
+    """The state of a node that has exactly what the plan says (then `changes` applied)."""
+    node = plan.node(name)
+    config = append_block("version = 2\n", node.handlers, 2)
+    # the stack's releases are archives: the node recorded (artifact sha256, installed binary sha256)
+    state = NodeState(name, labels={"kubernetes.io/hostname": name, **node.labels}, runtime_handlers=None,
+                      binaries={b: INSTALLED for b in node.binaries},
+                      records={b: (node.binaries[b].sha256, INSTALLED) for b in node.binaries}, config_text=config)
+    return replace(state, **changes)
+
+
+INSTALLED = "b" * 64
+
+
+def kinds(drifts) -> list[str]:
+    return sorted(d.kind for d in drifts)
+
+
+def test_a_node_with_what_the_plan_says_has_no_drift(plan):
+    report = check_fleet(plan, {n.name: in_sync(plan, n.name) for n in plan.nodes})
+    assert report.clean
+    assert report.words().splitlines()[-1] == "no drift"
+
+
+def test_a_reimaged_node_lost_labels_binaries_and_handler_table(plan):
+    state = in_sync(plan, "node-a", labels={"kubernetes.io/hostname": "node-a"}, binaries={},
+                    config_text="version = 2\n")
+    assert kinds(check_node(plan, plan.node("node-a"), state)) == [
+        "binary-missing", "config-missing", *["label-missing"] * 4]
+
+
+def test_a_label_whose_handler_is_missing_is_drift(plan):
+    node = plan.node("node-c")
+    handlers = {h: t for h, t in node.handlers.items() if h != "slight-v1-2-4"}
+    state = in_sync(plan, "node-c", config_text=append_block("version = 2\n", handlers, 2))
+    assert kinds(check_node(plan, node, state)) == ["handler-missing", "label-without-handler"]
+
+
+def test_a_binary_whose_sha256_changed_since_install_is_drift(plan):
+    state = in_sync(plan, "node-b", binaries={"containerd-shim-slight-v1-2-4-v1": "0" * 64})
+    (d,) = check_node(plan, plan.node("node-b"), state)
+    assert d.kind == "binary-sha256" and "0000" in d.detail
+
+
+def test_a_binary_installed_from_another_artifact_is_drift(plan):
+    state = in_sync(plan, "node-b", records={"containerd-shim-slight-v1-2-4-v1": ("e" * 64, INSTALLED)})
+    (d,) = check_node(plan, plan.node("node-b"), state)
+    assert d.kind == "binary-sha256" and "e" * 64 in d.detail
+
+
+def test_an_archive_binary_without_install_record_cannot_be_traced(plan):
+    (d,) = check_node(plan, plan.node("node-b"), in_sync(plan, "node-b", records={}))
+    assert d.kind == "binary-unrecorded"
+
+
+def test_a_bare_binary_is_compared_with_the_catalog_sha256():
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])], versions=("1.2.3",))
+    raw["shims"]["slight"][0].pop("binary")
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    (name, binary), = node.binaries.items()
+    good = in_sync(plan, "node-a", binaries={name: binary.sha256}, records={})
+    assert check_node(plan, node, good) == []
+    assert kinds(check_node(plan, node, replace(good, binaries={name: "1" * 64}))) == ["binary-sha256"]
+
+
+@pytest.mark.parametrize(("changes", "expected"), [
+    ({"labels": None}, ["node-missing"]),
+    ({"error": "ssh: connect to host 10.0.0.4 port 22: Connection refused"}, ["unreachable"]),
+    ({"runtime_handlers": ["runc"]}, ["runtime-handler-missing"] * 4 + ["label-without-handler"] * 4),
+    ({"runtime_handlers": ["runc", "slight", "slight-v1", "slight-v1-2", "slight-v1-2-3"]}, []),
+])
+def test_drift_kinds(plan, changes, expected):
+    assert kinds(check_node(plan, plan.node("node-a"), in_sync(plan, "node-a", **changes))) == sorted(expected)
+
+
+def test_a_fleet_label_the_plan_does_not_set_is_drift(plan):
+    state = in_sync(plan, "node-b")
+    state = replace(state, labels={**state.labels, "wasmtime-slight-v1-2-3": "true"})
+    assert kinds(check_node(plan, plan.node("node-b"), state)) == ["label-unexpected", "label-without-handler"]
+
+
+def test_managed_handlers_reads_the_block_the_program_writes():
+    handlers = {"slight": "io.containerd.slight-v1-2-3.v1", "odd.name": "io.containerd.odd-v1.v1"}
+    for version in (1, 2, 3):
+        assert managed_handlers(append_block("x = 1\n", handlers, version)) == handlers
+    assert managed_handlers("version = 2\n") is None
+    assert managed_handlers(None) is None
+
+
+def test_the_read_script_reports_binaries_and_config_of_a_node_root(tmp_path, plan):
+    node = plan.node("node-a")
+    (tmp_path / "usr/local/bin").mkdir(parents=True)
+    (tmp_path / "usr/local/bin/containerd-shim-slight-v1-2-3-v1").write_bytes(b"shim")
+    (tmp_path / "var/lib/wasm-shim-fleet/binaries").mkdir(parents=True)
+    (tmp_path / "var/lib/wasm-shim-fleet/binaries/containerd-shim-slight-v1-2-3-v1.sha256").write_text(
+        f"{'a' * 64} {'c' * 64}\n")
+    (tmp_path / "etc/containerd").mkdir(parents=True)
+    (tmp_path / "etc/containerd/config.toml").write_text("version = 2\n")
+    out = subprocess.run(["sh", "-c", read_script(node)], capture_output=True, text=True, check=True,
+                         env={"NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+    binaries, records, config = parse_read_output(out)
+    assert binaries == {"containerd-shim-slight-v1-2-3-v1": hashlib.sha256(b"shim").hexdigest()}
+    assert records == {"containerd-shim-slight-v1-2-3-v1": ("a" * 64, "c" * 64)}
+    assert config == "version = 2\n"
+    (tmp_path / "etc/containerd/config.toml").unlink()
+    assert parse_read_output(subprocess.run(["sh", "-c", read_script(node)], capture_output=True, text=True,
+                                            env={"NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+                             )[2] is None
+
+
+def test_check_refuses_a_render_only_stack(tmp_path, capsys):
+    import yaml
+
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])], kubernetes={"renderDir": "rendered"})
+    f = tmp_path / "Pulumi.x.yaml"
+    f.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
+    assert main(["check", str(f)]) == 2
+    assert "renderDir" in capsys.readouterr().err
