@@ -18,7 +18,7 @@ from components.core.plan import plan_from_config
 from tests.harness.workloads import spread_deployment
 
 from .cluster import ApiError, api_path
-from .conftest import Fleet
+from .conftest import REPO, Fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -127,6 +127,7 @@ def _normalise(text: str, fleet: Fleet) -> str:
     text = re.sub(r"Duration: .*", "Duration: <d>", text)
     text = re.sub(r"(\[provider=urn:\S+::)[0-9a-f-]{36}\]", r"\1<id>]", text)
     text = re.sub(r"file:///\S+/examples/artifacts/", "file://<repo>/examples/artifacts/", text)
+    text = text.replace(str(REPO), "<repo>")  # the restart command names the checkout's own test script
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
 
 
