@@ -1,36 +1,58 @@
-"""The resource graph of one node, as plain data: which resources exist and which depends on which.
+"""The resources of one node, as plain data: which exist, which depends on which, and the exact text each
+sends to the node. The components build exactly these (components/nodepool.py), and
+`python -m components node-script STACK NODE` prints them (components/core/nodescript_cli.py).
 
 The engine runs creates and updates in dependency order, then deletes in reverse dependency order of the
 old graph. The graph below makes that the safe order on a node:
 
-    bin-<binary> ...  ->  handlers  ->  labels
+    kit  ->  bin-<binary> ...  ->  handlers  ->  labels
 
+- the kit (the shared node logic, components/core/kit/wsf.sh) is delivered first, by reference: over SSH a
+  `command:remote:CopyToRemote` of a folder `kit/<sha256>/wsf.sh` + `kit/selected`, for local nodes a command
+  that copies the file; the other scripts never name a kit, so a kit change changes this resource only;
 - adding a release: the binary is installed, then the handler table names it and containerd is restarted
   and checked, then the labels that promise it appear (P1, P2);
 - removing a release or a node: labels go first, then the handler table stops naming the binary (or is
-  removed, restoring the original config), and only then is the binary deleted;
+  removed, restoring the original config), then the binary is deleted, and the kit last;
 - the handler table is one command per node, updated in place when the table changes: at most one
   containerd restart per node per `pulumi up` (P3).
 
-Kept free of pulumi so it can be tested purely; the components build exactly these resources.
+Kept free of pulumi so it can be tested purely.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
+from .core import nodescript
 from .core.plan import NodePlan
 
 
 @dataclass(frozen=True)
-class GraphNode:
+class NodeResource:
     name: str  # Pulumi resource name
-    role: str  # binary | handlers | labels
+    role: str  # kit | binary | handlers | labels
     depends_on: tuple[str, ...]
+    #: command | copy (command:remote:CopyToRemote) | patch (NodePatch)
+    kind: str = "command"
+    create: str | None = None
+    update: str | None = None  # None: pulumi-command runs `create` again on an update
+    delete: str | None = None
+    #: kind copy: the local folder copied (a FileArchive) and where it goes on the node.
+    copy_source: str | None = None
+    remote_path: str | None = None
+    #: the binary's name, for role binary
+    binary: str | None = None
 
 
 def node_prefix(pool_component: str, node: NodePlan) -> str:
     return f"{pool_component}-{node.name}"
+
+
+def kit_resource(pool_component: str, node: NodePlan) -> str:
+    return f"{node_prefix(pool_component, node)}-kit"
 
 
 def binary_resource(pool_component: str, node: NodePlan, binary: str) -> str:
@@ -45,8 +67,59 @@ def labels_resource(pool_component: str, node: NodePlan) -> str:
     return f"{node_prefix(pool_component, node)}-labels"
 
 
-def node_graph(pool_component: str, node: NodePlan) -> list[GraphNode]:
-    bins = [GraphNode(binary_resource(pool_component, node, b), "binary", ()) for b in node.binaries]
-    handlers = GraphNode(handlers_resource(pool_component, node), "handlers", tuple(b.name for b in bins))
-    labels = GraphNode(labels_resource(pool_component, node), "labels", (handlers.name,))
-    return [*bins, handlers, labels]
+def kit_stage_dir(sha: str) -> str:
+    """The local folder copied to SSH nodes: `<it>/kit/<sha>/wsf.sh` and `<it>/kit/selected`. Written by
+    stage_kit; the path is the same for every node and every run with this kit."""
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(cache, "wasm-shim-fleet", "kit-stage", sha)
+
+
+def stage_kit(text: str | None = None) -> str:
+    """Write the staged kit folder (idempotent; content-addressed) and return the folder to copy."""
+    text = nodescript.kit_text() if text is None else text
+    sha = nodescript.kit_sha256(text)
+    folder = Path(kit_stage_dir(sha)) / "kit"
+    kit = folder / sha / nodescript.KIT_NAME
+    if not kit.exists() or nodescript.kit_sha256(kit.read_text()) != sha:
+        kit.parent.mkdir(parents=True, exist_ok=True)
+        kit.write_text(text)
+        (folder / "selected").write_text(sha + "\n")
+    return str(folder)
+
+
+def node_resources(pool_component: str, node: NodePlan, local_base: str | None = None,
+                   kit: str | None = None) -> list[NodeResource]:
+    """The node's resources in creation order, with the text each sends. `local_base`: the folder that local
+    node roots, seed configs and the kit file are relative to (the project folder). `kit`: the kit text (tests
+    only; default the kit file)."""
+    root = None
+    seed = None
+    kit_text = nodescript.kit_text() if kit is None else kit
+    sha = nodescript.kit_sha256(kit_text)
+    if node.transport == "local":
+        if not local_base:
+            raise ValueError(f"node {node.name}: transport local needs the project folder (local_base)")
+        base = local_base.rstrip("/")
+        root = f"{base}/{node.node_root}"
+        if node.seed_config:
+            seed = f"{base}/{node.seed_config}"
+        kit_file = str(nodescript.KIT_FILE) if kit is None else os.path.join(kit_stage_dir(sha), "kit", sha,
+                                                                             nodescript.KIT_NAME)
+        kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
+                               create=nodescript.kit_copy_script(node, kit_file, root, sha),
+                               delete=nodescript.kit_remove_script(node, root, sha))
+    else:
+        kit_res = NodeResource(kit_resource(pool_component, node), "kit", (), kind="copy",
+                               copy_source=os.path.join(kit_stage_dir(sha), "kit"),
+                               remote_path=nodescript.STATE_DIR)
+    out = [kit_res]
+    for b in node.binaries.values():
+        out.append(NodeResource(binary_resource(pool_component, node, b.name), "binary", (kit_res.name,),
+                                create=nodescript.install_binary_script(node, b, root),
+                                delete=nodescript.remove_binary_script(node, b, root), binary=b.name))
+    handlers = NodeResource(handlers_resource(pool_component, node), "handlers",
+                            (kit_res.name, *(r.name for r in out[1:])),
+                            create=nodescript.apply_table_script(node, root, seed),
+                            delete=nodescript.remove_table_script(node, root))
+    labels = NodeResource(labels_resource(pool_component, node), "labels", (handlers.name,), kind="patch")
+    return [*out, handlers, labels]

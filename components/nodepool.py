@@ -9,10 +9,9 @@ import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from .core import naming, nodescript
-from .core.flavors import FLAVORS
+from .core import naming
 from .core.plan import NodePlan
-from .graph import binary_resource, node_graph
+from .graph import node_resources, stage_kit
 
 TYPE = "wasm-shim-fleet:index:NodePool"
 
@@ -43,14 +42,19 @@ class NodePoolArgs:
     local_base: str | None = None
     #: Kubernetes provider for the label patches (None: the default provider).
     k8s_provider: pulumi.ProviderResource | None = None
+    #: The node kit's text (None: components/core/kit/wsf.sh). Tests only: to deliver another kit.
+    kit: str | None = None
 
 
 class NodePool(pulumi.ComponentResource):
     """One node pool. For each node it creates:
 
+    - `<name>-<node>-kit`: delivers the node kit (components/core/kit/wsf.sh): over SSH a command
+      CopyToRemote of the staged kit folder, for a local node a local command that copies and checks it;
     - `<name>-<node>-bin-<binary>` (command Command): downloads, verifies and installs one shim binary;
+      depends on the kit;
     - `<name>-<node>-handlers` (command Command): the node's containerd handler table, restart, check;
-      depends on the binaries;
+      depends on the kit and the binaries;
     - `<name>-<node>-labels` (kubernetes core/v1 NodePatch): the node's labels, with its own field manager;
       depends on the handler table.
     Outputs: `nodes`, per node its releases, retiring releases, labels, handlers and binaries (with sha256).
@@ -69,6 +73,7 @@ class NodePool(pulumi.ComponentResource):
         # One secret Output of the key for the whole pool, and one connection per node shared by its commands
         # (building them per command was a visible share of the program's time at 1000 nodes).
         self._private_key = pulumi.Output.secret(args.ssh.private_key) if args.ssh is not None else None
+        self._staged = False
         self.nodes: dict[str, dict] = {}
         for node in args.nodes:
             self._node(name, node, args)
@@ -78,27 +83,33 @@ class NodePool(pulumi.ComponentResource):
         self.register_outputs({"nodes": self.nodes})
 
     def _node(self, name: str, node: NodePlan, args: NodePoolArgs) -> None:
-        """Create the node's resources exactly as components.graph.node_graph lays them out."""
+        """Create the node's resources exactly as components.graph.node_resources lays them out."""
         built: dict[str, pulumi.Resource] = {}
-        binaries = {binary_resource(name, node, b.name): b for b in node.binaries.values()}
         connection = None
-        if node.transport != "local" and args.ssh is not None:
+        if node.transport != "local":
+            if args.ssh is None:
+                raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
             connection = _connection(node, args.ssh, self._private_key)
-        for g in node_graph(name, node):
-            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in g.depends_on],
-                                          provider=args.k8s_provider if g.role == "labels" else None)
-            if g.role == "binary":
-                binary = binaries[g.name]
-                built[g.name] = self._command(g.name, node, args, connection, opts=opts,
-                                              create=nodescript.install_binary_script(node, binary),
-                                              delete=nodescript.remove_binary_script(node, binary))
-            elif g.role == "handlers":
-                table_script = _seeded(node, args.local_base, nodescript.apply_table_script(node))
-                built[g.name] = self._command(g.name, node, args, connection, opts=opts, create=table_script,
-                                              update=table_script, delete=nodescript.remove_table_script(node))
+        if (node.transport != "local" or args.kit is not None) and not self._staged:
+            stage_kit(args.kit)  # the folder a CopyToRemote sends (content-addressed, written once)
+            self._staged = True
+        for r in node_resources(name, node, args.local_base, args.kit):
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in r.depends_on],
+                                          provider=args.k8s_provider if r.kind == "patch" else None)
+            if r.kind == "copy":
+                built[r.name] = command.remote.CopyToRemote(
+                    r.name, connection=connection, source=pulumi.FileArchive(r.copy_source),
+                    remote_path=r.remote_path, opts=opts)
+            elif r.kind == "command" and node.transport == "local":
+                built[r.name] = command.local.Command(r.name, create=r.create, update=r.update, delete=r.delete,
+                                                      interpreter=["/bin/sh", "-c"], opts=opts)
+            elif r.kind == "command":
+                built[r.name] = command.remote.Command(r.name, connection=connection, create=r.create,
+                                                       update=r.update, delete=r.delete, opts=opts)
             else:
-                built[g.name] = k8s.core.v1.NodePatch(
-                    g.name,
+                # --- NodePatch annotations block: the labels of one node, one field manager per node ---
+                built[r.name] = k8s.core.v1.NodePatch(
+                    r.name,
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                         name=node.name,
                         labels=dict(node.labels),
@@ -109,32 +120,6 @@ class NodePool(pulumi.ComponentResource):
                     ),
                     opts=opts,
                 )
-
-    def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs,
-                 connection: command.remote.ConnectionArgs | None, *, create: str, delete: str,
-                 opts: pulumi.ResourceOptions, update: str | None = None) -> pulumi.Resource:
-        if node.transport == "local":
-            if not args.local_base:
-                raise ValueError(f"node {node.name}: transport local needs NodePoolArgs.local_base")
-            # The script's own defaults, with the node root made absolute.
-            env = {**nodescript.script_env(node), "NODE_ROOT": f"{args.local_base.rstrip('/')}/{node.node_root}"}
-            return command.local.Command(resource_name, create=create, update=update, delete=delete,
-                                         environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
-        if connection is None:
-            raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
-        return command.remote.Command(resource_name, connection=connection, create=create,
-                                      update=update, delete=delete, opts=opts)
-
-
-def _seeded(node: NodePlan, local_base: str | None, script: str) -> str:
-    """For a local node with `seedConfig`: copy that config into the node root first if it has none."""
-    if node.transport != "local" or not node.seed_config or not local_base:
-        return script
-    flavor = FLAVORS[node.flavor]
-    seed = nodescript.shq(f"{local_base.rstrip('/')}/{node.seed_config}")
-    target = f'"$NODE_ROOT"{nodescript.shq(flavor.config_path)}'
-    return (f"# local node: start from {node.seed_config} when the node root has no containerd config\n"
-            f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {seed} {target}; fi\n' + script)
 
 
 def _connection(node: NodePlan, ssh: SshConnection, private_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:

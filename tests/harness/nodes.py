@@ -73,7 +73,7 @@ class Node:
 
     @property
     def restart(self) -> str:
-        """CONTAINERD_RESTART for this node: assignments, then the stand-in for systemctl."""
+        """WSF_RESTART for this node: assignments, then the stand-in for systemctl."""
         env = f"CONTAINERD_BIN='{self.containerd}'"
         if self.refuse_if:
             env += f" REFUSE_IF='{self.refuse_if}'"
@@ -94,7 +94,7 @@ class Node:
         return self.config.read_bytes()
 
     def start(self) -> None:
-        env = dict(os.environ, NODE_ROOT=str(self.root), CONTAINERD_BIN=self.containerd)
+        env = dict(os.environ, WSF_NODE_ROOT=str(self.root), CONTAINERD_BIN=self.containerd)
         subprocess.run(["sh", str(RESTART)], env=env, check=True, capture_output=True, text=True, timeout=60)
 
     def run(self, script: str, **kw) -> subprocess.CompletedProcess[str]:
