@@ -29,8 +29,6 @@ class ShimFleetArgs:
     local_base: str | None = None
     #: Kubernetes provider for labels and RuntimeClasses (None: the default provider).
     k8s_provider: pulumi.ProviderResource | None = None
-    #: The node kit's text (None: the kit file). Tests only: to deliver another kit.
-    kit: str | None = None
 
 
 class ShimFleet(pulumi.ComponentResource):
@@ -46,7 +44,7 @@ class ShimFleet(pulumi.ComponentResource):
             by_pool.setdefault(node.pool, []).append(node)
         self.pools = {
             pool: NodePool(f"{name}-{pool}", NodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
-                                                           k8s_provider=args.k8s_provider, kit=args.kit),
+                                                           k8s_provider=args.k8s_provider),
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }

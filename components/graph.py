@@ -8,8 +8,9 @@ old graph. The graph below makes that the safe order on a node:
     kit  ->  bin-<binary> ...  ->  handlers  ->  labels
 
 - the kit (the shared node logic, components/core/kit/wsf.sh) is delivered first, by reference: over SSH a
-  `command:remote:CopyToRemote` of a folder `kit/<sha256>/wsf.sh` + `kit/selected`, for local nodes a command
-  that copies the file; the other scripts never name a kit, so a kit change changes this resource only;
+  `command:remote:CopyToRemote` of a staged folder `kit/<sha256>/wsf.sh` + `kit/selected` (stage_kit), for
+  local nodes a command that copies the staged file and checks it; the other scripts never name a kit, so a
+  kit change changes this resource only;
 - adding a release: the binary is installed, then the handler table names it and containerd is restarted
   and checked, then the labels that promise it appear (P1, P2);
 - removing a release or a node: labels go first, then the handler table stops naming the binary (or is
@@ -103,8 +104,7 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
         root = f"{base}/{node.node_root}"
         if node.seed_config:
             seed = f"{base}/{node.seed_config}"
-        kit_file = str(nodescript.KIT_FILE) if kit is None else os.path.join(kit_stage_dir(sha), "kit", sha,
-                                                                             nodescript.KIT_NAME)
+        kit_file = os.path.join(kit_stage_dir(sha), "kit", sha, nodescript.KIT_NAME)
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
                                create=nodescript.kit_copy_script(node, kit_file, root, sha),
                                delete=nodescript.kit_remove_script(node, root, sha))

@@ -42,8 +42,6 @@ class NodePoolArgs:
     local_base: str | None = None
     #: Kubernetes provider for the label patches (None: the default provider).
     k8s_provider: pulumi.ProviderResource | None = None
-    #: The node kit's text (None: components/core/kit/wsf.sh). Tests only: to deliver another kit.
-    kit: str | None = None
 
 
 class NodePool(pulumi.ComponentResource):
@@ -90,10 +88,10 @@ class NodePool(pulumi.ComponentResource):
             if args.ssh is None:
                 raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
             connection = _connection(node, args.ssh, self._private_key)
-        if (node.transport != "local" or args.kit is not None) and not self._staged:
-            stage_kit(args.kit)  # the folder a CopyToRemote sends (content-addressed, written once)
+        if not self._staged:
+            stage_kit()  # the folder the kit resources copy from (content-addressed, written once)
             self._staged = True
-        for r in node_resources(name, node, args.local_base, args.kit):
+        for r in node_resources(name, node, args.local_base):
             opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in r.depends_on],
                                           provider=args.k8s_provider if r.kind == "patch" else None)
             if r.kind == "copy":

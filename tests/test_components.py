@@ -55,7 +55,7 @@ def mocks():
     pulumi.runtime.settings.reset_options()
 
 
-def build(raw: dict, kit: str | None = None):
+def build(raw: dict):
     """Instantiate the fleet for a config inside a mock run; returns the fleet component."""
     from components.fleet import ShimFleet, ShimFleetArgs
     from components.nodepool import SshConnection
@@ -63,15 +63,15 @@ def build(raw: dict, kit: str | None = None):
     cfg, plan = plan_from_config(raw)
     assert plan.ok, plan.errors
     ssh = SshConnection(user="root", port=22, private_key=pulumi.Output.secret(KEY))
-    return ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base="/srv/project", kit=kit)), plan
+    return ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base="/srv/project")), plan
 
 
-def run(raw: dict, kit: str | None = None):
+def run(raw: dict):
     holder = {}
 
     @pulumi.runtime.test
     def program():
-        fleet, plan = build(raw, kit)
+        fleet, plan = build(raw)
         holder["fleet"], holder["plan"] = fleet, plan
         return pulumi.Output.from_input(fleet.urn)
 
@@ -157,7 +157,9 @@ def test_local_transport_uses_local_commands_under_the_project(mocks):
     assert "environment" not in table
     assert table["interpreter"] == ["/bin/sh", "-c"]
     kit = commands["fleet-dev-dev-node-kit"].inputs["create"]
-    assert f"cp '{nodescript.KIT_FILE}'" in kit and nodescript.kit_sha256() in kit
+    sha = nodescript.kit_sha256()
+    assert f"cp '{kit_stage_dir(sha)}/kit/{sha}/wsf.sh'" in kit
+    assert (Path(kit_stage_dir(sha)) / "kit" / sha / "wsf.sh").read_text() == nodescript.kit_text()
     assert "local node: start from" not in table["create"]  # no seedConfig: nothing is copied
 
 
@@ -222,13 +224,15 @@ def test_node_graph_orders_kit_then_binaries_then_handler_table_then_labels(test
     assert not any("fleet-c-node-c-labels" in g.depends_on for g in graph.values())
 
 
-def test_a_kit_change_changes_only_the_kit_resource_of_each_node(mocks, test_plan_stack):
+def test_a_kit_change_changes_only_the_kit_resource_of_each_node(mocks, monkeypatch):
     raw = stack([pool("dev", ["slight@1.2.3"], ["dev-node"], transport="local"), pool("a", ["slight@1.2.3"],
                  ["node-a"])], versions=("1.2.3",))
     run(raw)
     old = {n: r.inputs for n, r in mocks.resources.items()}
     mocks.resources.clear()
-    run(raw, kit=nodescript.kit_text() + "# another kit\n")
+    other = nodescript.kit_text() + "# another kit\n"
+    monkeypatch.setattr(nodescript, "kit_text", lambda: other)
+    run(raw)
     new = {n: r.inputs for n, r in mocks.resources.items()}
     assert set(old) == set(new)
     assert sorted(n for n in old if old[n] != new[n]) == ["fleet-a-node-a-kit", "fleet-dev-dev-node-kit"]

@@ -21,7 +21,7 @@ from components.core import containerd, nodescript
 from components.core.flavors import FLAVORS
 from components.core.nodescript_cli import node_script_main
 from components.core.plan import plan_from_config
-from components.graph import node_resources
+from components.graph import kit_stage_dir, node_resources
 from tests.integration.helpers import (
     GOLDEN,
     INPUTS,
@@ -455,7 +455,7 @@ def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path
     # relative file: URLs, node roots and seed configs resolve against the stack file's folder
     assert f"file://{tmp_path}/artifacts/spin" in text and "file:artifacts" not in text
     assert f"WSF_NODE_ROOT='{tmp_path}/nodes/node-a'" in text and f"'{tmp_path}/seed/config.toml'" in text
-    text = text.replace(str(nodescript.KIT_FILE), "/srv/project/components/core/kit/wsf.sh")
+    text = text.replace(kit_stage_dir(nodescript.kit_sha256()), "~/.cache/wasm-shim-fleet/kit-stage/<kit sha256>")
     golden(GOLDEN_SCRIPTS / "node-script-resources.txt",
            text.replace(str(tmp_path), "/srv/project").replace(nodescript.kit_sha256(), "<kit sha256>"))
 
