@@ -44,6 +44,10 @@ INPUT = {
     "containerd-2": INPUTS / "containerd-2.toml",  # `containerd config default` of containerd 2.2
     "k3s": None,  # no template yet: the script creates it
     "rke2": INPUTS / "rke2.toml.tmpl",  # a template with a runtime added by hand
+    "k3s-2": None,  # containerd 2.x: config-v3.toml.tmpl, created by the script
+    "rke2-2": None,
+    "microk8s": INPUTS / "microk8s-containerd-template.toml",
+    "k0s": None,  # our own drop-in, created by the script
 }
 
 
@@ -156,7 +160,8 @@ def test_installed_config_matches_golden_file_and_the_python_reference(
     assert last_line(result.stdout) == "changed"
     flv = FLAVORS[flavor]
     original = INPUT[flavor].read_text() if INPUT[flavor] else None
-    assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template)
+    assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template,
+                                                      flv.create_base or "")
     golden(GOLDEN_SCRIPTS / flavor / f"{config_name(flavor)}.after", cfg.read_text())
 
 
@@ -562,3 +567,52 @@ def test_the_kit_copy_delivers_checks_and_selects_the_kit(tmp_path: Path, path: 
     bad = subprocess.run(["sh", "-c", wrong], capture_output=True, text=True, env={"PATH": path})
     assert bad.returncode == 1 and "expected " + "1" * 64 in bad.stderr
     assert (kits / "selected").read_text() == sha + "\n"
+
+
+def test_a_replaced_local_kit_resource_keeps_the_kit_while_the_node_still_uses_it(tmp_path: Path, path: str) -> None:
+    """Create-before-delete: the new kit resource has delivered, then the old one's delete runs. It leaves the
+    kit while binaries or a table are recorded, and removes it once nothing of ours is left (destroy)."""
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1", releases=("spin@0.3.0",))
+    assert run_script(nodescript.install_script(node), tmp_path, path=path).returncode == 0
+    kits = tmp_path / "var/lib/wasm-shim-fleet/kit"
+    old_delete = nodescript.kit_remove_script(node, str(tmp_path))
+    kept = run_script(old_delete, tmp_path, path=path)
+    assert (kept.returncode, last_line(kept.stdout)) == (0, "unchanged") and "keeping the node kit" in kept.stdout
+    assert (kits / "selected").exists()
+    deletes = [nodescript.remove_table_script(node)]
+    deletes += [nodescript.remove_binary_script(node, b) for b in node.binaries.values()]
+    for script in deletes:
+        assert run_script(script, tmp_path, path=path).returncode == 0
+    gone = run_script(old_delete, tmp_path, path=path)
+    assert (gone.returncode, last_line(gone.stdout)) == (0, "changed") and not kits.exists()
+
+
+def test_containerd_2_takes_a_version_4_config_of_containerd_2_3(tmp_path: Path, path: str) -> None:
+    """containerd 2.3 writes config version 4, whose runtimes table is version 3's."""
+    text = ("version = 4\n\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n"
+            "  runtime_type = 'io.containerd.runc.v2'\n")
+    cfg = seed(tmp_path, "containerd-2", text)
+    node = sample_node("containerd-2")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert cfg.read_text() == containerd.append_block(text, node.handlers, 3)
+    gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path)
+    assert gone.returncode == 0 and cfg.read_text() == text
+
+
+def test_k3s_on_containerd_2_writes_its_v3_template_and_checks_the_rendered_version(tmp_path: Path, path: str):
+    install_kit(tmp_path)
+    loaded = tmp_path / FLAVORS["k3s-2"].loaded_config_path.lstrip("/")
+    loaded.parent.mkdir(parents=True)
+    loaded.write_text("version = 3\n\n[plugins]\n")
+    node = sample_node("k3s-2")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    template = tmp_path / FLAVORS["k3s-2"].config_path.lstrip("/")
+    assert template.name == "config-v3.toml.tmpl"
+    assert template.read_text() == containerd.append_block(None, node.handlers, 3, template=True)
+    loaded.write_text("version = 2\n\n[plugins]\n")  # a k3s still on containerd 1.x: the other flavor fits
+    refused = run_script(nodescript.apply_table_script(sample_node("k3s-2", releases=("spin@0.3.0",))), tmp_path,
+                         path=path)
+    assert refused.returncode == 1 and "set the pool's containerd to containerd-1 or k3s or rke2" in refused.stderr

@@ -76,11 +76,14 @@ def with_env(script: str, env: dict[str, str]) -> str:
 def kit_data() -> str:
     """The kit's generated data block: containerd flavors, the flavors that fit each config version, the runtimes
     table of each version and the block markers."""
-    lines = [DATA_BEGIN, "wsf_flavor() {  # name: sets FLAVOR CONFIG_VERSION CONFIG_PATH LOADED_CONFIG TEMPLATE SOCKET",
+    lines = [DATA_BEGIN,
+             "# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
+             "wsf_flavor() {",
              "    case $1 in"]
     for f in FLAVORS.values():
         lines.append(f"        {f.name}) FLAVOR={f.name} CONFIG_VERSION={f.config_version} "
-                     f"CONFIG_PATH={shq(f.config_path)} TEMPLATE={1 if f.template else 0}")
+                     f"ACCEPTS={shq(' '.join(map(str, f.accepts)))} TEMPLATE={1 if f.template else 0}")
+        lines.append(f"            CONFIG_PATH={shq(f.config_path)} CREATE_BASE={shq(f.create_base or '')}")
         lines.append(f"            LOADED_CONFIG={shq(f.loaded_config_path)} SOCKET={shq(f.socket)} ;;")
     lines += ["        *) return 1 ;;", "    esac",
               "    case $CONFIG_VERSION in"]
@@ -89,13 +92,12 @@ def kit_data() -> str:
         lines.append(f"        {version}) RUNTIMES_TABLE={shq(canonical)} ;;")
     lines += ["    esac", "}", "# The flavors that fit a config version (for the version mismatch error).",
               "fits() {", "    case $1 in"]
-    for version in sorted({f.config_version for f in FLAVORS.values()}):
+    for version in sorted({v for f in FLAVORS.values() for v in f.accepts}):
         lines.append(f"        {version}) echo {shq(' or '.join(containerd.flavors_for_version(version)))} ;;")
     lines += ["        *) echo 'none: config version '\"$1\"' is unknown' ;;", "    esac", "}",
               f"BEGIN_MARK={shq(containerd.BEGIN)}",
               f"END_MARK={shq(containerd.END)}",
               f"ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}",
-              f"TEMPLATE_BASE={shq(containerd.TEMPLATE_BASE)}",
               DATA_END]
     return "\n".join(lines) + "\n"
 

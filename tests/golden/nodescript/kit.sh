@@ -31,18 +31,36 @@
 #   kit/                 this kit (older kits are removed by the next command that runs)
 
 # >>> data (generated from components/core/flavors.py and containerd.py; tests keep it equal) >>>
-wsf_flavor() {  # name: sets FLAVOR CONFIG_VERSION CONFIG_PATH LOADED_CONFIG TEMPLATE SOCKET
+# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET
+wsf_flavor() {
     case $1 in
-        containerd-legacy) FLAVOR=containerd-legacy CONFIG_VERSION=1 CONFIG_PATH='/etc/containerd/config.toml' TEMPLATE=0
+        containerd-legacy) FLAVOR=containerd-legacy CONFIG_VERSION=1 ACCEPTS='1' TEMPLATE=0
+            CONFIG_PATH='/etc/containerd/config.toml' CREATE_BASE=''
             LOADED_CONFIG='/etc/containerd/config.toml' SOCKET='/run/containerd/containerd.sock' ;;
-        containerd-1) FLAVOR=containerd-1 CONFIG_VERSION=2 CONFIG_PATH='/etc/containerd/config.toml' TEMPLATE=0
+        containerd-1) FLAVOR=containerd-1 CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=0
+            CONFIG_PATH='/etc/containerd/config.toml' CREATE_BASE=''
             LOADED_CONFIG='/etc/containerd/config.toml' SOCKET='/run/containerd/containerd.sock' ;;
-        containerd-2) FLAVOR=containerd-2 CONFIG_VERSION=3 CONFIG_PATH='/etc/containerd/config.toml' TEMPLATE=0
+        containerd-2) FLAVOR=containerd-2 CONFIG_VERSION=3 ACCEPTS='3 4' TEMPLATE=0
+            CONFIG_PATH='/etc/containerd/config.toml' CREATE_BASE=''
             LOADED_CONFIG='/etc/containerd/config.toml' SOCKET='/run/containerd/containerd.sock' ;;
-        k3s) FLAVOR=k3s CONFIG_VERSION=2 CONFIG_PATH='/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl' TEMPLATE=1
+        k3s) FLAVOR=k3s CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
             LOADED_CONFIG='/var/lib/rancher/k3s/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
-        rke2) FLAVOR=rke2 CONFIG_VERSION=2 CONFIG_PATH='/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl' TEMPLATE=1
+        rke2) FLAVOR=rke2 CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
             LOADED_CONFIG='/var/lib/rancher/rke2/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        k3s-2) FLAVOR=k3s-2 CONFIG_VERSION=3 ACCEPTS='3' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
+            LOADED_CONFIG='/var/lib/rancher/k3s/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        rke2-2) FLAVOR=rke2-2 CONFIG_VERSION=3 ACCEPTS='3' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/rke2/agent/etc/containerd/config-v3.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
+            LOADED_CONFIG='/var/lib/rancher/rke2/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        microk8s) FLAVOR=microk8s CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/var/snap/microk8s/current/args/containerd-template.toml' CREATE_BASE=''
+            LOADED_CONFIG='/var/snap/microk8s/current/args/containerd.toml' SOCKET='/var/snap/microk8s/common/run/containerd.sock' ;;
+        k0s) FLAVOR=k0s CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/etc/k0s/containerd.d/wasm-shim-fleet.toml' CREATE_BASE='version = 2'
+            LOADED_CONFIG='/run/k0s/containerd-cri.toml' SOCKET='/run/k0s/containerd.sock' ;;
         *) return 1 ;;
     esac
     case $CONFIG_VERSION in
@@ -55,15 +73,15 @@ wsf_flavor() {  # name: sets FLAVOR CONFIG_VERSION CONFIG_PATH LOADED_CONFIG TEM
 fits() {
     case $1 in
         1) echo 'containerd-legacy' ;;
-        2) echo 'containerd-1 or k3s or rke2' ;;
-        3) echo 'containerd-2' ;;
+        2) echo 'containerd-1 or k3s or rke2 or microk8s or k0s' ;;
+        3) echo 'containerd-2 or k3s-2 or rke2-2' ;;
+        4) echo 'containerd-2' ;;
         *) echo 'none: config version '"$1"' is unknown' ;;
     esac
 }
 BEGIN_MARK='# >>> wasm-shim-fleet managed handler table >>>'
 END_MARK='# <<< wasm-shim-fleet managed handler table <<<'
 ORIGINAL_PREFIX='# wasm-shim-fleet original: '
-TEMPLATE_BASE='{{ template "base" . }}'
 # <<< data <<<
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -419,8 +437,8 @@ containerd_major() {
 can_dump() {
     [ "$TEMPLATE" = 0 ] || return 1
     cd_major=$(containerd_major)
-    case $CONFIG_VERSION.$cd_major in
-        1.1|2.1|2.2|3.2) return 0 ;;
+    case $SCAN_VERSION.$cd_major in
+        1.1|2.1|2.2|3.2|4.2) return 0 ;;
     esac
     return 1
 }
@@ -651,18 +669,22 @@ apply_table() {
     # k3s/rke2: the version that matters is the one of the file the distribution renders from the template.
     if [ "$TEMPLATE" = 1 ] && [ -f "$LOADED" ]; then
         scan_config "$LOADED"
-        if [ "$SCAN_VERSION" != "$CONFIG_VERSION" ]; then
-            die "$LOADED (rendered by $FLAVOR) is config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables into $CFG; set the pool's containerd to $(fits "$SCAN_VERSION")"
-        fi
+        case " $ACCEPTS " in
+            *" $SCAN_VERSION "*) ;;
+            *) die "$LOADED (rendered by $FLAVOR) is config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables into $CFG; set the pool's containerd to $(fits "$SCAN_VERSION")" ;;
+        esac
     fi
     at_kind=kept
     if [ -f "$CFG" ]; then
         scan_config "$CFG"
         check_scan "$CFG" "add the handler table"
-        if [ "$TEMPLATE" = 0 ] && [ "$SCAN_VERSION" != "$CONFIG_VERSION" ]; then
-            die "$CFG is containerd config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables; set the pool's containerd to $(fits "$SCAN_VERSION")"
+        if [ "$TEMPLATE" = 0 ]; then
+            case " $ACCEPTS " in
+                *" $SCAN_VERSION "*) ;;
+                *) die "$CFG is containerd config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables; set the pool's containerd to $(fits "$SCAN_VERSION")" ;;
+            esac
         fi
-    elif [ "$TEMPLATE" = 1 ]; then
+    elif [ -n "$CREATE_BASE" ]; then
         at_kind=created
         SCAN_BEGIN=0
     else
@@ -674,7 +696,7 @@ apply_table() {
     # The candidate: everything outside our block byte for byte, our block (re)written at the end.
     at_new=$WORK/config.new
     if [ "$at_kind" = created ]; then
-        { printf '%s\n' "$TEMPLATE_BASE"; write_block created; } > "$at_new" || die "cannot write $at_new (disk full?)"
+        { printf '%s\n' "$CREATE_BASE"; write_block created; } > "$at_new" || die "cannot write $at_new (disk full?)"
     elif [ "$SCAN_BEGIN" -gt 0 ]; then
         {
             head -n $((SCAN_BEGIN - 1 - SCAN_BLANK)) -- "$CFG"
@@ -750,7 +772,7 @@ remove_table() {
         rt_new=$WORK/config.new
         without_block "$CFG" "$rt_new"
         rt_absent=0
-        if [ "$SCAN_ORIGINAL" = created ] && [ "$(cat -- "$rt_new")" = "$TEMPLATE_BASE" ]; then rt_absent=1; fi
+        if [ "$SCAN_ORIGINAL" = created ] && [ "$(cat -- "$rt_new")" = "$CREATE_BASE" ]; then rt_absent=1; fi
         if [ "$rt_absent" = 0 ]; then validate_config "$rt_new" "$CFG" remove; fi
         if [ "$rt_absent" = 1 ]; then
             step config-staged "the template holds nothing but our block: it goes"
