@@ -7,6 +7,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -616,3 +617,54 @@ def test_k3s_on_containerd_2_writes_its_v3_template_and_checks_the_rendered_vers
     refused = run_script(nodescript.apply_table_script(sample_node("k3s-2", releases=("spin@0.3.0",))), tmp_path,
                          path=path)
     assert refused.returncode == 1 and "set the pool's containerd to containerd-1 or k3s or rke2" in refused.stderr
+
+
+# ------------------------------------------------------------------------------------------ probe
+def probe_stack(tmp_path: Path, body: str, probe: str | None = None) -> tuple[dict, Path]:
+    """A one-release stack whose bare binary is a script with `body` (it stands for a shim built for another
+    architecture or missing a library)."""
+    artifact = tmp_path / "art" / "containerd-shim-bad-v1"
+    artifact.parent.mkdir()
+    artifact.write_text(f"#!/bin/sh\n{body}\n")
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    entry = {"version": "1.0.0", "url": f"file://{artifact}", "sha256": digest}
+    if probe is not None:
+        entry["probe"] = probe
+    raw = {"shims": {"bad": [entry]},
+           "nodePools": [{"name": "p", "containerd": "containerd-1", "releases": ["bad@1.0.0"],
+                          "nodes": [{"name": "node-a", "host": "10.0.0.4"}]}],
+           "ssh": {"user": "root", "privateKey": "k"}}
+    return raw, artifact
+
+
+def test_a_binary_that_does_not_run_on_the_node_fails_its_node_with_the_reason(tmp_path: Path, path: str) -> None:
+    raw, _ = probe_stack(tmp_path, "echo 'error while loading shared libraries: libseccomp.so.2' >&2; exit 127")
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    root = tmp_path / "root"
+    seed(root, "containerd-1")
+    snap = snapshot(root)
+    result = run_script(nodescript.install_binary_script(node, next(iter(node.binaries.values()))), root, path=path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "containerd-shim-bad-v1-0-0-v1 does not run on this node" in result.stderr
+    assert "exited 127: error while loading shared libraries: libseccomp.so.2" in result.stderr
+    files = {k: v for k, v in snapshot(root).items() if v[1]}
+    assert files == {k: v for k, v in snap.items() if v[1]}, "nothing installed, nothing left behind"
+
+
+def test_probe_none_installs_a_binary_without_running_it(tmp_path: Path, path: str) -> None:
+    raw, _ = probe_stack(tmp_path, "exit 1", probe="none")
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    root = tmp_path / "root"
+    seed(root, "containerd-1")
+    result = run_script(nodescript.install_binary_script(node, next(iter(node.binaries.values()))), root, path=path)
+    assert result.returncode == 0, result.stderr
+    assert (root / "usr/local/bin/containerd-shim-bad-v1-0-0-v1").exists()
+
+
+def test_an_unknown_probe_is_refused_with_its_config_path(tmp_path: Path) -> None:
+    raw, _ = probe_stack(tmp_path, "true", probe="always")
+    _, plan = plan_from_config(raw)
+    assert [str(p) for p in plan.errors if "shims.bad[0].probe" in str(p) and "'always'" in str(p)]

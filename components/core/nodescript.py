@@ -182,7 +182,7 @@ def install_binary_script(node: NodePlan, binary: Binary, root: str | None = Non
     kind = f"member {binary.member} of the archive" if binary.member else "a bare binary"
     return _script(node, f"install shim binary {binary.name} ({binary.release}, {kind})",
                    _call(node, "install-binary", binary.name, binary.url, binary.sha256, binary.member or "",
-                         sep=" \\\n    "), root)
+                         binary.probe, sep=" \\\n    "), root)
 
 
 def remove_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:

@@ -33,6 +33,7 @@ class Binary:
     url: str
     sha256: str
     member: str | None
+    probe: str = "version"  # config.PROBES
 
     def to_json(self) -> dict[str, Any]:
         out = {"release": self.release, "url": self.url, "sha256": self.sha256}
@@ -175,7 +176,7 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     for alias in select_aliases(active):
         shim = aliases[alias].shim
         labels[naming.label_key(cfg.runtime, alias, shim)] = naming.LABEL_VALUE
-    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member) for r in (*active, *retiring)}
+    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member, r.probe) for r in (*active, *retiring)}
     return NodePlan(
         name=node.name,
         pool=pool.name,

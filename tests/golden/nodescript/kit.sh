@@ -5,7 +5,7 @@
 # next to a file `selected` that names the kit in use. A resource script reads `selected`, checks that the
 # kit's sha256 is its folder's name, sources it and calls one entry point with its own values:
 #
-#   wsf <call version> <flavor> install-binary <name> <url> <sha256> <archive member or ''>
+#   wsf <call version> <flavor> install-binary <name> <url> <sha256> <archive member or ''> [version|none]
 #   wsf <call version> <flavor> remove-binary  <name> <runtime_type>
 #   wsf <call version> <flavor> apply-table    <handler>=<runtime_type> ...   (sorted by handler)
 #   wsf <call version> <flavor> remove-table
@@ -204,8 +204,8 @@ fetch() {  # url dest
             fi ;;
     esac
 }
-install_binary() {  # name url sha256 member ("" for a bare binary)
-    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4
+install_binary() {  # name url sha256 member ("" for a bare binary) probe (version|none)
+    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4 ib_probe=$5
     ib_dest=$BIN/$ib_name
     ib_record=$STATE/binaries/$ib_name.sha256
     ib_have=
@@ -246,6 +246,7 @@ install_binary() {  # name url sha256 member ("" for a bare binary)
     fi
     if [ ! -s "$ib_tmp" ]; then rm -f -- "$ib_tmp"; die "$ib_member in $ib_url is empty"; fi
     chmod 0755 "$ib_tmp" || die "cannot chmod $ib_tmp"
+    probe_binary "$ib_tmp" "$ib_name" "$ib_probe"
     ib_new=$(sha256_of "$ib_tmp") || die "cannot read $ib_tmp"
     step binary-staged "staged $ib_tmp"
     if [ "$ib_have" = "$ib_new" ]; then
@@ -257,6 +258,24 @@ install_binary() {  # name url sha256 member ("" for a bare binary)
     fi
     step binary-installed "$ib_name is in place"
     put_state "$ib_record" "$ib_want $ib_new"
+}
+# Run a staged shim binary with -v (probe version) before it replaces anything: a binary for another
+# architecture or one missing a shared library fails here, with the reason, and is never installed.
+probe_binary() {  # file name probe
+    [ "$3" = version ] || return 0
+    pb_rc=0
+    if command -v timeout >/dev/null 2>&1; then
+        timeout 30 "$1" -v </dev/null >"$WORK/probe.out" 2>&1 9>&- || pb_rc=$?
+    else
+        "$1" -v </dev/null >"$WORK/probe.out" 2>&1 9>&- || pb_rc=$?
+    fi
+    if [ "$pb_rc" != 0 ]; then
+        rm -f -- "$1"
+        pb_said=
+        while IFS= read -r pb_l || [ -n "$pb_l" ]; do [ -z "$pb_l" ] || pb_said=$pb_l; done < "$WORK/probe.out"
+        die "$2 does not run on this node: '$2 -v' exited $pb_rc${pb_said:+: $pb_said}; nothing was changed (wrong architecture or a missing library? set probe: none in the catalog only for a binary without -v)"
+    fi
+    say "$2 runs: $(head -n 1 "$WORK/probe.out")"
 }
 # Refuses while any runtime_type in the config still points at the binary: containerd would fail every pod
 # of that handler with "binary not installed".
@@ -864,7 +883,9 @@ wsf() {  # call-version flavor verb args...
     lock_acquire
     prune_kits
     case $wsf_verb in
-        install-binary) [ $# = 4 ] || die "install-binary takes 4 values, not $#"; install_binary "$@" ;;
+        install-binary)
+            # the probe (5th value) came with the kit's first change of call 1; without it: no probe
+            case $# in 4) install_binary "$@" none ;; 5) install_binary "$@" ;; *) die "install-binary takes 5 values, not $#" ;; esac ;;
         remove-binary) [ $# = 2 ] || die "remove-binary takes 2 values, not $#"; config_paths; remove_binary "$@" ;;
         apply-table)
             set_handlers "$@"

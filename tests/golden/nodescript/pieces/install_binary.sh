@@ -16,4 +16,5 @@ wsf 1 containerd-1 install-binary \
     'containerd-shim-slight-v1-3-0-v1' \
     'https://artifacts.example.org/slight/1.3.0/slight-v1.3.0-linux-amd64.tar.gz' \
     'ff0a2ef78fa83e1943485dffef90c83dea89e33a0221f67af99268defe29bb7f' \
-    'bin/containerd-shim-slight-v1'
+    'bin/containerd-shim-slight-v1' \
+    'version'
