@@ -107,7 +107,7 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
         kit_file = os.path.join(kit_stage_dir(sha), "kit", sha, nodescript.KIT_NAME)
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
                                create=nodescript.kit_copy_script(node, kit_file, root, sha),
-                               delete=nodescript.kit_remove_script(node, root, sha))
+                               delete=nodescript.kit_remove_script(node, root))
     else:
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (), kind="copy",
                                copy_source=os.path.join(kit_stage_dir(sha), "kit"),

@@ -120,7 +120,7 @@ def pieces(node, kit_file: str = "/srv/project/components/core/kit/wsf.sh") -> d
         "apply_table.sh": nodescript.apply_table_script(node),
         "remove_table.sh": nodescript.remove_table_script(node),
         "kit_copy.sh": nodescript.kit_copy_script(node, kit_file, sha="0" * 64),
-        "kit_remove.sh": nodescript.kit_remove_script(node, sha="0" * 64),
+        "kit_remove.sh": nodescript.kit_remove_script(node),
     }
 
 
@@ -566,7 +566,7 @@ def test_the_kit_copy_delivers_checks_and_selects_the_kit(tmp_path: Path, path: 
     assert (again.returncode, last_line(again.stdout)) == (0, "unchanged")
     wrong = nodescript.kit_copy_script(node, str(nodescript.KIT_FILE), str(tmp_path), sha="1" * 64)
     bad = subprocess.run(["sh", "-c", wrong], capture_output=True, text=True, env={"PATH": path})
-    assert bad.returncode == 1 and "expected " + "1" * 64 in bad.stderr
+    assert bad.returncode == 1 and "sha256 is not " + "1" * 64 in bad.stderr
     assert (kits / "selected").read_text() == sha + "\n"
 
 

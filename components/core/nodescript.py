@@ -142,34 +142,28 @@ def _root(node: NodePlan, root: str | None) -> str:
 def _script(node: NodePlan, what: str, call: str, root: str | None, *, restart: bool = False,
             leftovers: tuple[str, ...] = (), before: str = "") -> str:
     """A resource script: its defaults, the check of the node's selected kit, then one call of the kit.
-    `leftovers` (removals): the files that show something is left to remove; with no kit and none of them, a
-    removal has nothing to do (a new or reimaged node, or one already cleaned up) and succeeds."""
-    flavor = FLAVORS[node.flavor]
-    lines = ["#!/bin/sh", f"# wasm-shim-fleet: {what}",
-             f"# node {node.name} (pool {node.pool}, containerd flavor {flavor.name}); the work is done by the",
-             "# node kit that the node's kit resource delivered (README: The node kit).",
+    `leftovers` (removals): the files that show something is left to remove; with no valid kit and none of
+    them, a removal has nothing to do (a new or reimaged node, or one already cleaned up) and succeeds.
+    Kept short: every resource keeps its texts twice in the stack's state (inputs and outputs)."""
+    lines = ["#!/bin/sh", f"# wasm-shim-fleet: {what} on node {node.name} (pool {node.pool}), by the node kit",
              "set -eu",
              f'if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi']
     if restart:
         lines.append(f'if [ -z "${{WSF_RESTART:-}}" ]; then WSF_RESTART={shq(restart_command(node))}; fi')
-    lines += [f"wsf_kits=${{WSF_NODE_ROOT%/}}{KIT_DIR}",
-              'WSF_KIT=$(cat "$wsf_kits/selected" 2>/dev/null) || WSF_KIT=none',
-              f'wsf_sum=$(sha256sum < "$wsf_kits/$WSF_KIT/{KIT_NAME}" 2>/dev/null) || wsf_sum=',
-              'if [ "${wsf_sum%% *}" != "$WSF_KIT" ]; then']
+    lines.append(f'k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; WSF_KIT=$(cat "$k/selected" 2>/dev/null) || WSF_KIT=none')
+    check = f'[ "$(sha256sum < "$k/$WSF_KIT/{KIT_NAME}" 2>/dev/null | cut -c1-64)" = "$WSF_KIT" ] || {{'
+    fail = ('echo "wasm-shim-fleet: error: no node kit in $k matches its sha256 (selected: $WSF_KIT); '
+            'deliver it: pulumi up"')
     if leftovers:
-        lines += [f"    for wsf_f in {' '.join(shq(p) for p in leftovers)}; do",
-                  '        if [ -e "${WSF_NODE_ROOT%/}$wsf_f" ]; then',
-                  '            echo "wasm-shim-fleet: error: no node kit in $wsf_kits matches its sha256 '
-                  '(selected: $WSF_KIT), and $wsf_f is still there; deliver the kit again: pulumi up, or the '
-                  'node-script install script" >&2',
-                  "            exit 1", "        fi", "    done",
-                  '    echo "wasm-shim-fleet: no node kit, and nothing of this resource left on the node"',
-                  "    echo unchanged; exit 0", "fi"]
+        lines += [check,
+                  f"    for f in {' '.join(shq(p) for p in leftovers)}; do",
+                  f'        [ ! -e "${{WSF_NODE_ROOT%/}}$f" ] || {{ {fail} >&2; exit 1; }}',
+                  "    done",
+                  '    echo "wasm-shim-fleet: no node kit, and nothing of this left to remove"; echo unchanged; exit 0',
+                  "}"]
     else:
-        lines += ['    echo "wasm-shim-fleet: error: no node kit in $wsf_kits matches its sha256 (selected: $WSF_KIT); '
-                  'deliver it again: pulumi up, or the node-script install script" >&2',
-                  "    exit 1", "fi"]
-    lines += [before + f'. "$wsf_kits/$WSF_KIT/{KIT_NAME}"', call]
+        lines.append(f"{check} {fail} >&2; exit 1; }}")
+    lines += [before + f'. "$k/$WSF_KIT/{KIT_NAME}"', call]
     return "\n".join(lines) + "\n"
 
 
@@ -179,8 +173,7 @@ def _call(node: NodePlan, verb: str, *values: str, sep: str = " ") -> str:
 
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
-    kind = f"member {binary.member} of the archive" if binary.member else "a bare binary"
-    return _script(node, f"install shim binary {binary.name} ({binary.release}, {kind})",
+    return _script(node, f"install {binary.name} ({binary.release})",
                    _call(node, "install-binary", binary.name, binary.url, binary.sha256, binary.member or "",
                          binary.probe, sep=" \\\n    "), root)
 
@@ -188,7 +181,7 @@ def install_binary_script(node: NodePlan, binary: Binary, root: str | None = Non
 def remove_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Remove one shim binary; the kit refuses while the node's config still names its runtime_type."""
     handler = binary.name[len("containerd-shim-"):-len("-v1")]
-    return _script(node, f"remove shim binary {binary.name} ({binary.release})",
+    return _script(node, f"remove {binary.name} ({binary.release})",
                    _call(node, "remove-binary", binary.name, naming.runtime_type(handler)), root,
                    leftovers=(f"/usr/local/bin/{binary.name}", f"{STATE_DIR}/binaries/{binary.name}.sha256"))
 
@@ -218,35 +211,26 @@ def remove_table_script(node: NodePlan, root: str | None = None) -> str:
 # ---------------------------------------------------------------------------------- kit delivery
 def _kit_install(node: NodePlan, root: str | None, sha: str, source: str) -> str:
     """A script that puts the kit in kit/<sha>/, checks its sha256 and selects it. `source`: shell lines that
-    write the kit to "$wsf_tmp"."""
+    write the kit to "$t"."""
     return f"""#!/bin/sh
-# wasm-shim-fleet: deliver the node kit {sha}
-# node {node.name} (pool {node.pool}): kit/<sha256>/{KIT_NAME}, checked, then named in kit/selected
+# wasm-shim-fleet: deliver the node kit to node {node.name} (pool {node.pool}): checked, then selected
 set -eu
 if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi
-wsf_kits=${{WSF_NODE_ROOT%/}}{KIT_DIR}
-wsf_sha={sha}
-mkdir -p "$wsf_kits/$wsf_sha"
-wsf_tmp=$wsf_kits/$wsf_sha/.{KIT_NAME}.wsf-tmp
-{source}wsf_sum=$(sha256sum < "$wsf_tmp")
-if [ "${{wsf_sum%% *}}" != "$wsf_sha" ]; then
-    rm -f "$wsf_tmp"
-    echo "wasm-shim-fleet: error: the kit has sha256 ${{wsf_sum%% *}}, expected $wsf_sha; nothing was changed" >&2
-    exit 1
+k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; s={sha}; mkdir -p "$k/$s"; t=$k/$s/.{KIT_NAME}.wsf-tmp
+{source}if [ "$(sha256sum < "$t" | cut -c1-64)" != "$s" ]; then
+    rm -f "$t"; echo "wasm-shim-fleet: error: the kit's sha256 is not $s; nothing was changed" >&2; exit 1
 fi
-mv -f "$wsf_tmp" "$wsf_kits/$wsf_sha/{KIT_NAME}"
-if [ "$(cat "$wsf_kits/selected" 2>/dev/null || true)" = "$wsf_sha" ]; then echo unchanged; exit 0; fi
-printf '%s\\n' "$wsf_sha" > "$wsf_kits/.selected.wsf-tmp"
-mv -f "$wsf_kits/.selected.wsf-tmp" "$wsf_kits/selected"
-echo "wasm-shim-fleet: selected node kit $wsf_sha"
-echo changed
+mv -f "$t" "$k/$s/{KIT_NAME}"
+if [ "$(cat "$k/selected" 2>/dev/null || true)" = "$s" ]; then echo unchanged; exit 0; fi
+echo "$s" > "$k/.selected.wsf-tmp" && mv -f "$k/.selected.wsf-tmp" "$k/selected"
+echo "wasm-shim-fleet: selected node kit $s"; echo changed
 """
 
 
 def kit_copy_script(node: NodePlan, kit_file: str, root: str | None = None, sha: str | None = None) -> str:
     """Deliver the kit by reference from a file this machine can read (local nodes)."""
     sha = sha or kit_sha256()
-    return _kit_install(node, root, sha, f"cp {shq(kit_file)} \"$wsf_tmp\"\n")
+    return _kit_install(node, root, sha, f"cp {shq(kit_file)} \"$t\"\n")
 
 
 def kit_inline_script(node: NodePlan, root: str | None = None, text: str | None = None) -> str:
@@ -255,27 +239,22 @@ def kit_inline_script(node: NodePlan, root: str | None = None, text: str | None 
     delimiter = "WASM_SHIM_FLEET_KIT"
     if f"\n{delimiter}\n" in text:
         raise ValueError("the kit holds its own here-document delimiter")
-    return _kit_install(node, root, kit_sha256(text), f"cat > \"$wsf_tmp\" <<'{delimiter}'\n{text}{delimiter}\n")
+    return _kit_install(node, root, kit_sha256(text), f"cat > \"$t\" <<'{delimiter}'\n{text}{delimiter}\n")
 
 
-def kit_remove_script(node: NodePlan, root: str | None = None, sha: str | None = None) -> str:
+def kit_remove_script(node: NodePlan, root: str | None = None) -> str:
     """Delete of a local node's kit resource: remove the kit once no binary or table of ours is left (a replaced
     kit resource leaves it to the kit that replaced it)."""
-    sha = sha or kit_sha256()
     return f"""#!/bin/sh
-# wasm-shim-fleet: remove the node kit {sha} once nothing of ours is left on node {node.name}
+# wasm-shim-fleet: remove the node kit from node {node.name} once nothing of ours is left there
 set -eu
 if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi
-wsf_state=${{WSF_NODE_ROOT%/}}{STATE_DIR}
-for wsf_f in "$wsf_state"/binaries/*.sha256 "$wsf_state"/table.sha256 "$wsf_state"/config.prev*; do
-    if [ -e "$wsf_f" ]; then
-        echo "wasm-shim-fleet: keeping the node kit: $wsf_f is still there"; echo unchanged; exit 0
-    fi
+d=${{WSF_NODE_ROOT%/}}{STATE_DIR}
+for f in "$d"/binaries/*.sha256 "$d"/table.sha256 "$d"/config.prev*; do
+    if [ -e "$f" ]; then echo "wasm-shim-fleet: keeping the node kit: $f is still there"; echo unchanged; exit 0; fi
 done
-if [ ! -e "$wsf_state/kit" ]; then echo "wasm-shim-fleet: no node kit to remove"; echo unchanged; exit 0; fi
-rm -rf "$wsf_state/kit"
-echo "wasm-shim-fleet: removed $wsf_state/kit"
-echo changed
+if [ ! -e "$d/kit" ]; then echo unchanged; exit 0; fi
+rm -rf "$d/kit"; echo "wasm-shim-fleet: removed $d/kit"; echo changed
 """
 
 

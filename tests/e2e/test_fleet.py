@@ -149,6 +149,7 @@ def _normalise(text: str, fleet: Fleet) -> str:
     text = re.sub(r"file:///\S+/examples/artifacts/", "file://<repo>/examples/artifacts/", text)
     text = re.sub(r"/\S+/wasm-shim-fleet/kit-stage/[0-9a-f]{64}/", "<kit-stage>/", text)
     text = text.replace(nodescript.kit_sha256(), "<kit-sha256>")
+    text = re.sub(r"archive\(file:[0-9a-f]+\)", "archive(file:<hash>)", text)  # the staged kit's hash
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
 
 

@@ -74,8 +74,9 @@ def start_hosts(work: Path, count: int, env: Sequence[Mapping[str, str]] | None 
                 # SFTP (pulumi-command's CopyToRemote) sees the node root's var/lib as /var/lib, in a mount
                 # namespace of its own: each test host's files stay under its node root, like exec sessions'.
                 lib = f"{host_env['WSF_NODE_ROOT'].rstrip('/')}/var/lib"
-                sftp = (f"Subsystem sftp /usr/bin/unshare --mount --propagation private /bin/sh -c "
-                        f"'mkdir -p {lib} && mount --bind {lib} /var/lib && exec {SFTP_SERVER}'\n")
+                wrapper = work / f"sftp{i}.sh"
+                wrapper.write_text(f"mkdir -p '{lib}' && mount --bind '{lib}' /var/lib && exec {SFTP_SERVER}\n")
+                sftp = f"Subsystem sftp /usr/bin/unshare --mount --propagation private /bin/sh {wrapper}\n"
             cfg = work / f"sshd{i}.conf"
             cfg.write_text(f"""Port {port}
 ListenAddress 127.0.0.1

@@ -213,25 +213,25 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
         ib_have=$(sha256_of "$ib_dest") || die "cannot read $ib_dest"
         ib_rec=$(cat -- "$ib_record" 2>/dev/null || true)
         if [ "$ib_rec" = "$ib_want $ib_have" ]; then
-            say "$ib_name is installed (artifact $ib_want)"
+            say "$ib_name is installed"
             return 0
         fi
         if [ -z "$ib_member" ] && [ "$ib_have" = "$ib_want" ]; then
             mkdir -p -- "$STATE/binaries"
             put_state "$ib_record" "$ib_want $ib_have"
-            say "$ib_name is installed (artifact $ib_want)"
+            say "$ib_name is installed"
             return 0
         fi
     fi
     # Download and verify before anything on the node changes.
     ib_dl=$WORK/$ib_name.download
     fetch "$ib_url" "$ib_dl" || die "download of $ib_url failed: $(tail -n 1 "$WORK/fetch.err" 2>/dev/null)"
-    step binary-downloaded "downloaded $ib_url"
+    step binary-downloaded "downloaded"
     ib_got=$(sha256_of "$ib_dl") || die "cannot read the download of $ib_url (disk full?)"
     if [ "$ib_got" != "$ib_want" ]; then
         die "sha256 mismatch for $ib_url: expected $ib_want, got $ib_got; nothing was changed"
     fi
-    step binary-verified "sha256 of $ib_url verified"
+    step binary-verified "sha256 verified"
     # Stage beside the target and rename: a running shim keeps its old inode (never 'text file busy').
     mkdir -p -- "$BIN" "$STATE/binaries" || die "cannot create $BIN"
     ib_tmp=$BIN/.$ib_name.wsf-tmp
@@ -248,7 +248,7 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
     chmod 0755 "$ib_tmp" || die "cannot chmod $ib_tmp"
     probe_binary "$ib_tmp" "$ib_name" "$ib_probe"
     ib_new=$(sha256_of "$ib_tmp") || die "cannot read $ib_tmp"
-    step binary-staged "staged $ib_tmp"
+    step binary-staged "staged"
     if [ "$ib_have" = "$ib_new" ]; then
         rm -f -- "$ib_tmp"
     else
@@ -256,7 +256,7 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
         CHANGED=1
         say "installed $ib_dest"
     fi
-    step binary-installed "$ib_name is in place"
+    step binary-installed "in place"
     put_state "$ib_record" "$ib_want $ib_new"
 }
 # Run a staged shim binary with -v (probe version) before it replaces anything: a binary for another
@@ -749,9 +749,9 @@ apply_table() {
             validate_config "$at_new" "" install
         fi
         stage_config "$at_new"
-        step config-staged "staged $STAGED"
+        step config-staged "staged the new config"
         save_prev
-        step config-saved "saved the current config to $STATE"
+        step config-saved "saved the current config"
         mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
         STAGED=
         CHANGED=1
@@ -762,9 +762,9 @@ apply_table() {
     step containerd-restarted "$RESTARTED"
     verify_loaded install || rollback "$RESTART_ERR"
     if [ "$WSF_RESTART" = ":" ]; then
-        step table-verified "$LOADED names every handler (containerd was not restarted): $HANDLER_NAMES"
+        step table-verified "$LOADED names every handler (containerd was not restarted)"
     else
-        step table-verified "containerd loaded every handler: $HANDLER_NAMES"
+        step table-verified "containerd loaded every handler"
     fi
     put_state "$STATE/table.sha256" "$TABLE_SHA256"
     rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
@@ -796,13 +796,13 @@ remove_table() {
         if [ "$rt_absent" = 1 ]; then
             step config-staged "the template holds nothing but our block: it goes"
             save_prev
-            step config-saved "saved the current config to $STATE"
+            step config-saved "saved the current config"
             rm -f -- "$CFG" || die "cannot remove $CFG"
         else
             stage_config "$rt_new"
-            step config-staged "staged $STAGED"
+            step config-staged "staged the new config"
             save_prev
-            step config-saved "saved the current config to $STATE"
+            step config-saved "saved the current config"
             mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
             STAGED=
         fi

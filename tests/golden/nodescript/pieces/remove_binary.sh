@@ -1,21 +1,13 @@
 #!/bin/sh
-# wasm-shim-fleet: remove shim binary containerd-shim-slight-v1-3-0-v1 (slight@1.3.0)
-# node node-a (pool pool-a, containerd flavor containerd-1); the work is done by the
-# node kit that the node's kit resource delivered (README: The node kit).
+# wasm-shim-fleet: remove containerd-shim-slight-v1-3-0-v1 (slight@1.3.0) on node node-a (pool pool-a), by the node kit
 set -eu
 if [ -z "${WSF_NODE_ROOT:-}" ]; then WSF_NODE_ROOT='/'; fi
-wsf_kits=${WSF_NODE_ROOT%/}/var/lib/wasm-shim-fleet/kit
-WSF_KIT=$(cat "$wsf_kits/selected" 2>/dev/null) || WSF_KIT=none
-wsf_sum=$(sha256sum < "$wsf_kits/$WSF_KIT/wsf.sh" 2>/dev/null) || wsf_sum=
-if [ "${wsf_sum%% *}" != "$WSF_KIT" ]; then
-    for wsf_f in '/usr/local/bin/containerd-shim-slight-v1-3-0-v1' '/var/lib/wasm-shim-fleet/binaries/containerd-shim-slight-v1-3-0-v1.sha256'; do
-        if [ -e "${WSF_NODE_ROOT%/}$wsf_f" ]; then
-            echo "wasm-shim-fleet: error: no node kit in $wsf_kits matches its sha256 (selected: $WSF_KIT), and $wsf_f is still there; deliver the kit again: pulumi up, or the node-script install script" >&2
-            exit 1
-        fi
+k=${WSF_NODE_ROOT%/}/var/lib/wasm-shim-fleet/kit; WSF_KIT=$(cat "$k/selected" 2>/dev/null) || WSF_KIT=none
+[ "$(sha256sum < "$k/$WSF_KIT/wsf.sh" 2>/dev/null | cut -c1-64)" = "$WSF_KIT" ] || {
+    for f in '/usr/local/bin/containerd-shim-slight-v1-3-0-v1' '/var/lib/wasm-shim-fleet/binaries/containerd-shim-slight-v1-3-0-v1.sha256'; do
+        [ ! -e "${WSF_NODE_ROOT%/}$f" ] || { echo "wasm-shim-fleet: error: no node kit in $k matches its sha256 (selected: $WSF_KIT); deliver it: pulumi up" >&2; exit 1; }
     done
-    echo "wasm-shim-fleet: no node kit, and nothing of this resource left on the node"
-    echo unchanged; exit 0
-fi
-. "$wsf_kits/$WSF_KIT/wsf.sh"
+    echo "wasm-shim-fleet: no node kit, and nothing of this left to remove"; echo unchanged; exit 0
+}
+. "$k/$WSF_KIT/wsf.sh"
 wsf 1 containerd-1 remove-binary 'containerd-shim-slight-v1-3-0-v1' 'io.containerd.slight-v1-3-0.v1'
