@@ -348,6 +348,10 @@ KIT_METRICS = ("state_bytes_per_node", "checkpoint_bytes_per_node", "up_seconds_
                "noop_up_seconds_1000_local_nodes", "up_ratio_1000_over_100")
 
 
+#: Sizes of the real-engine local-node runs (WSF_BENCH_KIT_NODES=100,300 to change them).
+KIT_NODES = tuple(int(n) for n in os.environ.get("WSF_BENCH_KIT_NODES", "100,1000").split(","))
+
+
 def max_resource_script_lines() -> tuple[int, str]:
     """The longest create/update/delete text of any node resource, over a 100-node fleet of both transports."""
     from components.graph import node_resources
@@ -422,7 +426,7 @@ def bench_kit(r: Results, quick: bool) -> None:
     up_seconds: dict[int, float] = {}
     try:
         with worlds.on_path(bin_dir):
-            for n in (100,) if quick else (100, 1000):
+            for n in (100,) if quick else KIT_NODES:
                 project, stack = _local_world(bin_dir, n, work)
                 os.chdir(project)  # the program resolves node roots and file: paths against its cwd
                 t0 = time.perf_counter()
@@ -432,14 +436,18 @@ def bench_kit(r: Results, quick: bool) -> None:
                 r.add(f"up_seconds_{n}_local_nodes", up_seconds[n], f"s ({n * 4} resources)")
                 deployment = stack.export_stack().deployment
                 per_node: dict[str, int] = {}
+                traces = 0
                 for res in deployment.get("resources", []):
                     parts = res["urn"].split("::")[-1].split("-")
                     if res["urn"].split("::")[-1].startswith("fleet-pool-") and len(parts) >= 5:
                         node = "-".join(parts[3:5])
                         per_node[node] = per_node.get(node, 0) + len(json.dumps(res))
+                        traces += len(json.dumps(res.get("stackTrace", [])))
                 if n == 100:
                     r.add("state_bytes_per_node", round(sum(per_node.values()) / len(per_node)),
                           "bytes (the node's 4 resources in the checkpoint)")
+                    r.add("state_bytes_per_node_stack_traces", round(traces / len(per_node)),
+                          "bytes of it: the Python SDK's stackTrace of each registration")
                     r.add("checkpoint_bytes_per_node", round(len(json.dumps(deployment)) / n),
                           "bytes (whole checkpoint / nodes)")
                 t0 = time.perf_counter()
@@ -464,8 +472,10 @@ def bench_kit(r: Results, quick: bool) -> None:
                           "handler tables (so 0 containerd restarts)")
                 stack.destroy(color="never")
                 os.chdir(old_cwd)
-            if 1000 in up_seconds:
-                r.add("up_ratio_1000_over_100", round(up_seconds[1000] / up_seconds[100], 2), "x (linear = 10)")
+            for n in up_seconds:
+                if n != 100 and 100 in up_seconds:
+                    r.add(f"up_ratio_{n}_over_100", round(up_seconds[n] / up_seconds[100], 2),
+                          f"x (linear = {n / 100:g})")
     finally:
         os.chdir(old_cwd)
         if old_cache is None:
