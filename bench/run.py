@@ -354,7 +354,7 @@ KIT_NODES = tuple(int(n) for n in os.environ.get("WSF_BENCH_KIT_NODES", "100,100
 
 def max_resource_script_lines() -> tuple[int, str]:
     """The longest create/update/delete text of any node resource, over a 100-node fleet of both transports."""
-    from components.graph import node_resources
+    from components.core.kit_graph import node_resources
 
     worst, name = 0, ""
     for transport in ("ssh", "local"):

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from .core import naming
+from .core import naming, nodescript
+from .core.kit_graph import kit_stage_dir, node_resources
 from .core.plan import NodePlan
-from .graph import node_resources, stage_kit
 
 TYPE = "wasm-shim-fleet:index:NodePool"
 
@@ -81,7 +82,7 @@ class NodePool(pulumi.ComponentResource):
         self.register_outputs({"nodes": self.nodes})
 
     def _node(self, name: str, node: NodePlan, args: NodePoolArgs) -> None:
-        """Create the node's resources exactly as components.graph.node_resources lays them out."""
+        """Create the node's resources exactly as components.core.kit_graph.node_resources lays them out."""
         built: dict[str, pulumi.Resource] = {}
         connection = None
         if node.transport != "local":
@@ -118,6 +119,22 @@ class NodePool(pulumi.ComponentResource):
                     ),
                     opts=opts,
                 )
+
+
+def stage_kit(text: str | None = None) -> str:
+    """Write the staged kit folder that the kit resources copy from (idempotent; content-addressed) and return
+    it."""
+    text = nodescript.kit_text() if text is None else text
+    sha = nodescript.kit_sha256(text)
+    folder = Path(kit_stage_dir(sha)) / "kit"
+    kit = folder / sha / nodescript.KIT_NAME
+    if not kit.exists() or nodescript.kit_sha256(kit.read_text()) != sha:
+        kit.parent.mkdir(parents=True, exist_ok=True)
+        kit.write_text(text)
+    selected = folder / "selected"
+    if not selected.exists() or selected.read_text() != sha + "\n":
+        selected.write_text(sha + "\n")
+    return str(folder)
 
 
 def _connection(node: NodePlan, ssh: SshConnection, private_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:

@@ -1,7 +1,7 @@
 """Mock tests of the components: which resources a plan becomes, with which inputs.
 
 Mocks see neither resource options nor update-versus-replace; the order on a node is tested purely on
-components.graph (the same data the components are built from) and proven by the real-engine tier.
+components.core.kit_graph (the same data the components are built from) and proven by the real-engine tier.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import pytest
 from pulumi.runtime import rpc
 
 from components.core import nodescript
+from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.plan import plan_from_config
-from components.graph import kit_stage_dir, node_resources
 from tests.conftest import pool, stack
 
 COMMAND_REMOTE = "command:remote:Command"

@@ -20,9 +20,9 @@ import yaml
 
 from components.core import containerd, nodescript
 from components.core.flavors import FLAVORS
+from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.nodescript_cli import node_script_main
 from components.core.plan import plan_from_config
-from components.graph import kit_stage_dir, node_resources
 from tests.integration.helpers import (
     GOLDEN,
     INPUTS,

@@ -1,7 +1,8 @@
 """`python -m components node-script STACK_FILE NODE [install|uninstall|kit]`: what a node is sent.
 
 Without an action: the node's resources in the order `pulumi up` creates them, each with exactly the
-create/update/delete text the program sends (the same function builds both: components.graph.node_resources).
+create/update/delete text the program sends (the same function builds both:
+components.core.kit_graph.node_resources).
 `install` / `uninstall`: break-glass scripts that run those same resource scripts in order (the kit inline
 first), to converge one node by hand. `kit`: the node kit itself. Relative `file:` URLs, local node roots and
 seed configs resolve against the stack file's folder, as for the program run from that folder. Reads only the
@@ -15,6 +16,7 @@ import sys
 from typing import TextIO
 
 from .config import StackFileError, read_stack_file
+from .kit_graph import node_resources
 from .nodescript import install_script, kit_text, uninstall_script
 from .plan import NodePlan, plan_from_config
 
@@ -22,7 +24,6 @@ ACTIONS = ("resources", "install", "uninstall", "kit")
 
 
 def _resources(node: NodePlan, base: str) -> str:
-    from ..graph import node_resources  # pure, like this module; kept out of core's import graph
 
     out = []
     for r in node_resources(f"fleet-{node.pool}", node, base):

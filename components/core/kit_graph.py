@@ -1,6 +1,5 @@
 """The resources of one node, as plain data: which exist, which depends on which, and the exact text each
-sends to the node. The components build exactly these (components/nodepool.py), and
-`python -m components node-script STACK NODE` prints them (components/core/nodescript_cli.py).
+sends to the node.
 
 The engine runs creates and updates in dependency order, then deletes in reverse dependency order of the
 old graph. The graph below makes that the safe order on a node:
@@ -8,7 +7,8 @@ old graph. The graph below makes that the safe order on a node:
     kit  ->  bin-<binary> ...  ->  handlers  ->  labels
 
 - the kit (the shared node logic, components/core/kit/wsf.sh) is delivered first, by reference: over SSH a
-  `command:remote:CopyToRemote` of a staged folder `kit/<sha256>/wsf.sh` + `kit/selected` (stage_kit), for
+  `command:remote:CopyToRemote` of a staged folder `kit/<sha256>/wsf.sh` + `kit/selected` (components.nodepool
+  writes it, kit_stage_dir names it), for
   local nodes a command that copies the staged file and checks it; the other scripts never name a kit, so a
   kit change changes this resource only;
 - adding a release: the binary is installed, then the handler table names it and containerd is restarted
@@ -18,17 +18,17 @@ old graph. The graph below makes that the safe order on a node:
 - the handler table is one command per node, updated in place when the table changes: at most one
   containerd restart per node per `pulumi up` (P3).
 
-Kept free of pulumi so it can be tested purely.
+Pure (no pulumi, no I/O): the components build exactly these resources, and
+`python -m components node-script STACK NODE` prints them.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
-from .core import nodescript
-from .core.plan import NodePlan
+from . import nodescript
+from .plan import NodePlan
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,9 @@ def labels_resource(pool_component: str, node: NodePlan) -> str:
 
 def kit_stage_dir(sha: str) -> str:
     """The local folder copied to SSH nodes: `<it>/kit/<sha>/wsf.sh` and `<it>/kit/selected`. Written by
-    stage_kit; the path is the same for every node and every run with this kit."""
+    components.nodepool.stage_kit; the path is the same for every node and every run with this kit."""
     cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(cache, "wasm-shim-fleet", "kit-stage", sha)
-
-
-def stage_kit(text: str | None = None) -> str:
-    """Write the staged kit folder (idempotent; content-addressed) and return the folder to copy."""
-    text = nodescript.kit_text() if text is None else text
-    sha = nodescript.kit_sha256(text)
-    folder = Path(kit_stage_dir(sha)) / "kit"
-    kit = folder / sha / nodescript.KIT_NAME
-    if not kit.exists() or nodescript.kit_sha256(kit.read_text()) != sha:
-        kit.parent.mkdir(parents=True, exist_ok=True)
-        kit.write_text(text)
-        (folder / "selected").write_text(sha + "\n")
-    return str(folder)
 
 
 def node_resources(pool_component: str, node: NodePlan, local_base: str | None = None,
