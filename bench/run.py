@@ -211,7 +211,7 @@ def bench_engine(r: Results, quick: bool) -> None:
     kube-apiserver with 100 kwok Nodes. Commands do not run in a preview, so no SSH host is needed."""
     from bench import worlds
 
-    n = 100
+    n = int(os.environ.get("WSF_BENCH_ENGINE_NODES", "100"))
     names = [f"node-{i}" for i in range(n)]
     try:
         bin_dir = worlds.toolchain()
@@ -232,11 +232,11 @@ def bench_engine(r: Results, quick: bool) -> None:
                 t0 = time.perf_counter()
                 preview = w.stack.preview(color="never", on_event=clock)
                 best = min(best, time.perf_counter() - t0)
-            r.add("engine_preview_seconds_100_nodes", best, f"s ({preview.change_summary.get('create', 0)} creates)")
+            r.add(f"engine_preview_seconds_{n}_nodes", best, f"s ({preview.change_summary.get('create', 0)} creates)")
             per_node = [sum(1 for u in clock.urns if u.split("::")[-1].startswith(f"fleet-{p['name']}-{nd['name']}-"))
                         for p in pools for nd in p["nodes"]]
             r.add("engine_resources_per_node", round(sum(per_node) / len(per_node), 2),
-                  "resources (2 binaries + handler table + label patch)")
+                  "resources (kit + 2 binaries + handler table + label patch)")
     except worlds.Unavailable as exc:
         _skip_all(r, ENGINE_METRICS, str(exc))
 

@@ -30,7 +30,7 @@ class Flavor:
     #: True when containerd does not load `config_path` itself: a template (k3s, rke2, microk8s) or a drop-in
     #: (k0s) from which the distribution renders `loaded_config_path` when it restarts containerd.
     template: bool
-    #: Shell command that restarts containerd (overridable per run with CONTAINERD_RESTART).
+    #: Shell command that restarts containerd (overridable per run with WSF_RESTART).
     restart: str
     #: The file containerd actually loads (differs from config_path for templates).
     loaded_config_path: str
