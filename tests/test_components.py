@@ -47,6 +47,12 @@ class Recorder(pulumi.runtime.Mocks):
         return {n: r for n, r in self.resources.items() if r.typ == typ}
 
 
+@pytest.fixture(autouse=True)
+def kit_cache(tmp_path, monkeypatch):
+    """The components stage the kit under $XDG_CACHE_HOME: a temporary one, not the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def mocks():
     recorder = Recorder()

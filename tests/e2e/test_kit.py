@@ -5,6 +5,7 @@ byte."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +21,17 @@ NODES = ("kit-a", "kit-b", "kit-c")
 
 
 @pytest.fixture(scope="module")
-def world(toolchain_bin: Path) -> Iterator[Fleet]:
-    with open_fleet(toolchain_bin, NODES, stack_name="kit", prefix="wsf-kit-") as w:
-        yield w
+def world(toolchain_bin: Path, tmp_path_factory) -> Iterator[Fleet]:
+    old = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))  # where the program stages the kit
+    try:
+        with open_fleet(toolchain_bin, NODES, stack_name="kit", prefix="wsf-kit-") as w:
+            yield w
+    finally:
+        if old is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old
 
 
 def selected_kit(fleet: Fleet, node: str) -> str:
