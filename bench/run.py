@@ -211,7 +211,7 @@ def bench_engine(r: Results, quick: bool) -> None:
     kube-apiserver with 100 kwok Nodes. Commands do not run in a preview, so no SSH host is needed."""
     from bench import worlds
 
-    n = 100
+    n = int(os.environ.get("WSF_BENCH_ENGINE_NODES", "100"))
     names = [f"node-{i}" for i in range(n)]
     try:
         bin_dir = worlds.toolchain()
@@ -232,11 +232,11 @@ def bench_engine(r: Results, quick: bool) -> None:
                 t0 = time.perf_counter()
                 preview = w.stack.preview(color="never", on_event=clock)
                 best = min(best, time.perf_counter() - t0)
-            r.add("engine_preview_seconds_100_nodes", best, f"s ({preview.change_summary.get('create', 0)} creates)")
+            r.add(f"engine_preview_seconds_{n}_nodes", best, f"s ({preview.change_summary.get('create', 0)} creates)")
             per_node = [sum(1 for u in clock.urns if u.split("::")[-1].startswith(f"fleet-{p['name']}-{nd['name']}-"))
                         for p in pools for nd in p["nodes"]]
             r.add("engine_resources_per_node", round(sum(per_node) / len(per_node), 2),
-                  "resources (2 binaries + handler table + label patch)")
+                  "resources (kit + 2 binaries + handler table + label patch)")
     except worlds.Unavailable as exc:
         _skip_all(r, ENGINE_METRICS, str(exc))
 
@@ -341,12 +341,157 @@ def bench_hosts(r: Results, quick: bool) -> None:
         _skip_all(r, HOST_METRICS, str(exc))
 
 
+# ------------------------------------------------------------------------------- the node kit, local nodes
+KIT_METRICS = ("state_bytes_per_node", "checkpoint_bytes_per_node", "up_seconds_100_local_nodes",
+               "noop_up_seconds_100_local_nodes", "resources_changed_on_kit_change_per_node",
+               "table_resources_changed_on_kit_change", "up_seconds_1000_local_nodes",
+               "noop_up_seconds_1000_local_nodes", "up_ratio_1000_over_100")
+
+
+#: Sizes of the real-engine local-node runs (WSF_BENCH_KIT_NODES=100,300 to change them).
+KIT_NODES = tuple(int(n) for n in os.environ.get("WSF_BENCH_KIT_NODES", "100,1000").split(","))
+
+
+def max_resource_script_lines() -> tuple[int, str]:
+    """The longest create/update/delete text of any node resource, over a 100-node fleet of both transports."""
+    from components.core.kit_graph import node_resources
+
+    worst, name = 0, ""
+    for transport in ("ssh", "local"):
+        raw = fleet_config(100)
+        for p in raw["nodePools"]:
+            p["transport"] = transport
+        _, plan = plan_from_config(raw, "/srv/project")
+        for node in plan.nodes:
+            for res in node_resources(f"fleet-{node.pool}", node, "/srv/project"):
+                for text in (res.create, res.update, res.delete):
+                    if text is not None and len(text.splitlines()) > worst:
+                        worst, name = len(text.splitlines()), f"{res.name} ({transport})"
+    return worst, name
+
+
+def local_stack_config(nodes: int, artifacts: Path) -> dict:
+    """`nodes` local-transport nodes in pools of 10, one 1-binary release each (the dev stack's shape)."""
+    from tests.harness.artifacts import sums
+
+    fname = "slight-v1.2.3-linux-amd64.tar.gz"
+    return {
+        "runtime": "wasmtime",
+        "shims": {"slight": [{"version": "1.2.3", "url": f"file://{artifacts / fname}", "sha256": sums()[fname],
+                              "binary": "containerd-shim-slight-v1"}]},
+        "nodePools": [{"name": f"pool-{k}", "containerd": "containerd-1", "transport": "local",
+                       "seedConfig": "config.toml", "releases": ["slight@1.2.3"],
+                       "nodes": [{"name": f"node-{i}"} for i in range(k * 10, min(k * 10 + 10, nodes))]}
+                      for k in range((nodes + 9) // 10)],
+        "kubernetes": {"renderDir": "rendered"},
+    }
+
+
+def _local_world(bin_dir: Path, nodes: int, work: Path):
+    """A project folder in `work` with `nodes` local nodes and an Automation API stack of the program."""
+    import pulumi.automation as auto
+
+    from tests.e2e.conftest import ARTIFACTS, PROJECT, run_program
+    from tests.e2e.engine import offline_stack
+
+    project = work / f"project-{nodes}"
+    project.mkdir()
+    (project / "config.toml").write_bytes((ROOT / "examples/containerd/config.toml").read_bytes())
+    stack = offline_stack(bin_dir, project, PROJECT, f"bench{nodes}", lambda: run_program(ROOT / "__main__.py"))
+    raw = local_stack_config(nodes, ARTIFACTS)
+    stack.set_all_config({f"{PROJECT}:{k}": auto.ConfigValue(json.dumps(v)) for k, v in raw.items()})
+    return project, stack
+
+
+def bench_kit(r: Results, quick: bool) -> None:
+    """The node kit: script sizes; and under the real engine, `up` of 100 and 1000 local-transport nodes (each a
+    folder with a containerd config, one binary, restart ':', manifests rendered to files), the checkpoint it
+    leaves (`pulumi stack export`), a no-op `up`, and an `up` after a change to the kit only."""
+    import shutil
+    import tempfile
+
+    from bench import worlds
+    from components.core import nodescript
+
+    lines, name = max_resource_script_lines()
+    r.add("max_resource_script_lines", lines, f"lines ({name})")
+    try:
+        bin_dir = worlds.toolchain()
+    except worlds.Unavailable as exc:
+        _skip_all(r, KIT_METRICS, str(exc))
+        return
+    work = Path(tempfile.mkdtemp(prefix="wsf-bench-kit-"))
+    old_cwd, old_cache = os.getcwd(), os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(work / "cache")
+    up_seconds: dict[int, float] = {}
+    try:
+        with worlds.on_path(bin_dir):
+            for n in (100,) if quick else KIT_NODES:
+                project, stack = _local_world(bin_dir, n, work)
+                os.chdir(project)  # the program resolves node roots and file: paths against its cwd
+                t0 = time.perf_counter()
+                result = stack.up(color="never")
+                up_seconds[n] = time.perf_counter() - t0
+                assert result.summary.result == "succeeded"
+                r.add(f"up_seconds_{n}_local_nodes", up_seconds[n], f"s ({n * 4} resources)")
+                deployment = stack.export_stack().deployment
+                per_node: dict[str, int] = {}
+                traces = 0
+                for res in deployment.get("resources", []):
+                    parts = res["urn"].split("::")[-1].split("-")
+                    if res["urn"].split("::")[-1].startswith("fleet-pool-") and len(parts) >= 5:
+                        node = "-".join(parts[3:5])
+                        per_node[node] = per_node.get(node, 0) + len(json.dumps(res))
+                        traces += len(json.dumps(res.get("stackTrace", [])))
+                if n == 100:
+                    r.add("state_bytes_per_node", round(sum(per_node.values()) / len(per_node)),
+                          "bytes (the node's 4 resources in the checkpoint)")
+                    r.add("state_bytes_per_node_stack_traces", round(traces / len(per_node)),
+                          "bytes of it: the Python SDK's stackTrace of each registration")
+                    r.add("checkpoint_bytes_per_node", round(len(json.dumps(deployment)) / n),
+                          "bytes (whole checkpoint / nodes)")
+                t0 = time.perf_counter()
+                noop = stack.up(color="never")
+                r.add(f"noop_up_seconds_{n}_local_nodes", time.perf_counter() - t0,
+                      f"s ({sum(v for k, v in noop.summary.resource_changes.items() if k != 'same')} changes)")
+                if n == 100:
+                    other = nodescript.kit_text() + "# the same kit, one comment longer\n"
+                    real = nodescript.kit_text
+                    nodescript.kit_text = lambda: other  # noqa: B023 (restored below)
+                    try:
+                        changed = stack.preview(color="never", diff=True)
+                        result = stack.up(color="never")
+                    finally:
+                        nodescript.kit_text = real
+                    updates = result.summary.resource_changes.get("update", 0)
+                    r.add("resources_changed_on_kit_change_per_node",
+                          round((sum(v for k, v in result.summary.resource_changes.items() if k != "same")) / n, 2),
+                          f"resources ({updates} updates for {n} nodes)")
+                    r.add("table_resources_changed_on_kit_change",
+                          sum(1 for ln in changed.stdout.splitlines() if "-handlers" in ln and "update" in ln),
+                          "handler tables (so 0 containerd restarts)")
+                stack.destroy(color="never")
+                os.chdir(old_cwd)
+            for n in up_seconds:
+                if n != 100 and 100 in up_seconds:
+                    r.add(f"up_ratio_{n}_over_100", round(up_seconds[n] / up_seconds[100], 2),
+                          f"x (linear = {n / 100:g})")
+    finally:
+        os.chdir(old_cwd)
+        if old_cache is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = old_cache
+        shutil.rmtree(work, ignore_errors=True)
+
+
 BENCHES: dict[str, Callable[[Results, bool], None]] = {
     "plan": bench_plan,
     "program": bench_program,
     "literal": bench_literal_scheme,
     "engine": bench_engine,
     "hosts": bench_hosts,
+    "kit": bench_kit,
 }
 
 

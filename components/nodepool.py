@@ -4,15 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
-from .core import naming, nodescript, verify
-from .core.flavors import FLAVORS
+from .core import naming, nodescript
+from .core.kit_graph import kit_stage_dir, node_resources
 from .core.plan import NodePlan
-from .graph import binary_resource, node_graph
 
 TYPE = "wasm-shim-fleet:index:NodePool"
 
@@ -61,9 +61,12 @@ class NodePoolArgs:
 class NodePool(pulumi.ComponentResource):
     """One node pool. For each node it creates:
 
+    - `<name>-<node>-kit`: delivers the node kit (components/core/kit/wsf.sh): over SSH a command
+      CopyToRemote of the staged kit folder, for a local node a local command that copies and checks it;
     - `<name>-<node>-bin-<binary>` (command Command): downloads, verifies and installs one shim binary;
+      depends on the kit;
     - `<name>-<node>-handlers` (command Command): the node's containerd handler table, restart, check;
-      depends on the binaries;
+      depends on the kit and the binaries;
     - `<name>-<node>-verify` (command local Command, with `runtime_handler_check`): the kubelet reports the
       node's handlers in node.status.runtimeHandlers (where it reports them); depends on the handler table;
     - `<name>-<node>-labels` (kubernetes core/v1 NodePatch): the node's labels, with its own field manager;
@@ -84,6 +87,7 @@ class NodePool(pulumi.ComponentResource):
         # One secret Output of the key for the whole pool, and one connection per node shared by its commands
         # (building them per command was a visible share of the program's time at 1000 nodes).
         self._private_key = pulumi.Output.secret(args.ssh.private_key) if args.ssh is not None else None
+        self._staged = False
         self.nodes: dict[str, dict] = {}
         for node in args.nodes:
             self._node(name, node, args)
@@ -93,33 +97,39 @@ class NodePool(pulumi.ComponentResource):
         self.register_outputs({"nodes": self.nodes})
 
     def _node(self, name: str, node: NodePlan, args: NodePoolArgs) -> None:
-        """Create the node's resources exactly as components.graph.node_graph lays them out."""
+        """Create the node's resources exactly as components.core.kit_graph.node_resources lays them out."""
         built: dict[str, pulumi.Resource] = {}
-        binaries = {binary_resource(name, node, b.name): b for b in node.binaries.values()}
         connection = None
-        if node.transport != "local" and args.ssh is not None:
+        if node.transport != "local":
+            if args.ssh is None:
+                raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
             connection = _connection(node, args.ssh, self._private_key)
+        if not self._staged:
+            stage_kit()  # the folder the kit resources copy from (content-addressed, written once)
+            self._staged = True
         check = args.runtime_handler_check
-        for g in node_graph(name, node, verify=check is not None):
-            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in g.depends_on],
-                                          provider=args.k8s_provider if g.role == "labels" else None)
-            if g.role == "binary":
-                binary = binaries[g.name]
-                built[g.name] = self._command(g.name, node, args, connection, opts=opts,
-                                              create=nodescript.install_binary_script(node, binary),
-                                              delete=nodescript.remove_binary_script(node, binary))
-            elif g.role == "verify" and check is not None:
+        for r in node_resources(name, node, args.local_base, verify=check is not None):
+            opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in r.depends_on],
+                                          provider=args.k8s_provider if r.kind == "patch" else None)
+            if r.kind == "copy":
+                built[r.name] = command.remote.CopyToRemote(
+                    r.name, connection=connection, source=pulumi.FileArchive(r.copy_source),
+                    remote_path=r.remote_path, opts=opts)
+            elif r.kind == "verify" and check is not None:
                 env = {"WSF_KUBECONFIG": pulumi.Output.secret(check.kubeconfig or ""),
                        "WSF_KUBE_CONTEXT": check.context or ""}
-                built[g.name] = command.local.Command(g.name, create=verify.runtime_handlers_script(node),
-                                                      environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
-            elif g.role == "handlers":
-                table_script = _seeded(node, args.local_base, nodescript.apply_table_script(node))
-                built[g.name] = self._command(g.name, node, args, connection, opts=opts, create=table_script,
-                                              update=table_script, delete=nodescript.remove_table_script(node))
+                built[r.name] = command.local.Command(r.name, create=r.create, environment=env,
+                                                      interpreter=["/bin/sh", "-c"], opts=opts)
+            elif r.kind == "command" and node.transport == "local":
+                built[r.name] = command.local.Command(r.name, create=r.create, update=r.update, delete=r.delete,
+                                                      interpreter=["/bin/sh", "-c"], opts=opts)
+            elif r.kind == "command":
+                built[r.name] = command.remote.Command(r.name, connection=connection, create=r.create,
+                                                       update=r.update, delete=r.delete, opts=opts)
             else:
-                built[g.name] = k8s.core.v1.NodePatch(
-                    g.name,
+                # --- NodePatch annotations block: the labels of one node, one field manager per node ---
+                built[r.name] = k8s.core.v1.NodePatch(
+                    r.name,
                     metadata=k8s.meta.v1.ObjectMetaPatchArgs(
                         name=node.name,
                         labels=dict(node.labels),
@@ -133,34 +143,24 @@ class NodePool(pulumi.ComponentResource):
                 )
                 # The node's labels as the API server answered this patch: no value when the patch fails, so
                 # the stack records what is really on the node (components/core/deployed.py).
-                vars(self).setdefault("labels_applied", {})[node.name] = built[g.name].metadata.apply(
+                vars(self).setdefault("labels_applied", {})[node.name] = built[r.name].metadata.apply(
                     lambda m: dict(m.labels or {}) if m is not None else {})
 
-    def _command(self, resource_name: str, node: NodePlan, args: NodePoolArgs,
-                 connection: command.remote.ConnectionArgs | None, *, create: str, delete: str,
-                 opts: pulumi.ResourceOptions, update: str | None = None) -> pulumi.Resource:
-        if node.transport == "local":
-            if not args.local_base:
-                raise ValueError(f"node {node.name}: transport local needs NodePoolArgs.local_base")
-            # The script's own defaults, with the node root made absolute.
-            env = {**nodescript.script_env(node), "NODE_ROOT": f"{args.local_base.rstrip('/')}/{node.node_root}"}
-            return command.local.Command(resource_name, create=create, update=update, delete=delete,
-                                         environment=env, interpreter=["/bin/sh", "-c"], opts=opts)
-        if connection is None:
-            raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
-        return command.remote.Command(resource_name, connection=connection, create=create,
-                                      update=update, delete=delete, opts=opts)
 
-
-def _seeded(node: NodePlan, local_base: str | None, script: str) -> str:
-    """For a local node with `seedConfig`: copy that config into the node root first if it has none."""
-    if node.transport != "local" or not node.seed_config or not local_base:
-        return script
-    flavor = FLAVORS[node.flavor]
-    seed = nodescript.shq(f"{local_base.rstrip('/')}/{node.seed_config}")
-    target = f'"$NODE_ROOT"{nodescript.shq(flavor.config_path)}'
-    return (f"# local node: start from {node.seed_config} when the node root has no containerd config\n"
-            f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {seed} {target}; fi\n' + script)
+def stage_kit(text: str | None = None) -> str:
+    """Write the staged kit folder that the kit resources copy from (idempotent; content-addressed) and return
+    it."""
+    text = nodescript.kit_text() if text is None else text
+    sha = nodescript.kit_sha256(text)
+    folder = Path(kit_stage_dir(sha)) / "kit"
+    kit = folder / sha / nodescript.KIT_NAME
+    if not kit.exists() or nodescript.kit_sha256(kit.read_text()) != sha:
+        kit.parent.mkdir(parents=True, exist_ok=True)
+        kit.write_text(text)
+    selected = folder / "selected"
+    if not selected.exists() or selected.read_text() != sha + "\n":
+        selected.write_text(sha + "\n")
+    return str(folder)
 
 
 def _connection(node: NodePlan, ssh: SshConnection, private_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:

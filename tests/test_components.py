@@ -1,23 +1,26 @@
 """Mock tests of the components: which resources a plan becomes, with which inputs.
 
 Mocks see neither resource options nor update-versus-replace; the order on a node is tested purely on
-components.graph (the same data the components are built from) and proven by the real-engine tier.
+components.core.kit_graph (the same data the components are built from) and proven by the real-engine tier.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import pulumi
 import pytest
 from pulumi.runtime import rpc
 
+from components.core import nodescript
+from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.plan import plan_from_config
-from components.graph import node_graph
 from tests.conftest import pool, stack
 
 COMMAND_REMOTE = "command:remote:Command"
 COMMAND_LOCAL = "command:local:Command"
+COPY_TO_REMOTE = "command:remote:CopyToRemote"
 NODE_PATCH = "kubernetes:core/v1:NodePatch"
 RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 SECRET_SIG_KEY = rpc._special_sig_key  # noqa: SLF001 (the wire marker of a secret value)
@@ -30,14 +33,24 @@ class Recorder(pulumi.runtime.Mocks):
     resources: dict[str, pulumi.runtime.MockResourceArgs] = field(default_factory=dict)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs):
+        outputs = dict(args.inputs)
+        # archives recorded as (kind, path): comparable between two runs
+        args.inputs = {k: ("FileArchive", v.path) if isinstance(v, pulumi.FileArchive) else v
+                       for k, v in args.inputs.items()}
         self.resources[args.name] = args
-        return [f"{args.name}-id", dict(args.inputs)]
+        return [f"{args.name}-id", outputs]
 
     def call(self, args: pulumi.runtime.MockCallArgs):
         return {}
 
     def of_type(self, typ: str) -> dict[str, pulumi.runtime.MockResourceArgs]:
         return {n: r for n, r in self.resources.items() if r.typ == typ}
+
+
+@pytest.fixture(autouse=True)
+def kit_cache(tmp_path, monkeypatch):
+    """The components stage the kit under $XDG_CACHE_HOME: a temporary one, not the user's cache."""
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
 
 
 @pytest.fixture
@@ -92,8 +105,18 @@ def test_each_node_gets_a_command_per_binary_a_handler_table_and_a_label_patch(m
     table = commands["fleet-c-node-c-handlers"].inputs
     for handler in ("slight-v1-2-3", "slight-v1-2-4", "slight-v1-2", "slight-v1", "slight"):
         assert handler in table["create"]
-    assert table["update"] == table["create"]  # updated in place: one restart, never a replace
+    assert table.get("update") is None  # updated in place by running create again: one restart, never a replace
     assert table["delete"]
+    # the kit: delivered by reference, a copy of the staged folder kit/<sha256>/wsf.sh + kit/selected
+    kits = mocks.of_type(COPY_TO_REMOTE)
+    assert sorted(kits) == ["fleet-a-node-a-kit", "fleet-b-node-b-kit", "fleet-c-node-c-kit"]
+    kit = kits["fleet-a-node-a-kit"].inputs
+    assert kit["remotePath"] == "/var/lib/wasm-shim-fleet"
+    sha = nodescript.kit_sha256()
+    assert kit["source"] == ("FileArchive", f"{kit_stage_dir(sha)}/kit")
+    assert (Path(kit_stage_dir(sha)) / "kit" / sha / "wsf.sh").read_text() == nodescript.kit_text()
+    assert (Path(kit_stage_dir(sha)) / "kit" / "selected").read_text() == sha + "\n"
+    assert unwrap_secret(kit["connection"])["host"] == "10.0.0.4"
 
 
 def test_label_patches_carry_the_planned_labels_with_a_field_manager_per_node(mocks, test_plan_stack):
@@ -135,8 +158,14 @@ def test_local_transport_uses_local_commands_under_the_project(mocks):
     assert mocks.of_type(COMMAND_REMOTE) == {}
     commands = mocks.of_type(COMMAND_LOCAL)
     table = commands["fleet-dev-dev-node-handlers"].inputs
-    assert table["environment"] == {"NODE_ROOT": "/srv/project/nodes/dev-node", "CONTAINERD_RESTART": ":"}
+    assert "if [ -z \"${WSF_NODE_ROOT:-}\" ]; then WSF_NODE_ROOT='/srv/project/nodes/dev-node'; fi" in table["create"]
+    assert "if [ -z \"${WSF_RESTART:-}\" ]; then WSF_RESTART=':'; fi" in table["create"]
+    assert "environment" not in table
     assert table["interpreter"] == ["/bin/sh", "-c"]
+    kit = commands["fleet-dev-dev-node-kit"].inputs["create"]
+    sha = nodescript.kit_sha256()
+    assert f"cp '{kit_stage_dir(sha)}/kit/{sha}/wsf.sh'" in kit
+    assert (Path(kit_stage_dir(sha)) / "kit" / sha / "wsf.sh").read_text() == nodescript.kit_text()
     assert "local node: start from" not in table["create"]  # no seedConfig: nothing is copied
 
 
@@ -144,8 +173,8 @@ def test_a_local_pool_can_name_its_own_restart_command(mocks):
     raw = stack([pool("lab", ["slight@1.2.3"], ["lab-node"], transport="local", restart="touch restarted")],
                 versions=("1.2.3",))
     run(raw)
-    env = mocks.of_type(COMMAND_LOCAL)["fleet-lab-lab-node-handlers"].inputs["environment"]
-    assert env["CONTAINERD_RESTART"] == "touch restarted"
+    create = mocks.of_type(COMMAND_LOCAL)["fleet-lab-lab-node-handlers"].inputs["create"]
+    assert "WSF_RESTART='touch restarted'" in create
 
 
 def test_local_node_with_a_seed_config_copies_it_only_when_the_node_has_none(mocks):
@@ -153,9 +182,9 @@ def test_local_node_with_a_seed_config_copies_it_only_when_the_node_has_none(moc
                 versions=("1.2.3",))
     run(raw)
     create = mocks.of_type(COMMAND_LOCAL)["fleet-dev-dev-node-handlers"].inputs["create"]
-    assert ("if [ ! -e \"$NODE_ROOT\"'/etc/containerd/config.toml' ]; then mkdir -p "
-            "\"$(dirname \"$NODE_ROOT\"'/etc/containerd/config.toml')\" && cp '/srv/project/seed/config.toml' "
-            "\"$NODE_ROOT\"'/etc/containerd/config.toml'; fi") in create
+    target = "\"${WSF_NODE_ROOT%/}\"'/etc/containerd/config.toml'"
+    assert (f"if [ ! -e {target} ]; then mkdir -p \"$(dirname {target})\" && cp '/srv/project/seed/config.toml' "
+            f"{target}; fi") in create
 
 
 def test_adding_a_pool_is_purely_additive(mocks):
@@ -186,15 +215,33 @@ def test_adding_a_release_to_a_pool_changes_only_that_pools_table_and_labels(moc
                                            "fleet-classes-wasmtime-slight-v1-2-4"]
 
 
-def test_node_graph_orders_binaries_then_handler_table_then_labels(test_plan_stack):
+def test_node_graph_orders_kit_then_binaries_then_handler_table_then_labels(test_plan_stack):
     _, plan = plan_from_config(test_plan_stack)
-    graph = {g.name: g for g in node_graph("fleet-c", plan.node("node-c"))}
+    graph = {g.name: g for g in node_resources("fleet-c", plan.node("node-c"))}
+    assert list(graph)[0] == "fleet-c-node-c-kit" and graph["fleet-c-node-c-kit"].depends_on == ()
     table = graph["fleet-c-node-c-handlers"]
     assert sorted(table.depends_on) == ["fleet-c-node-c-bin-containerd-shim-slight-v1-2-3-v1",
-                                        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-4-v1"]
+                                        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-4-v1", "fleet-c-node-c-kit"]
+    for name, g in graph.items():
+        if g.role == "binary":
+            assert g.depends_on == ("fleet-c-node-c-kit",), name
     assert graph["fleet-c-node-c-labels"].depends_on == ("fleet-c-node-c-handlers",)
-    # Nothing depends on the labels: on removal the engine deletes them first.
+    # Nothing depends on the labels: on removal the engine deletes them first (and the kit last).
     assert not any("fleet-c-node-c-labels" in g.depends_on for g in graph.values())
+
+
+def test_a_kit_change_changes_only_the_kit_resource_of_each_node(mocks, monkeypatch):
+    raw = stack([pool("dev", ["slight@1.2.3"], ["dev-node"], transport="local"), pool("a", ["slight@1.2.3"],
+                 ["node-a"])], versions=("1.2.3",))
+    run(raw)
+    old = {n: r.inputs for n, r in mocks.resources.items()}
+    mocks.resources.clear()
+    other = nodescript.kit_text() + "# another kit\n"
+    monkeypatch.setattr(nodescript, "kit_text", lambda: other)
+    run(raw)
+    new = {n: r.inputs for n, r in mocks.resources.items()}
+    assert set(old) == set(new)
+    assert sorted(n for n in old if old[n] != new[n]) == ["fleet-a-node-a-kit", "fleet-dev-dev-node-kit"]
 
 
 def test_a_plan_with_errors_creates_nothing(mocks):

@@ -7,6 +7,7 @@ and review the diff.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import shutil
@@ -19,10 +20,14 @@ import yaml
 
 from components.core import containerd, nodescript
 from components.core.flavors import FLAVORS
+from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.nodescript_cli import node_script_main
+from components.core.plan import plan_from_config
 from tests.integration.helpers import (
     GOLDEN,
     INPUTS,
+    debug_kit,
+    install_kit,
     last_line,
     minimal_path,
     run_script,
@@ -40,6 +45,10 @@ INPUT = {
     "containerd-2": INPUTS / "containerd-2.toml",  # `containerd config default` of containerd 2.2
     "k3s": None,  # no template yet: the script creates it
     "rke2": INPUTS / "rke2.toml.tmpl",  # a template with a runtime added by hand
+    "k3s-2": None,  # containerd 2.x: config-v3.toml.tmpl, created by the script
+    "rke2-2": None,
+    "microk8s": INPUTS / "microk8s-containerd-template.toml",
+    "k0s": None,  # our own drop-in, created by the script
 }
 
 
@@ -56,7 +65,8 @@ def config_name(flavor: str) -> str:
 
 
 def seed(root: Path, flavor: str, text: str | None = None) -> Path:
-    """A node root whose config file is the flavor's test input (or `text`)."""
+    """A node root whose config file is the flavor's test input (or `text`), with the node kit delivered."""
+    install_kit(root)
     cfg = root / FLAVORS[flavor].config_path.lstrip("/")
     cfg.parent.mkdir(parents=True, exist_ok=True)
     if text is not None:
@@ -92,24 +102,42 @@ def test_handler_block_renders_whole_tables_per_config_version(version: int) -> 
            containerd.managed_block(node.handlers, version))
 
 
-@pytest.mark.parametrize("flavor", sorted(FLAVORS))
-def test_install_and_uninstall_scripts_match_golden_files_for_every_flavor(flavor: str) -> None:
-    node = sample_node(flavor, urls="https")
-    golden(GOLDEN_SCRIPTS / flavor / "install.sh", nodescript.install_script(node))
-    golden(GOLDEN_SCRIPTS / flavor / "uninstall.sh", nodescript.uninstall_script(node))
+def test_the_kit_file_holds_the_data_of_flavors_py_and_matches_its_golden_file() -> None:
+    source = nodescript.KIT_FILE.read_text()
+    if UPDATE:
+        nodescript.KIT_FILE.write_text(nodescript.with_kit_data(source))
+        nodescript.kit_text.cache_clear()
+        source = nodescript.KIT_FILE.read_text()
+    assert source == nodescript.with_kit_data(source), "the kit's data block differs from flavors.py: UPDATE_GOLDEN=1"
+    golden(GOLDEN_SCRIPTS / "kit.sh", nodescript.kit_text())
 
 
-def test_the_per_resource_scripts_match_golden_files() -> None:
-    node = sample_node("containerd-1", urls="https")
+def pieces(node, kit_file: str = "/srv/project/components/core/kit/wsf.sh") -> dict[str, str]:
     binary = node.binaries["containerd-shim-slight-v1-3-0-v1"]
-    pieces = {
+    return {
         "install_binary.sh": nodescript.install_binary_script(node, binary),
         "remove_binary.sh": nodescript.remove_binary_script(node, binary),
         "apply_table.sh": nodescript.apply_table_script(node),
         "remove_table.sh": nodescript.remove_table_script(node),
+        "kit_copy.sh": nodescript.kit_copy_script(node, kit_file, sha="0" * 64),
+        "kit_remove.sh": nodescript.kit_remove_script(node),
     }
-    for name, text in pieces.items():
+
+
+def test_the_per_resource_scripts_match_golden_files() -> None:
+    for name, text in pieces(sample_node("containerd-1", urls="https")).items():
         golden(GOLDEN_SCRIPTS / "pieces" / name, text)
+
+
+@pytest.mark.parametrize("flavor", sorted(FLAVORS))
+def test_every_resource_script_is_at_most_40_lines_and_ships_no_test_hook(flavor: str) -> None:
+    node = sample_node(flavor, urls="https")
+    for r in node_resources("fleet-a", node):
+        for text in (r.create, r.update, r.delete):
+            if text is not None:
+                assert len(text.splitlines()) <= 40, (r.name, text)
+    for text in [*pieces(node).values(), nodescript.kit_text(), nodescript.install_script(node)]:
+        assert "kill -9" not in text and "KILL_AT" not in text
 
 
 def test_only_the_table_scripts_change_when_the_table_does() -> None:
@@ -133,7 +161,8 @@ def test_installed_config_matches_golden_file_and_the_python_reference(
     assert last_line(result.stdout) == "changed"
     flv = FLAVORS[flavor]
     original = INPUT[flavor].read_text() if INPUT[flavor] else None
-    assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template)
+    assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template,
+                                                      flv.create_base or "")
     golden(GOLDEN_SCRIPTS / flavor / f"{config_name(flavor)}.after", cfg.read_text())
 
 
@@ -224,6 +253,7 @@ def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
 
 def test_a_k3s_template_is_checked_against_the_version_of_the_config_k3s_renders(
         tmp_path: Path, path: str) -> None:
+    install_kit(tmp_path)
     loaded = tmp_path / FLAVORS["k3s"].loaded_config_path.lstrip("/")
     loaded.parent.mkdir(parents=True)
     loaded.write_text("version = 3\n\n[plugins]\n")
@@ -269,7 +299,6 @@ def test_a_missing_main_config_is_refused_because_runc_would_vanish(tmp_path: Pa
 
 def test_a_wrong_sha256_changes_nothing(tmp_path: Path, path: str) -> None:
     seed(tmp_path, "containerd-1")
-    (tmp_path / "var/lib/wasm-shim-fleet").mkdir(parents=True)
     snap = snapshot(tmp_path, ignore=("minimal-bin",))
     node = sample_node("containerd-1", sha_override={"slight@1.2.3": "0" * 64})  # the first binary
     result = run_script(nodescript.install_script(node), tmp_path, path=path)
@@ -286,7 +315,7 @@ def test_a_failed_download_fails_with_the_reason_and_leaves_nothing(tmp_path: Pa
     assert result.returncode == 1
     assert "download of file:///nonexistent/slight.tar.gz failed" in result.stderr
     assert not (tmp_path / "usr/local/bin").exists()
-    assert [p.name for p in (tmp_path / "var/lib/wasm-shim-fleet").iterdir()] == []
+    assert [p.name for p in (tmp_path / "var/lib/wasm-shim-fleet").iterdir()] == ["kit"]
 
 
 def test_a_binary_that_changed_on_disk_is_replaced_by_rename(tmp_path: Path, path: str) -> None:
@@ -306,8 +335,7 @@ def test_a_binary_that_changed_on_disk_is_replaced_by_rename(tmp_path: Path, pat
 def test_a_run_killed_at_any_step_converges_when_re_run(kill_at: str, tmp_path: Path, path: str) -> None:
     cfg = seed(tmp_path, "containerd-1")
     node = sample_node("containerd-1")
-    killed = run_script(nodescript.install_script(node), tmp_path, path=path,
-                        env={nodescript.KILL_AT_VAR: kill_at})
+    killed = run_script(nodescript.install_script(node, kit=debug_kit(kill_at)), tmp_path, path=path)
     assert killed.returncode in (-9, 137), (killed.returncode, killed.stderr)
     # the mkdir lock of the dead run is still there: the re-run must break it
     assert (tmp_path / "var/lib/wasm-shim-fleet/lock.d").exists()
@@ -328,7 +356,7 @@ def test_a_held_lock_makes_the_next_command_wait_then_fail_clearly(tmp_path: Pat
         lock.mkdir(parents=True)
         (lock / "pid").write_text(f"{holder.pid}\n")
         result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
-                            env={"WASM_SHIM_FLEET_LOCK_WAIT": "2"})
+                            env={"WSF_LOCK_WAIT": "2"})
         assert result.returncode == 1
         assert f"(pid {holder.pid}) held" in result.stderr
         assert not (tmp_path / "usr/local/bin").exists()
@@ -341,7 +369,7 @@ def test_a_failing_restart_puts_the_previous_config_back(tmp_path: Path, path: s
     cfg = seed(tmp_path, "containerd-1")
     before = cfg.read_bytes()
     # A restart that fails while our block is in the file and works without it.
-    restart = 'case $(cat "$NODE_ROOT/etc/containerd/config.toml") in *wasm-shim-fleet*) exit 3 ;; esac'
+    restart = 'case $(cat "$WSF_NODE_ROOT/etc/containerd/config.toml") in *wasm-shim-fleet*) exit 3 ;; esac'
     result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
                         restart=restart)
     assert result.returncode == 1
@@ -354,7 +382,7 @@ def test_a_failing_restart_puts_the_previous_config_back(tmp_path: Path, path: s
 def test_relative_node_roots_and_trailing_slashes_resolve_to_the_same_files(tmp_path: Path, path: str) -> None:
     seed(tmp_path / "n", "containerd-1")
     node = sample_node("containerd-1")
-    text = nodescript.with_env(nodescript.install_script(node), {"NODE_ROOT": "n//", "CONTAINERD_RESTART": ":"})
+    text = nodescript.with_env(nodescript.install_script(node), {"WSF_NODE_ROOT": "n//", "WSF_RESTART": ":"})
     result = subprocess.run(["sh", "-c", text], cwd=tmp_path, capture_output=True, text=True,
                             env={"PATH": path}, stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
@@ -371,10 +399,10 @@ def test_shell_quoting_round_trips_every_value(value: str) -> None:
 def test_the_restart_command_and_node_root_reach_the_script_verbatim(
         tmp_path: Path, path: str, fake_socket: Path) -> None:
     seed(tmp_path, "containerd-1")
-    weird = "printf '%s' \"it's $NODE_ROOT\" > \"$NODE_ROOT/restarted\""
+    weird = "printf '%s' \"it's $WSF_NODE_ROOT\" > \"$WSF_NODE_ROOT/restarted\""
     node = sample_node("containerd-1", restart=weird)
-    assert nodescript.script_env(node)["CONTAINERD_RESTART"] == weird
-    script = nodescript.with_env(nodescript.install_script(node), {"NODE_ROOT": str(tmp_path)})
+    assert nodescript.script_env(node)["WSF_RESTART"] == weird
+    script = nodescript.with_env(nodescript.install_script(node), {"WSF_NODE_ROOT": str(tmp_path)})
     result = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={"PATH": path},
                             stdin=subprocess.DEVNULL)
     assert result.returncode == 0, result.stderr
@@ -410,6 +438,32 @@ def test_cli_prints_the_same_script_the_components_render(tmp_path: Path) -> Non
     out = io.StringIO()
     assert node_script_main(str(stack_file), "node-a", "uninstall", out, err) == 0
     assert out.getvalue() == nodescript.uninstall_script(sample_node("containerd-1", urls="https"))
+    out = io.StringIO()
+    assert node_script_main(str(stack_file), "node-a", "kit", out, err) == 0
+    assert out.getvalue() == nodescript.kit_text()
+
+
+def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path: Path) -> None:
+    raw = sample_raw("containerd-1", urls="https")
+    raw["nodePools"][0].update(transport="local", seedConfig="seed/config.toml")
+    raw["shims"]["spin"][0]["url"] = "file:artifacts/spin"
+    stack_file = write_stack(tmp_path, raw)
+    out, err = io.StringIO(), io.StringIO()
+    assert node_script_main(str(stack_file), "node-a", out=out, err=err) == 0, err.getvalue()
+    text = out.getvalue()
+    _, plan = plan_from_config(raw, str(tmp_path))
+    resources = node_resources("fleet-pool-a", plan.node("node-a"), str(tmp_path))
+    assert [r.name for r in resources] == [line.split()[1] for line in text.splitlines() if line.startswith("##### ")]
+    for r in resources:
+        for script in (r.create, r.delete):
+            if script is not None:
+                assert script in text
+    # relative file: URLs, node roots and seed configs resolve against the stack file's folder
+    assert f"file://{tmp_path}/artifacts/spin" in text and "file:artifacts" not in text
+    assert f"WSF_NODE_ROOT='{tmp_path}/nodes/node-a'" in text and f"'{tmp_path}/seed/config.toml'" in text
+    text = text.replace(kit_stage_dir(nodescript.kit_sha256()), "~/.cache/wasm-shim-fleet/kit-stage/<kit sha256>")
+    golden(GOLDEN_SCRIPTS / "node-script-resources.txt",
+           text.replace(str(tmp_path), "/srv/project").replace(nodescript.kit_sha256(), "<kit sha256>"))
 
 
 def test_cli_lists_the_known_nodes_for_an_unknown_one(tmp_path: Path) -> None:
@@ -433,3 +487,184 @@ def test_cli_refuses_unknown_actions_and_unreadable_files(tmp_path: Path) -> Non
     assert node_script_main(str(tmp_path / "nope.yaml"), "node-a", "install", io.StringIO(), err) == 2
     assert "cannot read" in err.getvalue()
     assert node_script_main(str(tmp_path / "nope.yaml"), "node-a", "upgrade", io.StringIO(), err) == 2
+
+
+# ------------------------------------------------------------------------------------------ the kit
+def test_deletes_recorded_with_one_kit_run_on_the_next(tmp_path: Path, path: str) -> None:
+    """The delete texts in state name no kit: after the kit changed (a new kit delivered and selected), the
+    recorded deletes run on it and the node is back to its original bytes, with one kit left."""
+    cfg = seed(tmp_path, "containerd-1")
+    before = cfg.read_bytes()
+    node = sample_node("containerd-1")
+    old_kit = nodescript.kit_text().replace("# wasm-shim-fleet node kit:", "# wasm-shim-fleet node kit (A):", 1)
+    old_sha = install_kit(tmp_path, old_kit)
+    recorded = [nodescript.install_binary_script(node, b) for b in node.binaries.values()]
+    recorded.append(nodescript.apply_table_script(node))
+    for script in recorded:
+        result = run_script(script, tmp_path, path=path)
+        assert result.returncode == 0, result.stderr
+    new_sha = install_kit(tmp_path)
+    assert new_sha != old_sha
+    deletes = [nodescript.remove_table_script(node)]
+    deletes += [nodescript.remove_binary_script(node, b) for b in node.binaries.values()]
+    for script in deletes:
+        result = run_script(script, tmp_path, path=path)
+        assert result.returncode == 0, result.stderr
+    assert cfg.read_bytes() == before
+    assert not list((tmp_path / "usr/local/bin").iterdir())
+    assert sorted(p.name for p in (tmp_path / "var/lib/wasm-shim-fleet/kit").iterdir()) == [new_sha, "selected"]
+
+
+def test_a_delete_on_a_reimaged_node_has_nothing_to_do(tmp_path: Path, path: str) -> None:
+    node = sample_node("containerd-1")
+    cfg = seed(tmp_path, "containerd-1")
+    shutil.rmtree(tmp_path / "var")  # reimaged: no kit, no state
+    for script in (nodescript.remove_table_script(node),
+                   nodescript.remove_binary_script(node, node.binaries["containerd-shim-spin-v0-3-0-v1"])):
+        result = run_script(script, tmp_path, path=path)
+        assert (result.returncode, last_line(result.stdout)) == (0, "unchanged"), result.stderr
+    assert cfg.read_bytes() == INPUT["containerd-1"].read_bytes()
+
+
+def test_a_missing_or_altered_kit_fails_truthfully_and_changes_nothing(tmp_path: Path, path: str) -> None:
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1")
+    assert run_script(nodescript.install_script(node), tmp_path, path=path).returncode == 0
+    sha = nodescript.kit_sha256()
+    kit = tmp_path / "var/lib/wasm-shim-fleet/kit" / sha / "wsf.sh"
+    kit.write_text(kit.read_text() + "echo altered\n")
+    snap = snapshot(tmp_path, ignore=("minimal-bin",))
+    for script in (nodescript.apply_table_script(node), nodescript.remove_table_script(node)):
+        result = run_script(script, tmp_path, path=path)
+        assert result.returncode == 1
+        assert "no node kit" in result.stderr and f"(selected: {sha})" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap
+
+
+def test_a_node_that_exports_node_root_is_not_redirected(tmp_path: Path, path: str) -> None:
+    """Only WSF_-prefixed settings steer a script: a node's own NODE_ROOT or CONTAINERD_RESTART is ignored."""
+    seed(tmp_path, "containerd-1")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
+                        env={"NODE_ROOT": str(elsewhere), "CONTAINERD_RESTART": f"touch {elsewhere}/x"})
+    assert result.returncode == 0, result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_the_kit_copy_delivers_checks_and_selects_the_kit(tmp_path: Path, path: str) -> None:
+    node = sample_node("containerd-1")
+    script = nodescript.kit_copy_script(node, str(nodescript.KIT_FILE), str(tmp_path))
+    first = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={"PATH": path})
+    assert (first.returncode, last_line(first.stdout)) == (0, "changed"), first.stderr
+    sha = nodescript.kit_sha256()
+    kits = tmp_path / "var/lib/wasm-shim-fleet/kit"
+    assert (kits / "selected").read_text() == sha + "\n"
+    assert (kits / sha / "wsf.sh").read_text() == nodescript.kit_text()
+    again = subprocess.run(["sh", "-c", script], capture_output=True, text=True, env={"PATH": path})
+    assert (again.returncode, last_line(again.stdout)) == (0, "unchanged")
+    wrong = nodescript.kit_copy_script(node, str(nodescript.KIT_FILE), str(tmp_path), sha="1" * 64)
+    bad = subprocess.run(["sh", "-c", wrong], capture_output=True, text=True, env={"PATH": path})
+    assert bad.returncode == 1 and "sha256 is not " + "1" * 64 in bad.stderr
+    assert (kits / "selected").read_text() == sha + "\n"
+
+
+def test_a_replaced_local_kit_resource_keeps_the_kit_while_the_node_still_uses_it(tmp_path: Path, path: str) -> None:
+    """Create-before-delete: the new kit resource has delivered, then the old one's delete runs. It leaves the
+    kit while binaries or a table are recorded, and removes it once nothing of ours is left (destroy)."""
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1", releases=("spin@0.3.0",))
+    assert run_script(nodescript.install_script(node), tmp_path, path=path).returncode == 0
+    kits = tmp_path / "var/lib/wasm-shim-fleet/kit"
+    old_delete = nodescript.kit_remove_script(node, str(tmp_path))
+    kept = run_script(old_delete, tmp_path, path=path)
+    assert (kept.returncode, last_line(kept.stdout)) == (0, "unchanged") and "keeping the node kit" in kept.stdout
+    assert (kits / "selected").exists()
+    deletes = [nodescript.remove_table_script(node)]
+    deletes += [nodescript.remove_binary_script(node, b) for b in node.binaries.values()]
+    for script in deletes:
+        assert run_script(script, tmp_path, path=path).returncode == 0
+    gone = run_script(old_delete, tmp_path, path=path)
+    assert (gone.returncode, last_line(gone.stdout)) == (0, "changed") and not kits.exists()
+
+
+def test_containerd_2_takes_a_version_4_config_of_containerd_2_3(tmp_path: Path, path: str) -> None:
+    """containerd 2.3 writes config version 4, whose runtimes table is version 3's."""
+    text = ("version = 4\n\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n"
+            "  runtime_type = 'io.containerd.runc.v2'\n")
+    cfg = seed(tmp_path, "containerd-2", text)
+    node = sample_node("containerd-2")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert cfg.read_text() == containerd.append_block(text, node.handlers, 3)
+    gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path)
+    assert gone.returncode == 0 and cfg.read_text() == text
+
+
+def test_k3s_on_containerd_2_writes_its_v3_template_and_checks_the_rendered_version(tmp_path: Path, path: str):
+    install_kit(tmp_path)
+    loaded = tmp_path / FLAVORS["k3s-2"].loaded_config_path.lstrip("/")
+    loaded.parent.mkdir(parents=True)
+    loaded.write_text("version = 3\n\n[plugins]\n")
+    node = sample_node("k3s-2")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    template = tmp_path / FLAVORS["k3s-2"].config_path.lstrip("/")
+    assert template.name == "config-v3.toml.tmpl"
+    assert template.read_text() == containerd.append_block(None, node.handlers, 3, template=True)
+    loaded.write_text("version = 2\n\n[plugins]\n")  # a k3s still on containerd 1.x: the other flavor fits
+    refused = run_script(nodescript.apply_table_script(sample_node("k3s-2", releases=("spin@0.3.0",))), tmp_path,
+                         path=path)
+    assert refused.returncode == 1 and "set the pool's containerd to containerd-1 or k3s or rke2" in refused.stderr
+
+
+# ------------------------------------------------------------------------------------------ probe
+def probe_stack(tmp_path: Path, body: str, probe: str | None = None) -> tuple[dict, Path]:
+    """A one-release stack whose bare binary is a script with `body` (it stands for a shim built for another
+    architecture or missing a library)."""
+    artifact = tmp_path / "art" / "containerd-shim-bad-v1"
+    artifact.parent.mkdir()
+    artifact.write_text(f"#!/bin/sh\n{body}\n")
+    digest = hashlib.sha256(artifact.read_bytes()).hexdigest()
+    entry = {"version": "1.0.0", "url": f"file://{artifact}", "sha256": digest}
+    if probe is not None:
+        entry["probe"] = probe
+    raw = {"shims": {"bad": [entry]},
+           "nodePools": [{"name": "p", "containerd": "containerd-1", "releases": ["bad@1.0.0"],
+                          "nodes": [{"name": "node-a", "host": "10.0.0.4"}]}],
+           "ssh": {"user": "root", "privateKey": "k"}}
+    return raw, artifact
+
+
+def test_a_binary_that_does_not_run_on_the_node_fails_its_node_with_the_reason(tmp_path: Path, path: str) -> None:
+    raw, _ = probe_stack(tmp_path, "echo 'error while loading shared libraries: libseccomp.so.2' >&2; exit 127")
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    root = tmp_path / "root"
+    seed(root, "containerd-1")
+    snap = snapshot(root)
+    result = run_script(nodescript.install_binary_script(node, next(iter(node.binaries.values()))), root, path=path)
+    assert result.returncode == 1
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert "containerd-shim-bad-v1-0-0-v1 does not run on this node" in result.stderr
+    assert "exited 127: error while loading shared libraries: libseccomp.so.2" in result.stderr
+    files = {k: v for k, v in snapshot(root).items() if v[1]}
+    assert files == {k: v for k, v in snap.items() if v[1]}, "nothing installed, nothing left behind"
+
+
+def test_probe_none_installs_a_binary_without_running_it(tmp_path: Path, path: str) -> None:
+    raw, _ = probe_stack(tmp_path, "exit 1", probe="none")
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    root = tmp_path / "root"
+    seed(root, "containerd-1")
+    result = run_script(nodescript.install_binary_script(node, next(iter(node.binaries.values()))), root, path=path)
+    assert result.returncode == 0, result.stderr
+    assert (root / "usr/local/bin/containerd-shim-bad-v1-0-0-v1").exists()
+
+
+def test_an_unknown_probe_is_refused_with_its_config_path(tmp_path: Path) -> None:
+    raw, _ = probe_stack(tmp_path, "true", probe="always")
+    _, plan = plan_from_config(raw)
+    assert [str(p) for p in plan.errors if "shims.bad[0].probe" in str(p) and "'always'" in str(p)]

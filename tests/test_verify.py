@@ -10,7 +10,7 @@ import pytest
 
 from components.core.plan import plan_from_config
 from components.core.verify import runtime_handlers_script
-from components.graph import node_graph
+from components.core.kit_graph import node_resources
 
 # A kubectl stand-in: prints the next line of $FAKE_ANSWERS on each call (the last one once exhausted),
 # records its arguments, and fails when the line is "FAIL".
@@ -92,9 +92,9 @@ def test_a_kubeconfig_path_is_passed_as_it_is(tmp_path, node_c):
 
 
 def test_the_check_sits_between_the_handler_table_and_the_labels(node_c):
-    graph = {g.name: g for g in node_graph("fleet-c", node_c, verify=True)}
+    graph = {g.name: g for g in node_resources("fleet-c", node_c, verify=True)}
     assert graph["fleet-c-node-c-verify"].depends_on == ("fleet-c-node-c-handlers",)
     assert graph["fleet-c-node-c-labels"].depends_on == ("fleet-c-node-c-verify",)
-    without = {g.name: g for g in node_graph("fleet-c", node_c)}
+    without = {g.name: g for g in node_resources("fleet-c", node_c)}
     assert "fleet-c-node-c-verify" not in without
     assert without["fleet-c-node-c-labels"].depends_on == ("fleet-c-node-c-handlers",)

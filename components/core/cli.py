@@ -206,10 +206,11 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     form.add_argument("--markdown", action="store_true",
                       help="a pull-request comment: verdict, pool x release matrix before -> after, details")
     p.set_defaults(func=cmd_diff)
-    p = sub.add_parser("node-script", help="print the exact script the program runs on NODE")
+    p = sub.add_parser("node-script", help="print NODE's resources with the exact text each sends, or a "
+                                          "break-glass install/uninstall script, or the node kit")
     p.add_argument("stack_file")
     p.add_argument("node")
-    p.add_argument("action", choices=["install", "uninstall"])
+    p.add_argument("action", nargs="?", default="resources", choices=["resources", "install", "uninstall", "kit"])
     p.set_defaults(func=cmd_node_script)
     p = sub.add_parser("promote", help="move release pins from SRC's pools to DST's pools of the same name")
     p.add_argument("src")

@@ -42,7 +42,9 @@ _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _SERIES_LIKE = re.compile(r"-v[0-9]")
 
 TOP_KEYS = ("runtime", "labelPrefix", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
-RELEASE_KEYS = ("version", "url", "sha256", "binary")
+RELEASE_KEYS = ("version", "url", "sha256", "binary", "probe")
+#: `probe`: how a node checks an installed shim binary before anything uses it (`-v`), or not at all.
+PROBES = ("version", "none")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy")
@@ -77,6 +79,7 @@ class Release:
     sha256: str  # lower-case hex
     member: str | None  # archive member to install; None for a bare binary
     path: str  # stack config path of the entry, e.g. shims.slight[0]
+    probe: str = "version"  # version: run the binary with -v on the node before installing it; none: do not
 
     @property
     def key(self) -> str:
@@ -543,9 +546,14 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str 
                                       "'._+-', '/' between parts, no '..'); use the member's path as `tar tzf` "
                                       "lists it")
             member = None
+    probe = m.get("probe", "version")
+    if probe not in PROBES:
+        c.error(f"{path}.probe", f"{probe!r} is not one of {', '.join(PROBES)}; use version (run the binary with -v "
+                                 "on each node before installing it) or none (for a binary without -v)")
+        return None
     if version is None or url is None or sha is None or (m.get("binary") is not None and member is None):
         return None
-    return Release(shim, version, url, sha.lower(), member, path)
+    return Release(shim, version, url, sha.lower(), member, path, probe)
 
 
 def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | None) -> dict[str, Release]:

@@ -25,15 +25,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .flavors import FLAVORS, RUNTIMES_TABLE
+from .flavors import FLAVORS, RUNTIMES_TABLE, TEMPLATE_BASE
 
 BEGIN = "# >>> wasm-shim-fleet managed handler table >>>"
 END = "# <<< wasm-shim-fleet managed handler table <<<"
 #: Second line of the block: how to restore the file's original bytes when the block goes away.
 ORIGINAL_PREFIX = "# wasm-shim-fleet original: "
 ORIGINAL_KINDS = ("kept", "no-final-newline", "created")
-#: First line of every k3s/rke2 template: renders the distribution's own config before our tables.
-TEMPLATE_BASE = '{{ template "base" . }}'
 
 _BARE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 _RUNTIME_TYPE = re.compile(r"^io\.containerd\.([a-z0-9]([-a-z0-9]*[a-z0-9])?)\.(v[0-9]+)$")
@@ -90,13 +88,13 @@ def managed_block(handlers: Mapping[str, str], config_version: int, original: st
 
 
 def append_block(original: str | None, handlers: Mapping[str, str], config_version: int,
-                 template: bool = False) -> str:
+                 template: bool = False, create_base: str = TEMPLATE_BASE) -> str:
     """Reference implementation of the install edit: the file after adding the block to `original`
     (None: the file does not exist; only templates may be created)."""
     if original is None:
         if not template:
             raise ValueError("refusing to create containerd's main config: it would drop the built-in runc")
-        return TEMPLATE_BASE + "\n\n" + managed_block(handlers, config_version, "created")
+        return create_base + "\n\n" + managed_block(handlers, config_version, "created")
     if original and not original.endswith("\n"):
         return original + "\n\n" + managed_block(handlers, config_version, "no-final-newline")
     return original + "\n" + managed_block(handlers, config_version, "kept")
@@ -115,5 +113,5 @@ def detect_config_version(text: str) -> int:
 
 
 def flavors_for_version(config_version: int) -> list[str]:
-    """Flavor names whose config schema is `config_version` (for error messages)."""
-    return [f.name for f in FLAVORS.values() if f.config_version == config_version]
+    """Flavor names whose tables fit a config of version `config_version` (for error messages)."""
+    return [f.name for f in FLAVORS.values() if config_version in f.accepts]

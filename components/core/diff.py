@@ -275,7 +275,8 @@ def _short(v: Any) -> str:
         return f"handler {v['handler']}, selects {selector}"
     if isinstance(v, dict) and "sha256" in v:
         member = f", member {v['member']}" if v.get("member") else ""
-        return f"{v['release']}, sha256 {v['sha256'][:12]}…, {v['url']}{member}"
+        probe = f", probe {v['probe']}" if v.get("probe", "version") != "version" else ""
+        return f"{v['release']}, sha256 {v['sha256'][:12]}…, {v['url']}{member}{probe}"
     if v is None:
         return "(none)"
     return str(v)
@@ -292,7 +293,7 @@ def _compare(out: list[Change], subject: str, node: str | None, old: dict, new: 
 
 
 def _binaries(node: NodePlan) -> dict[str, dict[str, Any]]:
-    return {k: {"release": b.release, "sha256": b.sha256, "url": b.url, "member": b.member}
+    return {k: {"release": b.release, "sha256": b.sha256, "url": b.url, "member": b.member, "probe": b.probe}
             for k, b in node.binaries.items()}
 
 
@@ -319,7 +320,7 @@ def resources(plan: FleetPlan) -> dict[tuple[str, ...], tuple[str, Any]]:
     for n in plan.nodes:
         conn = (n.transport, n.host, n.port, n.host_key, n.user, n.proxy)
         for b in n.binaries.values():
-            out[("Command", n.pool, n.name, "bin", b.name)] = ("", (b.url, b.sha256, b.member, n.flavor, conn))
+            out[("Command", n.pool, n.name, "bin", b.name)] = ("", (b.url, b.sha256, b.member, b.probe, n.flavor, conn))
         out[("Command", n.pool, n.name, "handlers")] = (
             "", (tuple(n.handlers.items()), tuple(n.aliases.items()), n.flavor, n.restart, n.local_root,
                  n.seed_config, conn))

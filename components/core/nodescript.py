@@ -1,45 +1,48 @@
-"""The scripts that run as root on a node: install shim binaries and the containerd handler table, or remove them.
+"""The node payload: the node kit (shared shell logic, delivered once per node) and the short script of each
+node resource that calls it.
 
 Pure rendering (no pulumi import): the components send exactly these strings to the node, and
-`python -m components node-script STACK NODE install|uninstall` prints them for an operator to audit.
+`python -m components node-script STACK NODE` prints them for an operator to audit.
 
-Contract of every script (POSIX sh, `set -eu`; needs only sh, coreutils, tar (+gzip for .tar.gz), and curl or
-wget; flock and ctr are used when present):
+- The kit is the file `kit/wsf.sh` beside this module (POSIX sh): lock, download + sha256, staging, TOML scan,
+  validation with containerd, restart, verify, rollback, removal. Its data block (flavors, markers) is
+  generated from flavors.py and containerd.py (`kit_data`); the unit tests keep the file equal to it. On a node
+  it lives at `var/lib/wasm-shim-fleet/kit/<sha256>/wsf.sh`, and `kit/selected` names the one in use.
+- A resource script sets its defaults (`WSF_NODE_ROOT`, and `WSF_RESTART` for table scripts), checks the
+  selected kit against its sha256, sources it and makes one call with its own values. The scripts never name a
+  kit: a kit change re-runs only the kit resource, and a delete recorded in state runs on the node's current kit
+  (the call interface is versioned, `CALL_VERSION`).
 
-- `NODE_ROOT` prefixes every path the script touches (default: the plan's node root, written into the script);
-- `CONTAINERD_RESTART` is the command that restarts containerd (default: the pool's `restart`, else the
-  flavor's); `:` never restarts;
-- exit 0 and a last line `changed` or `unchanged` on stdout; on failure a non-zero exit and one line on stderr.
-
-Both defaults are assignments at the top of the script text itself, so the script needs no environment:
-pulumi-command's `environment` uses SSH `Setenv`, which sshd drops unless `AcceptEnv` allows it. A caller may
-still override either by prefixing assignments (`with_env`).
-
-State, all under `$NODE_ROOT/var/lib/wasm-shim-fleet/`:
-
-- `lock` (flock) or `lock.d/` (mkdir lock with the holder's pid; a dead holder's lock is broken): one command
-  at a time per node, whatever the transport (P4);
-- `binaries/<name>.sha256`: "<artifact sha256> <installed file sha256>" of each installed binary;
-- `table.sha256`: sha256 of the handler table containerd was last verified to have loaded;
-- `config.orig`: the config as it was before the first block was added (removed by uninstall);
-- `config.prev` (or `config.prev.absent`): the last verified config while a change is in flight; its
-  presence at start means an earlier run was interrupted, and it stays the rollback target.
+Every script: POSIX sh, `set -eu`; exit 0 with a last line `changed` or `unchanged`, else non-zero with one
+line on stderr. Defaults are assignments in the script text (pulumi-command's `environment` uses SSH Setenv,
+which sshd drops unless AcceptEnv allows it); a caller may override them by prefixing assignments (`with_env`).
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+from pathlib import Path
 
 from . import containerd, naming
-from .flavors import FLAVORS, Flavor
+from .flavors import FLAVORS, RUNTIMES_TABLE
 from .plan import Binary, NodePlan
 
-#: Set to a step name to make the script kill itself with SIGKILL at that step (fault tests only).
-KILL_AT_VAR = "WASM_SHIM_FLEET_KILL_AT"
-#: Steps a script passes through, in order, where it may be interrupted (the fault tests kill at each).
+#: The kit's source file (its data block is generated, see kit_data).
+KIT_FILE = Path(__file__).resolve().parent / "kit" / "wsf.sh"
+#: Version of the kit's call interface (`wsf <version> <flavor> <verb> ...`).
+CALL_VERSION = 1
+#: Where the node keeps its kits, relative to the node root.
+KIT_DIR = "/var/lib/wasm-shim-fleet/kit"
+STATE_DIR = "/var/lib/wasm-shim-fleet"
+#: The kit's file name inside kit/<sha256>/.
+KIT_NAME = "wsf.sh"
+#: The steps a change passes through, in order (`step <id> ...` in the kit), where it may be interrupted.
 BINARY_STEPS = ("binary-downloaded", "binary-verified", "binary-staged", "binary-installed")
 TABLE_STEPS = ("config-staged", "config-saved", "config-written", "containerd-restarted", "table-verified")
 REMOVE_STEPS = TABLE_STEPS
+DATA_BEGIN = "# >>> data (generated from components/core/flavors.py and containerd.py; tests keep it equal) >>>"
+DATA_END = "# <<< data <<<"
 
 
 def shq(value: str) -> str:
@@ -52,9 +55,9 @@ def restart_command(node: NodePlan) -> str:
 
 
 def script_env(node: NodePlan) -> dict[str, str]:
-    """NODE_ROOT and CONTAINERD_RESTART for the node. The scripts already carry these as defaults in their
-    text: pass them only to override (e.g. with `with_env`)."""
-    return {"NODE_ROOT": node.node_root, "CONTAINERD_RESTART": restart_command(node)}
+    """WSF_NODE_ROOT and WSF_RESTART for the node. The scripts carry these as defaults in their text: pass them
+    only to override (e.g. with `with_env`)."""
+    return {"WSF_NODE_ROOT": node.node_root, "WSF_RESTART": restart_command(node)}
 
 
 def with_env(script: str, env: dict[str, str]) -> str:
@@ -69,805 +72,54 @@ def with_env(script: str, env: dict[str, str]) -> str:
     return f"{line}\n{script}"
 
 
-# ------------------------------------------------------------------------------------------ the library
-# Shell functions shared by every script. Kept as one literal so that a change shows up in every golden file.
-_LIBRARY = r"""
-# ---------------------------------------------------------------------------------------------- helpers
-say() { printf 'wasm-shim-fleet: %s\n' "$*"; }
-# One line on stderr, then exit 1: the caller (pulumi-command, an operator) sees the reason.
-die() { printf 'wasm-shim-fleet: error: %s\n' "$*" >&2; exit 1; }
-# Progress marker between steps. The fault tests set WASM_SHIM_FLEET_KILL_AT to kill the script right here,
-# to prove that a run interrupted at any step converges when re-run.
-step() {
-    say "$2"
-    if [ "${WASM_SHIM_FLEET_KILL_AT:-}" = "$1" ]; then kill -9 $$; fi
-}
-sha256_of() {
-    wsf_h=$(sha256sum < "$1") || return 1
-    printf '%s\n' "${wsf_h%% *}"
-}
-# Write a small state file atomically (a crash leaves the old or the new content, never half).
-put_state() {
-    if ! { printf '%s\n' "$2" > "$1.wsf-tmp" && mv -f "$1.wsf-tmp" "$1"; }; then die "cannot write $1 (disk full?)"; fi
-}
-# Copy a file to a temporary name beside the target and rename it over the target, keeping the target's
-# mode and owner when it exists. Never writes into the target in place.
-replace_file() {  # src target
-    wsf_t="$(dirname -- "$2")/.$(basename -- "$2").wsf-tmp"
-    if [ -e "$2" ]; then cp -p -- "$2" "$wsf_t" || die "cannot write beside $2 (disk full?)"; fi
-    cat -- "$1" > "$wsf_t" || { rm -f -- "$wsf_t"; die "cannot write $wsf_t (disk full?)"; }
-    mv -f -- "$wsf_t" "$2" || { rm -f -- "$wsf_t"; die "cannot rename $wsf_t to $2"; }
-}
-strip_blanks() {  # sets wsf_s to $1 without leading and trailing blanks
-    wsf_s=$1
-    wsf_s=${wsf_s#"${wsf_s%%[! 	]*}"}
-    wsf_s=${wsf_s%"${wsf_s##*[! 	]}"}
-}
-
-# ---------------------------------------------------------------------------------------- paths, lock
-wsf_init() {
-    umask 022
-    case $NODE_ROOT in
-        /*) ;;
-        *) NODE_ROOT=$(pwd)/$NODE_ROOT ;;
-    esac
-    export NODE_ROOT  # for CONTAINERD_RESTART commands that need it (tests, hosts that are not systemd machines)
-    R=$NODE_ROOT
-    while :; do case $R in */) R=${R%/} ;; *) break ;; esac; done
-    STATE=$R/var/lib/wasm-shim-fleet
-    BIN=$R/usr/local/bin
-    CHANGED=0
-    WORK=
-    STAGED=
-    LOCKED=
-    mkdir -p -- "$STATE" || die "cannot create $STATE"
-    trap wsf_exit EXIT
-    trap 'exit 129' HUP
-    trap 'exit 130' INT
-    trap 'exit 143' TERM
-}
-wsf_exit() {
-    wsf_rc=$?
-    if [ -n "$WORK" ]; then rm -rf -- "$WORK"; fi
-    if [ -n "$STAGED" ]; then rm -f -- "$STAGED"; fi
-    if [ "$LOCKED" = mkdir ]; then rm -rf -- "$STATE/lock.d"; fi
-    exit "$wsf_rc"
-}
-# One command at a time per node (P4): every script on a node takes this lock before touching anything.
-# flock when present (the kernel drops it when the holder dies); otherwise a mkdir lock holding the pid,
-# broken when that pid is gone (a run killed with SIGKILL cannot clean up after itself).
-lock_acquire() {
-    wsf_wait=${WASM_SHIM_FLEET_LOCK_WAIT:-600}
-    if command -v flock >/dev/null 2>&1; then
-        exec 9>>"$STATE/lock"
-        flock -w "$wsf_wait" 9 || die "another wasm-shim-fleet command held $STATE/lock for ${wsf_wait}s"
-        LOCKED="flock"
-    else
-        wsf_waited=0
-        while ! mkdir -- "$STATE/lock.d" 2>/dev/null; do
-            wsf_owner=$(cat -- "$STATE/lock.d/pid" 2>/dev/null || true)
-            wsf_stale=0
-            if [ -n "$wsf_owner" ]; then
-                kill -0 "$wsf_owner" 2>/dev/null || wsf_stale=1
-            else
-                # Holder died between mkdir and writing its pid: stale once it is old enough.
-                wsf_age=$(( $(date +%s) - $(stat -c %Y -- "$STATE/lock.d" 2>/dev/null || date +%s) ))
-                [ "$wsf_age" -lt 30 ] || wsf_stale=1
-            fi
-            if [ "$wsf_stale" = 1 ]; then
-                say "breaking the stale lock of a run that is gone (pid ${wsf_owner:-unknown})"
-                mv -- "$STATE/lock.d" "$STATE/lock.stale.$$" 2>/dev/null && rm -rf -- "$STATE/lock.stale.$$"
-                continue
-            fi
-            [ "$wsf_waited" -lt "$wsf_wait" ] || die "another wasm-shim-fleet command (pid $wsf_owner) held $STATE/lock.d for ${wsf_wait}s"
-            sleep 1
-            wsf_waited=$((wsf_waited + 1))
-        done
-        LOCKED="mkdir"
-        echo $$ > "$STATE/lock.d/pid"
-    fi
-    # Leftovers of a run that was killed: its scratch folder and temporary files (never the real files).
-    rm -rf -- "$STATE"/tmp.*
-    for wsf_f in "$BIN"/.containerd-shim-*.wsf-tmp "$STATE"/*.wsf-tmp "$STATE"/binaries/*.wsf-tmp; do
-        if [ -e "$wsf_f" ]; then rm -f -- "$wsf_f"; fi
-    done
-    WORK=$STATE/tmp.$$
-    mkdir -- "$WORK" || die "cannot create $WORK"
-}
-finish() {
-    if [ "$CHANGED" = 1 ]; then echo changed; else echo unchanged; fi
-}
-
-# ------------------------------------------------------------------------------------------- binaries
-fetch() {  # url dest
-    case $1 in
-        file://*%*) die "cannot read $1: percent-encoded file:// URLs are not supported" ;;
-        file://*) cp -- "${1#file://}" "$2" 2>"$WORK/fetch.err" ;;
-        *)
-            if command -v curl >/dev/null 2>&1; then
-                curl -fsSL --retry 3 --connect-timeout 30 -o "$2" "$1" 2>"$WORK/fetch.err"
-            elif command -v wget >/dev/null 2>&1; then
-                wget -q -T 30 -t 3 -O "$2" "$1" 2>"$WORK/fetch.err"
-            else
-                die "neither curl nor wget is installed on the node: install one of them"
-            fi ;;
-    esac
-}
-install_binary() {  # name url sha256 member ("" for a bare binary)
-    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4
-    ib_dest=$BIN/$ib_name
-    ib_record=$STATE/binaries/$ib_name.sha256
-    ib_have=
-    if [ -f "$ib_dest" ]; then
-        ib_have=$(sha256_of "$ib_dest") || die "cannot read $ib_dest"
-        ib_rec=$(cat -- "$ib_record" 2>/dev/null || true)
-        if [ "$ib_rec" = "$ib_want $ib_have" ]; then
-            say "$ib_name is installed (artifact $ib_want)"
-            return 0
-        fi
-        if [ -z "$ib_member" ] && [ "$ib_have" = "$ib_want" ]; then
-            mkdir -p -- "$STATE/binaries"
-            put_state "$ib_record" "$ib_want $ib_have"
-            say "$ib_name is installed (artifact $ib_want)"
-            return 0
-        fi
-    fi
-    # Download and verify before anything on the node changes.
-    ib_dl=$WORK/$ib_name.download
-    fetch "$ib_url" "$ib_dl" || die "download of $ib_url failed: $(tail -n 1 "$WORK/fetch.err" 2>/dev/null)"
-    step binary-downloaded "downloaded $ib_url"
-    ib_got=$(sha256_of "$ib_dl") || die "cannot read the download of $ib_url (disk full?)"
-    if [ "$ib_got" != "$ib_want" ]; then
-        die "sha256 mismatch for $ib_url: expected $ib_want, got $ib_got; nothing was changed"
-    fi
-    step binary-verified "sha256 of $ib_url verified"
-    # Stage beside the target and rename: a running shim keeps its old inode (never 'text file busy').
-    mkdir -p -- "$BIN" "$STATE/binaries" || die "cannot create $BIN"
-    ib_tmp=$BIN/.$ib_name.wsf-tmp
-    if [ -n "$ib_member" ]; then
-        if ! tar -xOf "$ib_dl" -- "$ib_member" > "$ib_tmp" 2>"$WORK/tar.err"; then
-            rm -f -- "$ib_tmp"
-            die "cannot extract $ib_member from $ib_url to $ib_tmp: $(head -n 1 "$WORK/tar.err")"
-        fi
-    elif ! cp -- "$ib_dl" "$ib_tmp" 2>"$WORK/cp.err"; then
-        rm -f -- "$ib_tmp"
-        die "cannot write $ib_tmp: $(tail -n 1 "$WORK/cp.err")"
-    fi
-    if [ ! -s "$ib_tmp" ]; then rm -f -- "$ib_tmp"; die "$ib_member in $ib_url is empty"; fi
-    chmod 0755 "$ib_tmp" || die "cannot chmod $ib_tmp"
-    ib_new=$(sha256_of "$ib_tmp") || die "cannot read $ib_tmp"
-    step binary-staged "staged $ib_tmp"
-    if [ "$ib_have" = "$ib_new" ]; then
-        rm -f -- "$ib_tmp"
-    else
-        mv -f -- "$ib_tmp" "$ib_dest" || die "cannot rename $ib_tmp to $ib_dest"
-        CHANGED=1
-        say "installed $ib_dest"
-    fi
-    step binary-installed "$ib_name is in place"
-    put_state "$ib_record" "$ib_want $ib_new"
-}
-# Refuses while any runtime_type in the config still points at the binary: containerd would fail every pod
-# of that handler with "binary not installed".
-remove_binary() {  # name runtime_type
-    rb_name=$1 rb_type=$2
-    for rb_f in "$CFG" "$LOADED"; do
-        [ -f "$rb_f" ] || continue
-        rb_n=0
-        while IFS= read -r rb_line || [ -n "$rb_line" ]; do
-            rb_n=$((rb_n + 1))
-            strip_blanks "$rb_line"
-            case $wsf_s in
-                runtime_type*=*) ;;
-                *) continue ;;
-            esac
-            strip_blanks "${wsf_s#*=}"
-            case $wsf_s in
-                "\"$rb_type\""*|"'$rb_type'"*)
-                    die "refusing to remove $rb_name: $rb_f line $rb_n still sets runtime_type $rb_type; remove the handler table first" ;;
-            esac
-        done < "$rb_f"
-    done
-    if [ -e "$BIN/$rb_name" ] || [ -e "$STATE/binaries/$rb_name.sha256" ]; then
-        rm -f -- "$BIN/$rb_name" "$STATE/binaries/$rb_name.sha256" || die "cannot remove $BIN/$rb_name"
-        CHANGED=1
-        say "removed $BIN/$rb_name"
-    else
-        say "$rb_name is not installed"
-    fi
-}
-
-# ----------------------------------------------------------------------------------- the config file
-config_paths() {
-    CFG=$R$CONFIG_PATH
-    # A symlinked config: edit the file it points at, keep the link.
-    if [ -L "$CFG" ]; then CFG=$(readlink -f -- "$CFG") || die "cannot resolve the symlink $R$CONFIG_PATH"; fi
-    LOADED=$R$LOADED_CONFIG
-    # A staged config left by a run that was killed (we hold the lock: no other run is staging one).
-    rm -f -- "$(dirname -- "$CFG")/.$(basename -- "$CFG").wsf-tmp"
-}
-# Canonical form of a TOML dotted key (whitespace dropped, quotes removed where a bare key would do), so
-# that `plugins.'io.containerd.cri.v1.runtime'` and `plugins."io.containerd.cri.v1.runtime"` compare equal.
-key_norm() {  # sets wsf_key
-    kn_s=$1 wsf_key='' kn_part='' kn_q='' kn_dot=''
-    while [ -n "$kn_s" ]; do
-        kn_c=${kn_s%"${kn_s#?}"}
-        kn_s=${kn_s#?}
-        if [ -n "$kn_q" ]; then
-            if [ "$kn_c" = "$kn_q" ]; then kn_q=; continue; fi
-            if [ "$kn_q" = '"' ] && [ "$kn_c" = "\\" ]; then kn_c=${kn_s%"${kn_s#?}"}; kn_s=${kn_s#?}; fi
-            kn_part=$kn_part$kn_c
-            continue
-        fi
-        case $kn_c in
-            '"'|"'") kn_q=$kn_c ;;
-            ' '|'	') ;;
-            .) key_part; wsf_key=$wsf_key$kn_dot$kn_p; kn_dot=.; kn_part= ;;
-            *) kn_part=$kn_part$kn_c ;;
-        esac
-    done
-    key_part
-    wsf_key=$wsf_key$kn_dot$kn_p
-}
-key_part() {
-    case $kn_part in
-        ''|*[!A-Za-z0-9_-]*) kn_p="\"$kn_part\"" ;;
-        *) kn_p=$kn_part ;;
-    esac
-}
-# One pass over a config file. Sets:
-#   SCAN_VERSION   the top-level `version` before the first table header (absent: 1, containerd's rule)
-#   SCAN_BEGIN/END line numbers of our block's markers (0: none); SCAN_BLOCKS how many blocks
-#   SCAN_BLANK     1 when the line before the block is the empty line we put there
-#   SCAN_ORIGINAL  what the block's second line says about the file before it
-#   SCAN_OURS      handlers our block defines (" a b ")
-#   SCAN_CLASH     a table we write that the file also defines outside our block ("" if none)
-# Only lines that mention one of our handlers get their keys parsed (substrings are only a pre-filter:
-# the comparison is between whole canonical table names, trap 7).
-scan_config() {  # file
-    SCAN_VERSION=1 SCAN_BEGIN=0 SCAN_END=0 SCAN_BLOCKS=0 SCAN_BLANK=0 SCAN_ORIGINAL='' SCAN_OURS=' ' SCAN_CLASH=''
-    sc_n=0 sc_in=0 sc_header=0 sc_cur='' sc_prev_empty=0
-    while IFS= read -r sc_line || [ -n "$sc_line" ]; do
-        sc_n=$((sc_n + 1))
-        if [ "$sc_in" = 1 ]; then
-            case $sc_line in
-                "$END_MARK") sc_in=0; SCAN_END=$sc_n ;;
-                "$ORIGINAL_PREFIX"*)
-                    if [ "$sc_n" = $((SCAN_BEGIN + 1)) ]; then SCAN_ORIGINAL=${sc_line#"$ORIGINAL_PREFIX"}; fi ;;
-                '['*'.runtimes.'*']')
-                    sc_h=${sc_line##*.runtimes.}
-                    SCAN_OURS="$SCAN_OURS${sc_h%]} " ;;
-            esac
-            continue
-        fi
-        if [ "$sc_line" = "$BEGIN_MARK" ]; then
-            sc_in=1 SCAN_BEGIN=$sc_n SCAN_BLANK=$sc_prev_empty SCAN_BLOCKS=$((SCAN_BLOCKS + 1))
-            continue
-        fi
-        if [ -z "$sc_line" ]; then sc_prev_empty=1; else sc_prev_empty=0; fi
-        strip_blanks "$sc_line"
-        sc_t=$wsf_s
-        case $sc_t in
-            ''|'#'*) continue ;;
-            '['*)
-                sc_header=1
-                sc_cur=${sc_t#[}
-                sc_cur=${sc_cur#[}
-                sc_cur=${sc_cur%%]*}
-                sc_key=$sc_cur ;;
-            *=*)
-                if [ "$sc_header" = 0 ]; then
-                    case $sc_t in
-                        version*)
-                            strip_blanks "${sc_t#version}"
-                            case $wsf_s in
-                                =*) strip_blanks "${wsf_s#=}"; sc_v=${wsf_s%%[!0-9]*}
-                                    if [ -n "$sc_v" ]; then SCAN_VERSION=$sc_v; fi ;;
-                            esac ;;
-                    esac
-                fi
-                sc_key=${sc_cur:+$sc_cur.}${sc_t%%=*} ;;
-            *) continue ;;
-        esac
-        for sc_h in $HANDLER_NAMES; do
-            case $sc_t in
-                *"$sc_h"*) ;;
-                *) continue ;;
-            esac
-            key_norm "$sc_key"
-            sc_tab=$RUNTIMES_TABLE.$sc_h
-            case $wsf_key in
-                "$sc_tab"|"$sc_tab".*) SCAN_CLASH="[$sc_tab] (line $sc_n)" ;;
-            esac
-            # `runtimes = { <handler> = {...} }`: an inline table that holds ours.
-            case $sc_tab in
-                "$wsf_key".*) case $sc_t in *=*"{"*) SCAN_CLASH="[$sc_tab] inside an inline table (line $sc_n)" ;; esac ;;
-            esac
-        done
-    done < "$1"
-    if [ "$sc_in" = 1 ]; then SCAN_END=0; fi
-}
-check_scan() {  # file what
-    if [ "$SCAN_BLOCKS" -gt 1 ]; then
-        die "$1 has $SCAN_BLOCKS wasm-shim-fleet blocks; keep one (delete the others by hand) and re-run"
-    fi
-    if [ "$SCAN_BEGIN" -gt 0 ] && [ "$SCAN_END" = 0 ]; then
-        die "$1 has the start of a wasm-shim-fleet block (line $SCAN_BEGIN) but no end marker; repair it by hand"
-    fi
-    if [ -n "$SCAN_CLASH" ]; then
-        die "refusing to $2: $1 already defines $SCAN_CLASH outside the wasm-shim-fleet block; remove that table or drop the handler from the pool; nothing was changed"
-    fi
-}
-# The file without our block (and without the empty line and final newline we added): the original bytes.
-without_block() {  # file out
-    wb_keep=$((SCAN_BEGIN - 1 - SCAN_BLANK))
-    head -n "$wb_keep" -- "$1" > "$2" || die "cannot write $2 (disk full?)"
-    if [ "$SCAN_ORIGINAL" = no-final-newline ] && [ "$wb_keep" -gt 0 ]; then
-        truncate -s -1 -- "$2" || die "cannot write $2"
-    fi
-    tail -n +$((SCAN_END + 1)) -- "$1" >> "$2" || die "cannot write $2 (disk full?)"
-}
-write_block() {  # original-kind
-    printf '\n%s\n%s%s\n' "$BEGIN_MARK" "$ORIGINAL_PREFIX" "$1"
-    cat -- "$WORK/tables"
-    printf '%s\n' "$END_MARK"
-}
-# `containerd major version` of the containerd on PATH, or "" when there is none.
-containerd_major() {
-    command -v containerd >/dev/null 2>&1 || { echo; return 0; }
-    cm_v=$(containerd --version 2>/dev/null) || { echo; return 0; }
-    # shellcheck disable=SC2086 # split "containerd <module> <version> ..." into words on purpose
-    set -- $cm_v
-    cm_v=${3:-}
-    cm_v=${cm_v#v}
-    echo "${cm_v%%.*}"
-}
-# Can the containerd on PATH judge a config of our version? (1.x silently accepts `version = 3`.)
-can_dump() {
-    [ "$TEMPLATE" = 0 ] || return 1
-    cd_major=$(containerd_major)
-    case $CONFIG_VERSION.$cd_major in
-        1.1|2.1|2.2|3.2) return 0 ;;
-    esac
-    return 1
-}
-# Every runtime table in a `config dump` as lines "name=runtime_type".
-dump_runtimes() {  # dump-file out
-    dr_cur=
-    : > "$2"
-    while IFS= read -r dr_line || [ -n "$dr_line" ]; do
-        strip_blanks "$dr_line"
-        case $wsf_s in
-            '['*'.containerd.runtimes.'*']')
-                dr_cur=${wsf_s##*.containerd.runtimes.}
-                dr_cur=${dr_cur%]}
-                dr_cur=${dr_cur#[\"\']}
-                dr_cur=${dr_cur%[\"\']}
-                case $dr_cur in *.*) dr_cur= ;; *) echo "$dr_cur=" >> "$2" ;; esac ;;
-            '['*) dr_cur= ;;
-            runtime_type*=*)
-                if [ -n "$dr_cur" ]; then
-                    strip_blanks "${wsf_s#*=}"
-                    dr_t=${wsf_s#[\"\']}
-                    echo "$dr_cur=${dr_t%[\"\']}" >> "$2"
-                fi ;;
-        esac
-    done < "$1"
-}
-has_runtime() {  # list-file name runtime_type ("" = any)
-    while IFS= read -r hr_line; do
-        case $hr_line in
-            "$2=$3") return 0 ;;
-            "$2="*) if [ -z "$3" ]; then return 0; fi ;;
-        esac
-    done < "$1"
-    return 1
-}
-# Ask containerd itself how it reads a config: every handler must come out with its runtime_type, and every
-# other runtime of the current config (runc!) must survive (field notes trap 6b).
-validate_config() {  # candidate current("" if none) mode(install|remove)
-    if ! can_dump; then
-        if [ "$TEMPLATE" = 1 ]; then
-            say "not validating $CFG: it is a template that the distribution renders when it restarts"
-        else
-            say "not validating: no containerd on PATH that reads config version $CONFIG_VERSION"
-        fi
-        return 0
-    fi
-    containerd --config "$1" config dump > "$WORK/new.dump" 2>"$WORK/dump.err" ||
-        die "containerd rejects the new config: $(tail -n 1 "$WORK/dump.err"); nothing was changed"
-    dump_runtimes "$WORK/new.dump" "$WORK/new.rt"
-    if [ "$3" = install ]; then
-        for vc_pair in $HANDLERS; do
-            has_runtime "$WORK/new.rt" "${vc_pair%%=*}" "${vc_pair#*=}" ||
-                die "containerd does not read handler ${vc_pair%%=*} with runtime_type ${vc_pair#*=} from the new config; nothing was changed"
-        done
-    else
-        for vc_h in $SCAN_OURS; do
-            if has_runtime "$WORK/new.rt" "$vc_h" ""; then
-                die "containerd still reads handler $vc_h from the config without our block; nothing was changed"
-            fi
-        done
-    fi
-    if [ -n "$2" ]; then
-        containerd --config "$2" config dump > "$WORK/old.dump" 2>/dev/null || return 0
-        dump_runtimes "$WORK/old.dump" "$WORK/old.rt"
-        while IFS= read -r vc_line; do
-            vc_h=${vc_line%%=*}
-            case $SCAN_OURS in *" $vc_h "*) continue ;; esac
-            has_runtime "$WORK/new.rt" "$vc_h" "" ||
-                die "the new config would lose runtime $vc_h (containerd config dump); nothing was changed"
-        done < "$WORK/old.rt"
-    fi
-    say "containerd reads the new config (config dump)"
-}
-
-# ---------------------------------------------------------------------------------- restart and check
-restart_containerd() {
-    if [ "$CONTAINERD_RESTART" = ":" ]; then
-        say "CONTAINERD_RESTART is ':': not restarting containerd"
-        return 0
-    fi
-    say "restarting containerd: $CONTAINERD_RESTART"
-    # No stdin, output to a log (a daemon started here must not hold our stdout open), and not our lock fd.
-    rc_status=0
-    sh -c "$CONTAINERD_RESTART" </dev/null >"$WORK/restart.log" 2>&1 9>&- || rc_status=$?
-    if [ "$rc_status" != 0 ]; then
-        RESTART_ERR="the restart command failed (exit $rc_status)"
-        rc_said=$(tail -n 1 "$WORK/restart.log" 2>/dev/null || true)
-        if [ -n "$rc_said" ]; then RESTART_ERR="$RESTART_ERR: $rc_said"; fi
-        return 1
-    fi
-}
-# containerd answers on its socket and its CRI plugin loaded (via ctr when present, else the socket exists).
-daemon_up() {
-    [ "$CONTAINERD_RESTART" != ":" ] || return 0
-    du_sock=$R$SOCKET
-    du_end=$(( $(date +%s) + ${CONTAINERD_WAIT:-60} ))
-    while :; do
-        if command -v ctr >/dev/null 2>&1; then
-            if ctr --address "$du_sock" --connect-timeout 2s plugins ls > "$WORK/plugins" 2>/dev/null; then
-                while read -r du_type du_id du_pl du_st; do
-                    if [ "$du_type" = io.containerd.grpc.v1 ] && [ "$du_id" = cri ]; then
-                        case ${du_st:-$du_pl} in
-                            ok) return 0 ;;
-                            *) RESTART_ERR="containerd's CRI plugin did not load (ctr plugins ls: ${du_st:-$du_pl})"; return 1 ;;
-                        esac
-                    fi
-                done < "$WORK/plugins"
-                RESTART_ERR="containerd has no CRI plugin (ctr plugins ls)"
-                return 1
-            fi
-        elif [ -S "$du_sock" ]; then
-            return 0
-        fi
-        if [ "$(date +%s)" -ge "$du_end" ]; then
-            RESTART_ERR="containerd did not answer on $du_sock within ${CONTAINERD_WAIT:-60}s"
-            return 1
-        fi
-        sleep 1
-    done
-}
-# After the restart: the daemon is up, the config it loads has every handler (or none of ours, after a
-# removal) and every handler's shim binary is in place.
-verify_loaded() {  # mode(install|remove)
-    daemon_up || return 1
-    if [ "$1" = install ]; then
-        for vl_b in $SHIM_BINARIES; do
-            if [ ! -x "$BIN/$vl_b" ]; then RESTART_ERR="shim binary $BIN/$vl_b is missing"; return 1; fi
-        done
-    fi
-    if [ "$TEMPLATE" = 1 ] && [ "$CONTAINERD_RESTART" = ":" ]; then
-        say "not checking $LOADED: $FLAVOR renders it from the template only when it restarts"
-        return 0
-    fi
-    if [ ! -f "$LOADED" ]; then RESTART_ERR="$LOADED does not exist after the restart"; return 1; fi
-    if [ "$TEMPLATE" = 0 ] && can_dump; then
-        containerd --config "$LOADED" config dump > "$WORK/loaded.dump" 2>"$WORK/dump.err" || {
-            RESTART_ERR="containerd rejects $LOADED: $(tail -n 1 "$WORK/dump.err")"; return 1; }
-    else
-        cp -- "$LOADED" "$WORK/loaded.dump"
-    fi
-    dump_runtimes "$WORK/loaded.dump" "$WORK/loaded.rt"
-    if [ "$1" = install ]; then
-        for vl_pair in $HANDLERS; do
-            if ! has_runtime "$WORK/loaded.rt" "${vl_pair%%=*}" "${vl_pair#*=}"; then
-                RESTART_ERR="handler ${vl_pair%%=*} (runtime_type ${vl_pair#*=}) is not in $LOADED after the restart"
-                return 1
-            fi
-        done
-    else
-        for vl_h in $SCAN_OURS; do
-            if has_runtime "$WORK/loaded.rt" "$vl_h" ""; then
-                RESTART_ERR="handler $vl_h is still in $LOADED after the restart"
-                return 1
-            fi
-        done
-    fi
-    # crictl, when present, shows what the running CRI plugin really loaded.
-    if [ "$1" = install ] && [ "$CONTAINERD_RESTART" != ":" ] && command -v crictl >/dev/null 2>&1; then
-        if crictl --runtime-endpoint "unix://$R$SOCKET" info > "$WORK/crictl" 2>/dev/null; then
-            for vl_pair in $HANDLERS; do
-                vl_h=${vl_pair%%=*}
-                vl_found=0
-                while IFS= read -r vl_line; do
-                    case $vl_line in *"\"$vl_h\": {"*) vl_found=1; break ;; esac
-                done < "$WORK/crictl"
-                if [ "$vl_found" = 0 ]; then RESTART_ERR="crictl info does not list handler $vl_h"; return 1; fi
-            done
-        fi
-    fi
-}
-# Put the last verified config back and restart containerd on it, then fail with the reason.
-rollback() {  # reason
-    say "rolling back: $1"
-    if [ -f "$STATE/config.prev.absent" ]; then
-        rm -f -- "$CFG"
-    elif [ -f "$STATE/config.prev" ]; then
-        replace_file "$STATE/config.prev" "$CFG"
-    fi
-    if restart_containerd && daemon_up; then
-        rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
-        die "$1; restored the previous config and restarted containerd on it"
-    fi
-    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
-    die "$1; restored the previous config, but containerd did not come back on it either ($RESTART_ERR): check the node"
-}
-# Remember the config as it is now (the last verified one) before replacing it. A copy left by an
-# interrupted run is older and verified: it stays.
-save_prev() {
-    if [ -f "$STATE/config.prev" ] || [ -f "$STATE/config.prev.absent" ]; then return 0; fi
-    if [ -f "$CFG" ]; then
-        save_copy "$CFG" "$STATE/config.prev"
-    else
-        : > "$STATE/config.prev.absent" || die "cannot write $STATE (disk full?); nothing was changed"
-    fi
-    # The first block ever added: keep the untouched original for the operator (and the uninstall check).
-    if [ "$SCAN_BEGIN" = 0 ] && [ ! -f "$STATE/config.orig" ] && [ -f "$CFG" ]; then
-        save_copy "$CFG" "$STATE/config.orig"
-    fi
-}
-save_copy() {  # src dest
-    if ! cp -p -- "$1" "$2.wsf-tmp" 2>"$WORK/write.err"; then
-        rm -f -- "$2.wsf-tmp"
-        die "cannot save $1 to $2: $(tail -n 1 "$WORK/write.err"); nothing was changed"
-    fi
-    mv -f -- "$2.wsf-tmp" "$2" || die "cannot rename $2.wsf-tmp"
-}
-
-# Write the new config beside the real one (same folder, so the rename is atomic), with its mode and owner.
-stage_config() {  # new-content; sets STAGED
-    STAGED="$(dirname -- "$CFG")/.$(basename -- "$CFG").wsf-tmp"
-    mkdir -p -- "$(dirname -- "$CFG")" || die "cannot create the folder of $CFG"
-    if [ -f "$CFG" ] && ! cp -p -- "$CFG" "$STAGED" 2>"$WORK/write.err"; then
-        rm -f -- "$STAGED"
-        die "cannot write $STAGED: $(tail -n 1 "$WORK/write.err"); nothing was changed"
-    fi
-    if ! cat -- "$1" > "$STAGED" 2>"$WORK/write.err"; then
-        rm -f -- "$STAGED"
-        die "cannot write $STAGED: $(tail -n 1 "$WORK/write.err"); nothing was changed"
-    fi
-}
-
-# --------------------------------------------------------------------------------------- the table
-apply_table() {
-    config_paths
-    # k3s/rke2: the version that matters is the one of the file the distribution renders from the template.
-    if [ "$TEMPLATE" = 1 ] && [ -f "$LOADED" ]; then
-        scan_config "$LOADED"
-        if [ "$SCAN_VERSION" != "$CONFIG_VERSION" ]; then
-            die "$LOADED (rendered by $FLAVOR) is config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables into $CFG; set the pool's containerd to $(fits "$SCAN_VERSION")"
-        fi
-    fi
-    at_kind=kept
-    if [ -f "$CFG" ]; then
-        scan_config "$CFG"
-        check_scan "$CFG" "add the handler table"
-        if [ "$TEMPLATE" = 0 ] && [ "$SCAN_VERSION" != "$CONFIG_VERSION" ]; then
-            die "$CFG is containerd config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables; set the pool's containerd to $(fits "$SCAN_VERSION")"
-        fi
-    elif [ "$TEMPLATE" = 1 ]; then
-        at_kind=created
-        SCAN_BEGIN=0
-    else
-        die "$CFG does not exist; a config holding only our tables would drop containerd's built-in runc: create it with 'containerd config default > $CFG', restart containerd, then re-run"
-    fi
-    for at_b in $SHIM_BINARIES; do
-        [ -x "$BIN/$at_b" ] || die "shim binary $BIN/$at_b is not installed; install the binaries before the handler table"
-    done
-    # The candidate: everything outside our block byte for byte, our block (re)written at the end.
-    at_new=$WORK/config.new
-    if [ "$at_kind" = created ]; then
-        { printf '%s\n' "$TEMPLATE_BASE"; write_block created; } > "$at_new" || die "cannot write $at_new (disk full?)"
-    elif [ "$SCAN_BEGIN" -gt 0 ]; then
-        {
-            head -n $((SCAN_BEGIN - 1 - SCAN_BLANK)) -- "$CFG"
-            write_block "${SCAN_ORIGINAL:-kept}"
-            tail -n +$((SCAN_END + 1)) -- "$CFG"
-        } > "$at_new" || die "cannot write $at_new (disk full?)"
-    else
-        {
-            cat -- "$CFG"
-            if [ -s "$CFG" ] && [ -n "$(tail -c 1 -- "$CFG")" ]; then
-                at_kind=no-final-newline
-                echo
-            fi
-            write_block "$at_kind"
-        } > "$at_new" || die "cannot write $at_new (disk full?)"
-    fi
-    at_cur_hash=
-    if [ -f "$CFG" ]; then at_cur_hash=$(sha256_of "$CFG"); fi
-    at_new_hash=$(sha256_of "$at_new")
-    at_recorded=$(cat -- "$STATE/table.sha256" 2>/dev/null || true)
-    if [ "$at_new_hash" = "$at_cur_hash" ]; then
-        if [ "$at_recorded" = "$TABLE_SHA256" ] && [ ! -f "$STATE/config.prev" ] && [ ! -f "$STATE/config.prev.absent" ]; then
-            say "the handler table in $CFG is up to date"
-            return 0
-        fi
-        say "$CFG has the handler table, but no run verified containerd on it (an earlier run was interrupted)"
-    else
-        if [ -f "$CFG" ]; then
-            validate_config "$at_new" "$CFG" install
-        else
-            validate_config "$at_new" "" install
-        fi
-        stage_config "$at_new"
-        step config-staged "staged $STAGED"
-        save_prev
-        step config-saved "saved the current config to $STATE"
-        mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
-        STAGED=
-        CHANGED=1
-        step config-written "wrote the handler table to $CFG"
-    fi
-    RESTART_ERR=
-    restart_containerd || rollback "$RESTART_ERR"
-    step containerd-restarted "restart done"
-    verify_loaded install || rollback "$RESTART_ERR"
-    step table-verified "containerd loaded every handler: $HANDLER_NAMES"
-    put_state "$STATE/table.sha256" "$TABLE_SHA256"
-    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
-    if [ "$CHANGED" = 1 ] || [ "$at_recorded" != "$TABLE_SHA256" ]; then CHANGED=1; fi
-}
-remove_table() {
-    config_paths
-    if [ ! -f "$CFG" ]; then
-        say "$CFG does not exist: no handler table to remove"
-        rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent"
-        return 0
-    fi
-    scan_config "$CFG"
-    SCAN_CLASH=  # a table of the same name elsewhere in the file is not ours to remove, and stays
-    check_scan "$CFG" "remove the handler table"
-    if [ "$SCAN_BEGIN" = 0 ]; then
-        if [ ! -f "$STATE/config.prev" ] && [ ! -f "$STATE/config.prev.absent" ]; then
-            say "$CFG has no wasm-shim-fleet handler table"
-            rm -f -- "$STATE/table.sha256" "$STATE/config.orig"
-            return 0
-        fi
-        say "$CFG has no handler table, but no run verified containerd without it (an earlier run was interrupted)"
-    else
-        rt_new=$WORK/config.new
-        without_block "$CFG" "$rt_new"
-        rt_absent=0
-        if [ "$SCAN_ORIGINAL" = created ] && [ "$(cat -- "$rt_new")" = "$TEMPLATE_BASE" ]; then rt_absent=1; fi
-        if [ "$rt_absent" = 0 ]; then validate_config "$rt_new" "$CFG" remove; fi
-        if [ "$rt_absent" = 1 ]; then
-            step config-staged "the template holds nothing but our block: it goes"
-            save_prev
-            step config-saved "saved the current config to $STATE"
-            rm -f -- "$CFG" || die "cannot remove $CFG"
-        else
-            stage_config "$rt_new"
-            step config-staged "staged $STAGED"
-            save_prev
-            step config-saved "saved the current config to $STATE"
-            mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
-            STAGED=
-        fi
-        CHANGED=1
-        step config-written "removed the handler table from $CFG"
-        if [ -f "$STATE/config.orig" ]; then
-            if [ "$rt_absent" = 0 ] && [ "$(sha256_of "$CFG")" = "$(sha256_of "$STATE/config.orig")" ]; then
-                say "$CFG is back to its original bytes"
-            elif [ "$rt_absent" = 0 ]; then
-                say "$CFG was edited outside our block since the install; those edits are kept"
-            fi
-        fi
-    fi
-    RESTART_ERR=
-    restart_containerd || rollback "$RESTART_ERR"
-    step containerd-restarted "restart done"
-    verify_loaded remove || rollback "$RESTART_ERR"
-    step table-verified "containerd runs without our handlers"
-    rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent"
-    CHANGED=1
-}
-"""  # noqa: E501 -- shell error messages stay on one line, so that an operator can grep for them
+# ------------------------------------------------------------------------------------------ the kit
+def kit_data() -> str:
+    """The kit's generated data block: containerd flavors, the flavors that fit each config version, the runtimes
+    table of each version and the block markers."""
+    lines = [DATA_BEGIN,
+             "# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
+             "wsf_flavor() {",
+             "    case $1 in"]
+    for f in FLAVORS.values():
+        lines.append(f"        {f.name}) FLAVOR={f.name} CONFIG_VERSION={f.config_version} "
+                     f"ACCEPTS={shq(' '.join(map(str, f.accepts)))} TEMPLATE={1 if f.template else 0}")
+        lines.append(f"            CONFIG_PATH={shq(f.config_path)} CREATE_BASE={shq(f.create_base or '')}")
+        lines.append(f"            LOADED_CONFIG={shq(f.loaded_config_path)} SOCKET={shq(f.socket)} ;;")
+    lines += ["        *) return 1 ;;", "    esac",
+              "    case $CONFIG_VERSION in"]
+    for version, table in RUNTIMES_TABLE.items():
+        canonical = ".".join(containerd.toml_key(p) for p in split_key(table))
+        lines.append(f"        {version}) RUNTIMES_TABLE={shq(canonical)} ;;")
+    lines += ["    esac", "}", "# The flavors that fit a config version (for the version mismatch error).",
+              "fits() {", "    case $1 in"]
+    for version in sorted({v for f in FLAVORS.values() for v in f.accepts}):
+        lines.append(f"        {version}) echo {shq(' or '.join(containerd.flavors_for_version(version)))} ;;")
+    lines += ["        *) echo 'none: config version '\"$1\"' is unknown' ;;", "    esac", "}",
+              f"BEGIN_MARK={shq(containerd.BEGIN)}",
+              f"END_MARK={shq(containerd.END)}",
+              f"ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}",
+              DATA_END]
+    return "\n".join(lines) + "\n"
 
 
-def _fits_function() -> str:
-    """A shell function naming the flavors that fit a config version (for the version mismatch error)."""
-    lines = ["fits() {", "    case $1 in"]
-    for version in sorted({f.config_version for f in FLAVORS.values()}):
-        names = containerd.flavors_for_version(version)
-        lines.append(f"        {version}) echo {shq(' or '.join(names))} ;;")
-    lines.append("        *) echo 'none: config version '\"$1\"' is unknown' ;;")
-    lines += ["    esac", "}"]
-    return "\n".join(lines)
+def with_kit_data(text: str) -> str:
+    """`text` (the kit source) with its data block replaced by kit_data()."""
+    head, rest = text.split(DATA_BEGIN + "\n", 1)
+    _, tail = rest.split(DATA_END + "\n", 1)
+    return head + kit_data() + tail
 
 
-# ---------------------------------------------------------------------------------------------- scripts
-def _header(node: NodePlan, what: str, flavor: Flavor) -> str:
-    restart = restart_command(node)
-    return f"""#!/bin/sh
-# wasm-shim-fleet: {what}
-# node {node.name} (pool {node.pool}, containerd flavor {flavor.name}, config version {flavor.config_version})
-#
-# Contract: NODE_ROOT prefixes every path this script touches; CONTAINERD_RESTART restarts containerd
-# (':' never restarts). Both may be set in front of the script; the defaults below come from the stack.
-# Exit 0 with a last line 'changed' or 'unchanged'; on failure non-zero with one line on stderr.
-# Needs sh, coreutils, tar and curl or wget; uses flock, ctr and crictl when present.
-set -eu
-
-if [ -z "${{NODE_ROOT:-}}" ]; then NODE_ROOT={shq(node.node_root)}; fi
-if [ -z "${{CONTAINERD_RESTART:-}}" ]; then CONTAINERD_RESTART={shq(restart)}; fi
-"""
+@functools.lru_cache(maxsize=1)
+def kit_text() -> str:
+    """The kit exactly as nodes get it (the bytes of KIT_FILE)."""
+    return KIT_FILE.read_text()
 
 
-def _node_constants(flavor: Flavor) -> str:
-    """Where the node keeps containerd's config: the same for every script of the node."""
-    return f"""
-# --- this node's containerd (flavor {flavor.name})
-FLAVOR={shq(flavor.name)}
-CONFIG_VERSION={flavor.config_version}
-CONFIG_PATH={shq(flavor.config_path)}
-LOADED_CONFIG={shq(flavor.loaded_config_path)}
-TEMPLATE={1 if flavor.template else 0}
-SOCKET={shq(flavor.socket)}
-BEGIN_MARK={shq(containerd.BEGIN)}
-END_MARK={shq(containerd.END)}
-ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}
-TEMPLATE_BASE={shq(containerd.TEMPLATE_BASE)}
-"""
+def kit_sha256(text: str | None = None) -> str:
+    return hashlib.sha256((kit_text() if text is None else text).encode()).hexdigest()
 
 
-#: In scripts that write no handler table: their text must not change when the node's table does (a
-#: binary's command would otherwise re-run on every table change).
-_NO_TABLE = """# This script writes no handler table.
-RUNTIMES_TABLE='' HANDLER_NAMES='' HANDLERS='' SHIM_BINARIES='' TABLE_SHA256=''
-"""
-
-
-def _table_constants(node: NodePlan, flavor: Flavor) -> str:
-    version = flavor.config_version
-    handler_names = " ".join(node.handlers)
-    pairs = " ".join(f"{h}={t}" for h, t in node.handlers.items())
-    binaries = " ".join(sorted({containerd.shim_binary(t) for t in node.handlers.values()}))
-    tables = containerd.render_handler_block(node.handlers, version)
-    # The runtimes table in the canonical form key_norm produces: parts quoted only when they must be.
-    canonical = ".".join(containerd.toml_key(p) for p in _split_key(flavor.runtimes_table))
-    return f"""# --- the handler table this node should have (from the stack's plan)
-RUNTIMES_TABLE={shq(canonical)}
-# handler=runtime_type (exact handlers and this node's aliases); names are DNS labels, types io.containerd.*
-HANDLER_NAMES={shq(handler_names)}
-HANDLERS={shq(pairs)}
-SHIM_BINARIES={shq(binaries)}
-TABLE_SHA256={shq(hashlib.sha256(tables.encode()).hexdigest())}
-{_fits_function()}
-"""
-
-
-def _write_tables(node: NodePlan, flavor: Flavor) -> str:
-    tables = containerd.render_handler_block(node.handlers, flavor.config_version)
-    delimiter = "WASM_SHIM_FLEET_TABLES"
-    if delimiter in tables:  # cannot happen: handler names are DNS labels
-        raise ValueError("handler table contains the here-document delimiter")
-    return (f"# The handler tables that go between the markers (a quoted here-document: nothing is expanded).\n"
-            f"cat > \"$WORK/tables\" <<'{delimiter}'\n{tables}{delimiter}\n")
-
-
-def _split_key(dotted: str) -> list[str]:
+def split_key(dotted: str) -> list[str]:
     """Split a dotted TOML key of the forms in flavors.RUNTIMES_TABLE (bare parts and "quoted" parts)."""
     parts, cur, quoted = [], "", False
     for ch in dotted:
@@ -882,66 +134,170 @@ def _split_key(dotted: str) -> list[str]:
     return parts
 
 
-def _binary_call(binary: Binary) -> str:
-    rel = f"release {binary.release}"
-    member = binary.member or ""
-    kind = f"member {binary.member} of the archive" if binary.member else "a bare binary"
-    return (f"# {binary.name}: {rel}, {kind}\n"
-            f"install_binary {shq(binary.name)} {shq(binary.url)} {shq(binary.sha256)} {shq(member)}\n")
+# ------------------------------------------------------------------------------- resource scripts
+def _root(node: NodePlan, root: str | None) -> str:
+    return node.node_root if root is None else root
 
 
-def _remove_binary_call(binary: Binary) -> str:
-    handler = binary.name[len("containerd-shim-"):-len("-v1")]
-    return (f"# {binary.name}: {binary.release}\n"
-            f"remove_binary {shq(binary.name)} {shq(naming.runtime_type(handler))}\n")
+def _script(node: NodePlan, what: str, call: str, root: str | None, *, restart: bool = False,
+            leftovers: tuple[str, ...] = (), before: str = "") -> str:
+    """A resource script: its defaults, the check of the node's selected kit, then one call of the kit.
+    `leftovers` (removals): the files that show something is left to remove; with no valid kit and none of
+    them, a removal has nothing to do (a new or reimaged node, or one already cleaned up) and succeeds.
+    Kept short: every resource keeps its texts twice in the stack's state (inputs and outputs)."""
+    lines = ["#!/bin/sh", f"# wasm-shim-fleet: {what} on node {node.name} (pool {node.pool}), by the node kit",
+             "set -eu",
+             f'if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi']
+    if restart:
+        lines.append(f'if [ -z "${{WSF_RESTART:-}}" ]; then WSF_RESTART={shq(restart_command(node))}; fi')
+    lines.append(f'k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; WSF_KIT=$(cat "$k/selected" 2>/dev/null) || WSF_KIT=none')
+    check = f'[ "$(sha256sum < "$k/$WSF_KIT/{KIT_NAME}" 2>/dev/null | cut -c1-64)" = "$WSF_KIT" ] || {{'
+    fail = ('echo "wasm-shim-fleet: error: no node kit in $k matches its sha256 (selected: $WSF_KIT); '
+            'deliver it: pulumi up"')
+    if leftovers:
+        lines += [check,
+                  f"    for f in {' '.join(shq(p) for p in leftovers)}; do",
+                  f'        [ ! -e "${{WSF_NODE_ROOT%/}}$f" ] || {{ {fail} >&2; exit 1; }}',
+                  "    done",
+                  '    echo "wasm-shim-fleet: no node kit, and nothing of this left to remove"; echo unchanged; exit 0',
+                  "}"]
+    else:
+        lines.append(f"{check} {fail} >&2; exit 1; }}")
+    lines += [before + f'. "$k/$WSF_KIT/{KIT_NAME}"', call]
+    return "\n".join(lines) + "\n"
 
 
-def _assemble(node: NodePlan, what: str, body: str, table: bool = False) -> str:
-    """Header, constants, the library, then the body under the node's lock. Only scripts that write the table
-    carry the table: the others must not change when it does."""
-    flavor = FLAVORS[node.flavor]
-    constants = _node_constants(flavor) + (_table_constants(node, flavor) if table else _NO_TABLE)
-    return (_header(node, what, flavor) + constants + _LIBRARY
-            + "\n# ------------------------------------------------------------------------------------------- main\n"
-            + "wsf_init\nlock_acquire\n" + body + "finish\n")
+def _call(node: NodePlan, verb: str, *values: str, sep: str = " ") -> str:
+    return sep.join([f"wsf {CALL_VERSION} {node.flavor} {verb}", *(shq(v) for v in values)])
 
 
-def install_binary_script(node: NodePlan, binary: Binary) -> str:
+def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
-    return _assemble(node, f"install shim binary {binary.name}", _binary_call(binary))
+    return _script(node, f"install {binary.name} ({binary.release})",
+                   _call(node, "install-binary", binary.name, binary.url, binary.sha256, binary.member or "",
+                         binary.probe, sep=" \\\n    "), root)
 
 
-def remove_binary_script(node: NodePlan, binary: Binary) -> str:
-    """Remove one shim binary; refuses while the node's config still names its runtime_type."""
-    return _assemble(node, f"remove shim binary {binary.name}", "config_paths\n" + _remove_binary_call(binary))
+def remove_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
+    """Remove one shim binary; the kit refuses while the node's config still names its runtime_type."""
+    handler = binary.name[len("containerd-shim-"):-len("-v1")]
+    return _script(node, f"remove {binary.name} ({binary.release})",
+                   _call(node, "remove-binary", binary.name, naming.runtime_type(handler)), root,
+                   leftovers=(f"/usr/local/bin/{binary.name}", f"{STATE_DIR}/binaries/{binary.name}.sha256"))
 
 
-def apply_table_script(node: NodePlan) -> str:
-    """Write or replace the managed handler block, validate, restart if it changed, verify, roll back on failure.
+def apply_table_script(node: NodePlan, root: str | None = None, seed: str | None = None) -> str:
+    """Write or replace the node's handler table, validate, restart once, verify, roll back on failure. A node
+    with no handler left gets its table removed instead. `seed`: for a local node, a config file copied into the
+    node root first when it has none."""
+    before = ""
+    if seed is not None:
+        target = f'"${{WSF_NODE_ROOT%/}}"{shq(FLAVORS[node.flavor].config_path)}'
+        before = (f"# local node: start from {seed} when the node root has no containerd config\n"
+                  f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {shq(seed)} {target}; fi\n')
+    pairs = [f"{h}={t}" for h, t in node.handlers.items()]
+    what = "write the containerd handler table" if pairs else "remove the containerd handler table (no handler left)"
+    return _script(node, what, _call(node, "apply-table", *pairs, sep=" \\\n    "), root, restart=True,
+                   before=before)
 
-    A node left with no handler at all gets no empty block: its table is removed instead."""
-    flavor = FLAVORS[node.flavor]
-    if not node.handlers:
-        return _assemble(node, "remove the containerd handler table (the node has no handler left)",
-                         "remove_table\n")
-    return _assemble(node, "write the containerd handler table",
-                     _write_tables(node, flavor) + "apply_table\n", table=True)
 
-
-def remove_table_script(node: NodePlan) -> str:
+def remove_table_script(node: NodePlan, root: str | None = None) -> str:
     """Remove the managed block, restoring the config's original bytes, and restart containerd once."""
-    return _assemble(node, "remove the containerd handler table", "remove_table\n")
+    return _script(node, "remove the containerd handler table", _call(node, "remove-table"), root, restart=True,
+                   leftovers=tuple(f"{STATE_DIR}/{f}" for f in ("table.sha256", "config.orig", "config.prev",
+                                                                "config.prev.absent")))
 
 
-def install_script(node: NodePlan) -> str:
-    """Every binary of the node, then its handler table: what `node-script STACK NODE install` prints."""
-    flavor = FLAVORS[node.flavor]
-    body = "".join(_binary_call(b) for b in node.binaries.values())
-    body += _write_tables(node, flavor) + "apply_table\n" if node.handlers else "remove_table\n"
-    return _assemble(node, "install shim binaries and the containerd handler table", body, table=True)
+# ---------------------------------------------------------------------------------- kit delivery
+def _kit_install(node: NodePlan, root: str | None, sha: str, source: str) -> str:
+    """A script that puts the kit in kit/<sha>/, checks its sha256 and selects it. `source`: shell lines that
+    write the kit to "$t"."""
+    return f"""#!/bin/sh
+# wasm-shim-fleet: deliver the node kit to node {node.name} (pool {node.pool}): checked, then selected
+set -eu
+if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi
+k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; s={sha}; mkdir -p "$k/$s"; t=$k/$s/.{KIT_NAME}.wsf-tmp
+{source}if [ "$(sha256sum < "$t" | cut -c1-64)" != "$s" ]; then
+    rm -f "$t"; echo "wasm-shim-fleet: error: the kit's sha256 is not $s; nothing was changed" >&2; exit 1
+fi
+mv -f "$t" "$k/$s/{KIT_NAME}"
+if [ "$(cat "$k/selected" 2>/dev/null || true)" = "$s" ]; then echo unchanged; exit 0; fi
+echo "$s" > "$k/.selected.wsf-tmp" && mv -f "$k/.selected.wsf-tmp" "$k/selected"
+echo "wasm-shim-fleet: selected node kit $s"; echo changed
+"""
 
 
-def uninstall_script(node: NodePlan) -> str:
-    """The handler table's removal, then every binary: what `node-script STACK NODE uninstall` prints."""
-    body = "remove_table\n" + "".join(_remove_binary_call(b) for b in node.binaries.values())
-    return _assemble(node, "remove the containerd handler table and shim binaries", body)
+def kit_copy_script(node: NodePlan, kit_file: str, root: str | None = None, sha: str | None = None) -> str:
+    """Deliver the kit by reference from a file this machine can read (local nodes)."""
+    sha = sha or kit_sha256()
+    return _kit_install(node, root, sha, f"cp {shq(kit_file)} \"$t\"\n")
+
+
+def kit_inline_script(node: NodePlan, root: str | None = None, text: str | None = None) -> str:
+    """Deliver the kit inline (a quoted here-document): the break-glass `install` script starts with it."""
+    text = kit_text() if text is None else text
+    delimiter = "WASM_SHIM_FLEET_KIT"
+    if f"\n{delimiter}\n" in text:
+        raise ValueError("the kit holds its own here-document delimiter")
+    return _kit_install(node, root, kit_sha256(text), f"cat > \"$t\" <<'{delimiter}'\n{text}{delimiter}\n")
+
+
+def kit_remove_script(node: NodePlan, root: str | None = None) -> str:
+    """Delete of a local node's kit resource: remove the kit once no binary or table of ours is left (a replaced
+    kit resource leaves it to the kit that replaced it)."""
+    return f"""#!/bin/sh
+# wasm-shim-fleet: remove the node kit from node {node.name} once nothing of ours is left there
+set -eu
+if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi
+d=${{WSF_NODE_ROOT%/}}{STATE_DIR}
+for f in "$d"/binaries/*.sha256 "$d"/table.sha256 "$d"/config.prev*; do
+    if [ -e "$f" ]; then echo "wasm-shim-fleet: keeping the node kit: $f is still there"; echo unchanged; exit 0; fi
+done
+if [ ! -e "$d/kit" ]; then echo unchanged; exit 0; fi
+rm -rf "$d/kit"; echo "wasm-shim-fleet: removed $d/kit"; echo changed
+"""
+
+
+# ------------------------------------------------------------------------------ break-glass scripts
+def _run_each(scripts: list[str]) -> str:
+    """Run each script in its own sh, in order, stopping at the first failure (their settings are exported);
+    the last line says whether any of them changed the node."""
+    out = ["wsf_changed=0",
+           "wsf_run() {  # the script on stdin; its output passes through, its last line is remembered",
+           "    wsf_out=$(sh -s) || {",
+           "        wsf_rc=$?; [ -z \"$wsf_out\" ] || printf '%s\\n' \"$wsf_out\"; exit \"$wsf_rc\"; }",
+           "    printf '%s\\n' \"$wsf_out\"",
+           "    case $wsf_out in *unchanged) ;; *) wsf_changed=1 ;; esac",
+           "}", ""]
+    for i, script in enumerate(scripts, 1):
+        delimiter = f"WASM_SHIM_FLEET_STEP_{i}"
+        if f"\n{delimiter}\n" in script:
+            raise ValueError(f"a node script holds the here-document delimiter {delimiter}")
+        out.append(f"wsf_run <<'{delimiter}'\n{script}{delimiter}\n")
+    out.append('if [ "$wsf_changed" = 1 ]; then echo changed; else echo unchanged; fi\n')
+    return "\n".join(out[:8]) + "".join(out[8:])
+
+
+def _break_glass(node: NodePlan, what: str, scripts: list[str], root: str | None) -> str:
+    return (f"#!/bin/sh\n# wasm-shim-fleet: {what}\n"
+            f"# node {node.name} (pool {node.pool}): the scripts of the node's resources, in the order `pulumi up`"
+            " runs them\nset -eu\n"
+            f'if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi\n'
+            f'if [ -z "${{WSF_RESTART:-}}" ]; then WSF_RESTART={shq(restart_command(node))}; fi\n'
+            "export WSF_NODE_ROOT WSF_RESTART\n" + _run_each(scripts))
+
+
+def install_script(node: NodePlan, root: str | None = None, kit: str | None = None) -> str:
+    """Break-glass install: the kit (inline), every binary's create script, then the table's."""
+    scripts = [kit_inline_script(node, root, kit)]
+    scripts += [install_binary_script(node, b, root) for b in node.binaries.values()]
+    scripts.append(apply_table_script(node, root))
+    return _break_glass(node, "install the node kit, shim binaries and the containerd handler table", scripts, root)
+
+
+def uninstall_script(node: NodePlan, root: str | None = None) -> str:
+    """Break-glass uninstall: the table's delete script, every binary's, then the kit's removal."""
+    scripts = [remove_table_script(node, root)]
+    scripts += [remove_binary_script(node, b, root) for b in node.binaries.values()]
+    scripts.append(kit_remove_script(node, root))
+    return _break_glass(node, "remove the containerd handler table, shim binaries and the node kit", scripts, root)

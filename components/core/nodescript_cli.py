@@ -1,24 +1,54 @@
-"""`python -m components node-script STACK_FILE NODE {install|uninstall}`: print the script a node would run.
+"""`python -m components node-script STACK_FILE NODE [install|uninstall|kit]`: what a node is sent.
 
-An operator audits exactly what an `up` would send: the components render node scripts with the same
-functions (components.core.nodescript). Reads only the stack file; needs no Pulumi engine.
+Without an action: the node's resources in the order `pulumi up` creates them, each with exactly the
+create/update/delete text the program sends (the same function builds both:
+components.core.kit_graph.node_resources).
+`install` / `uninstall`: break-glass scripts that run those same resource scripts in order (the kit inline
+first), to converge one node by hand. `kit`: the node kit itself. Relative `file:` URLs, local node roots and
+seed configs resolve against the stack file's folder, as for the program run from that folder. Reads only the
+stack file; needs no Pulumi engine.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TextIO
 
 from .config import StackFileError, read_stack_file
-from .nodescript import install_script, uninstall_script
-from .plan import plan_from_config
+from .kit_graph import node_resources
+from .nodescript import install_script, kit_text, uninstall_script
+from .plan import NodePlan, plan_from_config
 
-ACTIONS = {"install": install_script, "uninstall": uninstall_script}
+ACTIONS = ("resources", "install", "uninstall", "kit")
 
 
-def node_script_main(stack_file: str, node: str, action: str, out: TextIO | None = None,
+def _resources(node: NodePlan, base: str) -> str:
+
+    out = []
+    for r in node_resources(f"fleet-{node.pool}", node, base):
+        after = f", after {', '.join(r.depends_on)}" if r.depends_on else ""
+        kind = {"copy": "command:remote:CopyToRemote", "patch": "kubernetes:core/v1:NodePatch",
+                "command": "command:local:Command" if node.transport == "local" else "command:remote:Command"}
+        out.append(f"##### {r.name} ({kind[r.kind]}{after})\n")
+        if r.kind == "copy":
+            out.append(f"# source: FileArchive {r.copy_source} (kit/<sha256>/wsf.sh and kit/selected; the kit is "
+                       f"printed by `node-script STACK NODE kit`)\n# remotePath: {r.remote_path}\n")
+        elif r.kind == "patch":
+            out.append("# labels: " + ", ".join(f"{k}={v}" for k, v in node.labels.items()) + "\n")
+        for verb in ("create", "update", "delete"):
+            text = getattr(r, verb)
+            if text is not None:
+                out.append(f"#### {verb}\n{text}")
+            elif verb == "update" and r.kind == "command":
+                out.append("#### update: none (pulumi-command runs create again)\n")
+        out.append("\n")
+    return "".join(out)
+
+
+def node_script_main(stack_file: str, node: str, action: str = "resources", out: TextIO | None = None,
                      err: TextIO | None = None) -> int:
-    """Print NODE's install or uninstall script for STACK_FILE. Returns 0, or 2 on any problem (said on stderr)."""
+    """Print what NODE of STACK_FILE is sent. Returns 0, or 2 on any problem (said on stderr)."""
     out = out or sys.stdout
     err = err or sys.stderr
     if action not in ACTIONS:
@@ -29,7 +59,8 @@ def node_script_main(stack_file: str, node: str, action: str, out: TextIO | None
     except StackFileError as exc:
         print(f"node-script: {exc}", file=err)
         return 2
-    _, plan = plan_from_config(raw)
+    base = os.path.dirname(os.path.abspath(stack_file))
+    _, plan = plan_from_config(raw, base)
     if plan.errors:
         for problem in plan.errors:
             print(f"{stack_file}: {problem}", file=err)
@@ -41,5 +72,13 @@ def node_script_main(stack_file: str, node: str, action: str, out: TextIO | None
         known = ", ".join(n.name for n in plan.nodes) or "none"
         print(f"node-script: {stack_file} has no node {node!r}; its nodes are: {known}", file=err)
         return 2
-    out.write(ACTIONS[action](node_plan))
+    root = f"{base}/{node_plan.node_root}" if node_plan.transport == "local" else None
+    if action == "resources":
+        out.write(_resources(node_plan, base))
+    elif action == "kit":
+        out.write(kit_text())
+    elif action == "install":
+        out.write(install_script(node_plan, root))
+    else:
+        out.write(uninstall_script(node_plan, root))
     return 0

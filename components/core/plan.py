@@ -33,11 +33,14 @@ class Binary:
     url: str
     sha256: str
     member: str | None
+    probe: str = "version"  # config.PROBES
 
     def to_json(self) -> dict[str, Any]:
         out = {"release": self.release, "url": self.url, "sha256": self.sha256}
         if self.member:
             out["member"] = self.member
+        if self.probe != "version":
+            out["probe"] = self.probe
         return out
 
 
@@ -107,7 +110,8 @@ class NodePlan:
             releases=tuple(d.get("releases") or ()), retiring=tuple(d.get("retiring") or ()),
             handlers=dict(d.get("handlers") or {}), aliases=dict(d.get("aliases") or {}),
             labels=dict(d.get("labels") or {}),
-            binaries={k: Binary(k, b["release"], b["url"], b["sha256"], b.get("member"))
+            binaries={k: Binary(k, b["release"], b["url"], b["sha256"], b.get("member"),
+                                       b.get("probe", "version"))
                       for k, b in (d.get("binaries") or {}).items()},
             local_root=d.get("localRoot") or "nodes", restart=d.get("restart"), seed_config=d.get("seedConfig"),
             force_labels=bool(d.get("forceLabels")), user=d.get("user"), proxy=d.get("proxy"),
@@ -219,7 +223,7 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     for alias in select_aliases(active):
         shim = aliases[alias].shim
         labels[naming.label_key(cfg.runtime, alias, shim, cfg.label_prefix)] = naming.LABEL_VALUE
-    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member) for r in (*active, *retiring)}
+    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member, r.probe) for r in (*active, *retiring)}
     return NodePlan(
         name=node.name,
         pool=pool.name,

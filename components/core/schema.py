@@ -21,6 +21,7 @@ from .config import (
     NAMESPACE,
     NODE_KEYS,
     POOL_KEYS,
+    PROBES,
     PROXY_KEYS,
     RELEASE_KEYS,
     SSH_KEYS,
@@ -55,6 +56,8 @@ def stack_schema() -> dict[str, Any]:
         "url": _s("https://..., file:///abs/path or file:relative/path of the artifact"),
         "sha256": _s("sha256 of the file the url serves", pattern="^[0-9a-fA-F]{64}$"),
         "binary": _s("member of the archive to install; omit for a bare binary"),
+        "probe": {"enum": list(PROBES),
+                  "description": "version (default): run the installed binary with -v before use; none: skip"},
     }, RELEASE_KEYS, ("version", "url", "sha256"))
     pin = _s("<shim>@<version>, e.g. slight@1.2.3", pattern="^[^@]+@[^@]+$")
     node = _object({

@@ -2,7 +2,7 @@
 
 A test node is three real things at once: a kwok Node object in the API server (the scheduler places pods
 on it), a node root with a real containerd daemon running in it (tests/harness/nodes.py), and an sshd test
-host on 127.0.0.1 whose sessions get that node root as NODE_ROOT (tests/harness/sshd.py). The program
+host on 127.0.0.1 whose sessions get that node root as WSF_NODE_ROOT (tests/harness/sshd.py). The program
 reaches it over SSH like any node: pinned host key, key auth.
 """
 
@@ -183,7 +183,7 @@ def open_fleet(toolchain_bin: Path, node_names: Sequence[str] = NODE_NAMES, *, s
     """The e2e world as a plain context manager (the `fleet` fixture and bench/run.py use it).
 
     Every name in `node_names` is a kwok Node. With `ssh_hosts` (default) each is also a node root with its own
-    containerd and an sshd test host whose sessions get NODE_ROOT plus `host_env`; without, `nodes` and
+    containerd and an sshd test host whose sessions get WSF_NODE_ROOT plus `host_env`; without, `nodes` and
     `hosts` are empty (enough for a preview: commands do not run, NodePatch previews only need the Node).
     `toolchain_bin` must be first on PATH (the `toolchain_bin` fixture does that). Everything started is
     stopped on exit."""
@@ -212,7 +212,7 @@ def open_fleet(toolchain_bin: Path, node_names: Sequence[str] = NODE_NAMES, *, s
                 ssh_dir = work / "sshd"
                 ssh_dir.mkdir()
                 hosts = start_hosts(ssh_dir, len(node_names),
-                                    env=[{"NODE_ROOT": str(nodes[n].root), **(host_env or {})} for n in node_names])
+                                    env=[{"WSF_NODE_ROOT": str(nodes[n].root), **(host_env or {})} for n in node_names])
             stack = offline_stack(toolchain_bin, work, PROJECT, stack_name, _program)
             # The restart stand-in of the integration tier: restarts the node's own containerd daemon.
             restart = nodes[node_names[0]].restart if ssh_hosts else ":"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from components.core import nodescript
 from components.core.plan import plan_from_config
 from tests.harness.workloads import spread_deployment
 
@@ -127,6 +128,9 @@ def _normalise(text: str, fleet: Fleet) -> str:
     text = re.sub(r"Duration: .*", "Duration: <d>", text)
     text = re.sub(r"(\[provider=urn:\S+::)[0-9a-f-]{36}\]", r"\1<id>]", text)
     text = re.sub(r"file:///\S+/examples/artifacts/", "file://<repo>/examples/artifacts/", text)
+    text = re.sub(r"/\S+/wasm-shim-fleet/kit-stage/[0-9a-f]{64}/", "<kit-stage>/", text)
+    text = text.replace(nodescript.kit_sha256(), "<kit-sha256>")
+    text = re.sub(r"archive\(file:[0-9a-f]+\)", "archive(file:<hash>)", text)  # the staged kit's hash
     text = text.replace(str(REPO), "<repo>")  # the restart command names the checkout's own test script
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
 
@@ -156,8 +160,9 @@ def test_a_version_bump_previews_as_creates_only(fleet: Fleet):
         fleet.set_config(fleet.config(base_pools(fleet)))
     summary = changes(preview.change_summary)
     assert set(summary) == {"create"}, preview.change_summary
-    # binary, handler table, runtimeHandlers check and labels of node-d, the pool component, its exact RuntimeClass
-    assert summary["create"] == 6
+    # kit, binary, handler table, runtimeHandlers check and labels of node-d, the pool component, its exact
+    # RuntimeClass
+    assert summary["create"] == 7
     text = _normalise(preview.stdout, fleet)
     if os.environ.get("UPDATE_GOLDEN") == "1":
         GOLDEN.write_text(text)

@@ -156,9 +156,8 @@ def test_removing_a_whole_pool_deletes_labels_before_the_table_before_the_binari
         fleet.stack.up(color="never", on_event=watch.on_event)
     assert watch.violations == [], watch.violations
     deletes = [name for op, name in watch.steps if op == "delete" and "-node-b-" in name]
-    order = [("labels" if name.endswith("-labels") else "handlers" if name.endswith("-handlers") else "binary")
-             for name in deletes]
-    assert order == ["labels", "handlers", "binary"], deletes
+    order = [name.rsplit("-node-b-", 1)[1].split("-", 1)[0] for name in deletes]
+    assert order == ["labels", "verify", "handlers", "bin", "kit"], deletes
     assert fleet.node_labels("node-b") == {}
     assert fleet.nodes["node-b"].config.read_bytes() == fleet.originals["node-b"]
 

@@ -50,6 +50,11 @@ def localize(text: str, root: Path) -> str:
         for p in _PATHS:
             text = text.replace(f"{q}{p}{q}", f"{q}{root}{p}{q}")
     text = re.sub(r"(\[plugins\.['\"]io\.containerd\.nri\.v1\.nri['\"]\]\n\s*disable = )false", r"\1true", text)
+    # containerd 2.3's default config loads erofs plugins; without mkfs.erofs (Debian erofs-utils) on the machine
+    # its transfer service, and with it the CRI plugin, fail to load. These test nodes do not use erofs.
+    if "io.containerd.differ.v1.erofs" in text and not shutil.which("mkfs.erofs"):
+        erofs = ", ".join(f"'io.containerd.{p}.erofs'" for p in ("differ.v1", "snapshotter.v1", "mount-handler.v1"))
+        text = text.replace("disabled_plugins = []", f"disabled_plugins = [{erofs}]", 1)
     return text
 
 
@@ -73,7 +78,7 @@ class Node:
 
     @property
     def restart(self) -> str:
-        """CONTAINERD_RESTART for this node: assignments, then the stand-in for systemctl."""
+        """WSF_RESTART for this node: assignments, then the stand-in for systemctl."""
         env = f"CONTAINERD_BIN='{self.containerd}'"
         if self.refuse_if:
             env += f" REFUSE_IF='{self.refuse_if}'"
@@ -94,7 +99,7 @@ class Node:
         return self.config.read_bytes()
 
     def start(self) -> None:
-        env = dict(os.environ, NODE_ROOT=str(self.root), CONTAINERD_BIN=self.containerd)
+        env = dict(os.environ, WSF_NODE_ROOT=str(self.root), CONTAINERD_BIN=self.containerd)
         subprocess.run(["sh", str(RESTART)], env=env, check=True, capture_output=True, text=True, timeout=60)
 
     def run(self, script: str, **kw) -> subprocess.CompletedProcess[str]:

@@ -2,7 +2,8 @@
 
 Every host is this machine; `env` gives each host its own session environment (sshd's
 `PermitUserEnvironment` with an `environment=` option in that host's authorized_keys), which is how the e2e
-tier gives each "node" its own NODE_ROOT while the program connects to it like to any SSH node.
+tier gives each "node" its own WSF_NODE_ROOT (and, for SFTP, its own /var/lib) while the program connects to
+it like to any SSH node.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 import pytest
 
 from tests.harness.nodes import require
+
+SFTP_SERVER = "/usr/lib/openssh/sftp-server"  # Debian's openssh-server
 
 
 @dataclass
@@ -66,6 +69,14 @@ def start_hosts(work: Path, count: int, env: Sequence[Mapping[str, str]] | None 
             if not host_key.exists():
                 subprocess.run([keygen, "-q", "-t", "ed25519", "-N", "", "-f", str(host_key)], check=True)
             port = free_port()
+            sftp = ""
+            if "WSF_NODE_ROOT" in host_env:
+                # SFTP (pulumi-command's CopyToRemote) sees the node root's var/lib as /var/lib, in a mount
+                # namespace of its own: each test host's files stay under its node root, like exec sessions'.
+                lib = f"{host_env['WSF_NODE_ROOT'].rstrip('/')}/var/lib"
+                wrapper = work / f"sftp{i}.sh"
+                wrapper.write_text(f"mkdir -p '{lib}' && mount --bind '{lib}' /var/lib && exec {SFTP_SERVER}\n")
+                sftp = f"Subsystem sftp /usr/bin/unshare --mount --propagation private /bin/sh {wrapper}\n"
             cfg = work / f"sshd{i}.conf"
             cfg.write_text(f"""Port {port}
 ListenAddress 127.0.0.1
@@ -81,7 +92,7 @@ StrictModes no
 PrintMotd no
 MaxSessions 20
 MaxStartups 50
-""")
+{sftp}""")
             check = subprocess.run([sshd, "-t", "-f", str(cfg)], capture_output=True, text=True)
             if check.returncode != 0:
                 pytest.fail(f"sshd rejects its test config: {check.stderr}")

@@ -7,6 +7,7 @@ themselves live in tests/harness (the e2e tier uses them too).
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -35,18 +36,30 @@ def containerd1() -> str:
     return binary
 
 
-@pytest.fixture(scope="session")
-def containerd2() -> str:
+def build_containerd2(version: str) -> str:
     """containerd 2.x built from the Go module proxy into /var/cache/wasm-shim-fleet/containerd2 (idempotent)."""
     if not shutil.which("go"):
         pytest.fail("containerd-2 tests need Go (>= 1.23) to build containerd 2.x with "
                     f"{BUILD_CONTAINERD2}; install Go or run that script once")
-    result = subprocess.run(["sh", str(BUILD_CONTAINERD2)], capture_output=True, text=True, timeout=1800)
+    result = subprocess.run(["sh", str(BUILD_CONTAINERD2)], capture_output=True, text=True, timeout=1800,
+                            env={**os.environ, "CONTAINERD2_VERSION": version})
     if result.returncode != 0:
-        pytest.fail(f"building containerd 2.x failed: {result.stderr[-2000:]}")
+        pytest.fail(f"building containerd {version} failed: {result.stderr[-2000:]}")
     binary = last_line(result.stdout)
     assert containerd_major(binary) == 2
     return binary
+
+
+@pytest.fixture(scope="session")
+def containerd2() -> str:
+    """containerd 2.2 (config version 3)."""
+    return build_containerd2("v2.2.9")
+
+
+@pytest.fixture(scope="session")
+def containerd23() -> str:
+    """containerd 2.3 (config version 4: `config default` says `version = 4`)."""
+    return build_containerd2("v2.3.0")
 
 
 

@@ -11,6 +11,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+from components.core import nodescript
 from components.core.nodescript import with_env
 from components.core.plan import NodePlan, plan_from_config
 from tests.harness import artifacts
@@ -87,9 +88,9 @@ def minimal_path(tmp: Path) -> str:
 
 def run_script(script: str, root: Path, *, restart: str = ":", shell: str = "sh", path: str | None = None,
                env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run a node script the way the program does over SSH: NODE_ROOT and CONTAINERD_RESTART as assignments
+    """Run a node script the way the program does over SSH: WSF_NODE_ROOT and WSF_RESTART as assignments
     in front of the script text (with_env), the text given to a shell as a command, no stdin."""
-    text = with_env(script, {"NODE_ROOT": str(root), "CONTAINERD_RESTART": restart})
+    text = with_env(script, {"WSF_NODE_ROOT": str(root), "WSF_RESTART": restart})
     full_env = {"PATH": path or os.environ.get("PATH", "/usr/sbin:/usr/bin:/sbin:/bin"), "LANG": "C"}
     full_env.update(env or {})
     return subprocess.run([shutil.which(shell) or shell, "-c", text],
@@ -112,3 +113,28 @@ def snapshot(root: Path, ignore: tuple[str, ...] = ()) -> dict[str, tuple[int, s
 def last_line(text: str) -> str:
     lines = text.strip().splitlines()
     return lines[-1] if lines else ""
+
+
+#: The kit's step marker, and the one of a debug kit that kills its own run at one step.
+STEP = 'step() {\n    say "$2"\n}\n'
+
+
+def debug_kit(kill_at: str) -> str:
+    """A kit built only by the tests: the node kit whose `step` kills the run with SIGKILL at step `kill_at`
+    (to prove that a run interrupted there converges when re-run). Never sent by the program."""
+    text = nodescript.kit_text()
+    assert text.count(STEP) == 1, "the kit's step() changed: update tests/integration/helpers.py"
+    killing = f'step() {{\n    say "$2"\n    if [ "$1" = {nodescript.shq(kill_at)} ]; then kill -9 $$; fi\n}}\n'
+    return text.replace(STEP, killing)
+
+
+def install_kit(root: Path, text: str | None = None) -> str:
+    """Deliver a kit into a node root the way the kit resource does (kit/<sha256>/wsf.sh, then `selected`);
+    returns its sha256."""
+    text = nodescript.kit_text() if text is None else text
+    sha = nodescript.kit_sha256(text)
+    folder = root / nodescript.KIT_DIR.lstrip("/") / sha
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / nodescript.KIT_NAME).write_text(text)
+    (folder.parent / "selected").write_text(sha + "\n")
+    return sha

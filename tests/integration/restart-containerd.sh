@@ -1,14 +1,14 @@
 #!/bin/sh
-# Test stand-in for `systemctl restart containerd` on a node root (the node scripts' CONTAINERD_RESTART in the
-# integration tier): stop the node's containerd, start it again on $NODE_ROOT/etc/containerd/config.toml, and
-# return once it answers on its socket. Everything it touches is under NODE_ROOT.
+# Test stand-in for `systemctl restart containerd` on a node root (the node scripts' WSF_RESTART in the
+# integration tier): stop the node's containerd, start it again on $WSF_NODE_ROOT/etc/containerd/config.toml, and
+# return once it answers on its socket. Everything it touches is under WSF_NODE_ROOT.
 #
-#   NODE_ROOT       the node root (exported by the node scripts)
+#   WSF_NODE_ROOT       the node root (exported by the node scripts)
 #   CONTAINERD_BIN  the containerd binary to run (1.x from Debian, or the 2.x built by build-containerd2.sh)
 #   REFUSE_IF       optional: refuse to start while the config contains this text (a daemon that fails on the
 #                   new config, for the rollback test)
 set -eu
-R=${NODE_ROOT%/}
+R=${WSF_NODE_ROOT%/}
 cfg=$R/etc/containerd/config.toml
 sock=$R/run/containerd/containerd.sock
 pidfile=$R/run/containerd-test-daemon.pid

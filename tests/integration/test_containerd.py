@@ -1,12 +1,13 @@
-"""The node scripts against real containerd: Debian's 1.6 (config versions 1 and 2) and a 2.x built from the Go
-module proxy (version 3). Each node root starts from `containerd config default` with a daemon running on it,
-like a real node; the scripts restart that daemon through CONTAINERD_RESTART."""
+"""The node scripts against real containerd: Debian's 1.6 (config versions 1 and 2) and 2.2 and 2.3 built from the
+Go module proxy (config versions 3 and 4). Each node root starts from `containerd config default` with a daemon
+running on it, like a real node; the scripts restart that daemon through WSF_RESTART."""
 
 from __future__ import annotations
 
 import pytest
 
 from components.core import containerd
+from components.core.flavors import FLAVORS
 from components.core.nodescript import install_script, uninstall_script
 
 from .helpers import last_line, sample_node, snapshot
@@ -17,10 +18,12 @@ pytestmark = pytest.mark.integration
 DAEMON_PATHS = ("var/lib/containerd", "run", "var/log", "opt")
 
 
-@pytest.fixture(params=["containerd-legacy", "containerd-1", "containerd-2"])
+@pytest.fixture(params=["containerd-legacy", "containerd-1", "containerd-2", "containerd-2@2.3"])
 def flavor_node(request, make_node, containerd1):
-    flavor = request.param
-    binary = request.getfixturevalue("containerd2") if flavor == "containerd-2" else containerd1
+    flavor, _, release = request.param.partition("@")
+    binary = containerd1
+    if flavor == "containerd-2":
+        binary = request.getfixturevalue("containerd23" if release == "2.3" else "containerd2")
     return make_node(flavor, binary)
 
 
@@ -49,7 +52,7 @@ def test_install_registers_every_handler_keeps_runc_and_uninstall_restores_the_b
     assert {h: loaded.get(h) for h in plan.handlers} == plan.handlers
     assert loaded["runc"] == "io.containerd.runc.v2"
     assert node.config.read_bytes() == containerd.append_block(
-        original.decode(), plan.handlers, containerd.detect_config_version(original.decode())).encode()
+        original.decode(), plan.handlers, FLAVORS[node.flavor].config_version).encode()
 
     # idempotent: nothing to do changes no byte and restarts nothing
     snap = snapshot(node.root, ignore=DAEMON_PATHS)

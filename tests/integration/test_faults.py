@@ -12,7 +12,7 @@ import pytest
 from components.core import containerd, nodescript
 from components.core.nodescript import install_script, uninstall_script
 
-from .helpers import last_line, sample_node, snapshot
+from .helpers import debug_kit, install_kit, last_line, sample_node, snapshot
 
 pytestmark = pytest.mark.integration
 
@@ -48,8 +48,8 @@ def test_a_wrong_sha256_changes_nothing_at_all(node) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "sha256 mismatch" in result.stderr and "nothing was changed" in result.stderr
     after = snapshot(node.root, ignore=DAEMON_PATHS)
-    # Only the (empty) state folder and its lock file appear; no byte of the node changes.
-    assert set(after) - set(before) == {STATE, f"{STATE}/lock"}
+    # Only the state folder with its lock file and the delivered kit appear; no byte of the node changes.
+    assert {p for p in set(after) - set(before) if not p.startswith(f"{STATE}/kit")} == {STATE, f"{STATE}/lock"}
     assert {k: after[k] for k in before} == before
     assert (node.pid(), node.restarts()) == (pid, restarts)
     assert_recoverable(node, sample_node("containerd-1"))
@@ -68,7 +68,7 @@ def test_a_failed_download_changes_nothing(node) -> None:
 @pytest.mark.parametrize("step", [*nodescript.BINARY_STEPS, *nodescript.TABLE_STEPS])
 def test_an_install_killed_at_each_step_converges_when_re_run(node, step: str) -> None:
     plan = sample_node("containerd-1")
-    killed = node.run(install_script(plan), env={nodescript.KILL_AT_VAR: step})
+    killed = node.run(install_script(plan, kit=debug_kit(step)))
     assert killed.returncode in (-9, 137), killed.stderr
     node.dump_runtimes()  # whatever the step, the file on disk is a valid config
     again = node.run(install_script(plan))
@@ -86,9 +86,11 @@ def test_an_install_killed_at_each_step_converges_when_re_run(node, step: str) -
 def test_an_uninstall_killed_at_each_step_converges_when_re_run(node, step: str) -> None:
     plan = sample_node("containerd-1")
     assert node.run(install_script(plan)).returncode == 0
-    killed = node.run(uninstall_script(plan), env={nodescript.KILL_AT_VAR: step})
+    install_kit(node.root, debug_kit(step))  # a kit that dies at `step`, selected
+    killed = node.run(uninstall_script(plan))
     assert killed.returncode in (-9, 137), killed.stderr
     node.dump_runtimes()
+    install_kit(node.root)
     again = node.run(uninstall_script(plan))
     assert again.returncode == 0, again.stderr
     assert node.config.read_bytes() == node.original
@@ -118,7 +120,7 @@ def test_a_containerd_that_does_not_come_back_is_rolled_back_and_reported(node) 
     plan = sample_node("containerd-1")
     # A restart command that stops containerd and starts nothing (a broken unit, say).
     stop_only = f"kill $(cat '{node.root}/run/containerd-test-daemon.pid')"
-    result = node.run(install_script(plan), restart=stop_only, env={"CONTAINERD_WAIT": "3"})
+    result = node.run(install_script(plan), restart=stop_only, env={"WSF_CONTAINERD_WAIT": "3"})
     assert result.returncode == 1
     assert "did not answer" in result.stderr or "did not come back" in result.stderr
     assert "restored the previous config" in result.stderr
@@ -182,6 +184,7 @@ def test_a_full_disk_under_the_config_fails_cleanly_and_leaves_the_config_alone(
     etc = n.root / "etc/containerd"
     tmpfs(etc, "64k")
     n.original = n.seed()
+    install_kit(n.root)
     for binary in plan.binaries.values():
         assert n.run(nodescript.install_binary_script(plan, binary)).returncode == 0
     filler = fill(etc)

@@ -1,5 +1,5 @@
 """The node scripts over real SSH: three Debian openssh-server hosts on 127.0.0.1, each a node with its own
-NODE_ROOT and its own containerd, driven concurrently the way pulumi-command runs a remote.Command."""
+WSF_NODE_ROOT and its own containerd, driven concurrently the way pulumi-command runs a remote.Command."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from components.core import nodescript
 from components.core.plan import plan_from_config
 
-from .helpers import last_line, sample_raw
+from .helpers import install_kit, last_line, sample_raw
 
 pytestmark = pytest.mark.integration
 
@@ -34,7 +34,7 @@ def fleet(ssh_hosts, make_node, containerd1):
 
 def over_ssh(host, node, script: str):
     """What the components send: the assignments in front of the script text, as the SSH command."""
-    return host.ssh(nodescript.with_env(script, {"NODE_ROOT": str(node.root), "CONTAINERD_RESTART": node.restart}))
+    return host.ssh(nodescript.with_env(script, {"WSF_NODE_ROOT": str(node.root), "WSF_RESTART": node.restart}))
 
 
 def test_three_nodes_install_concurrently_over_ssh_and_converge(ssh_hosts, make_node, containerd1) -> None:
@@ -59,6 +59,7 @@ def test_three_nodes_install_concurrently_over_ssh_and_converge(ssh_hosts, make_
 def test_commands_for_one_node_that_run_at_once_are_serialized_by_the_lock(ssh_hosts, make_node, containerd1):
     """The program's graph runs one command per node AND binary in parallel: they share the node's files."""
     host, node, node_plan = fleet(ssh_hosts[:1], make_node, containerd1)[0]
+    install_kit(node.root)
     scripts = [nodescript.install_binary_script(node_plan, b) for b in node_plan.binaries.values()] * 2
     with ThreadPoolExecutor(len(scripts)) as pool:
         results = list(pool.map(lambda s: over_ssh(host, node, s), scripts))
@@ -73,12 +74,12 @@ def test_commands_for_one_node_that_run_at_once_are_serialized_by_the_lock(ssh_h
 
 def test_sshd_drops_setenv_so_the_scripts_carry_their_settings_in_their_text(ssh_hosts) -> None:
     """pulumi-command 1.2.1 passes `environment` with SSH Setenv, which sshd ignores without AcceptEnv: the
-    scripts therefore read NODE_ROOT/CONTAINERD_RESTART from assignments at the front of their own text."""
+    scripts therefore read WSF_NODE_ROOT/WSF_RESTART from assignments at the front of their own text."""
     host = ssh_hosts[0]
-    probe = 'echo "${NODE_ROOT-unset}"'
-    dropped = host.ssh(probe, "-o", "SetEnv=NODE_ROOT=/from-setenv")
+    probe = 'echo "${WSF_NODE_ROOT-unset}"'
+    dropped = host.ssh(probe, "-o", "SetEnv=WSF_NODE_ROOT=/from-setenv")
     assert dropped.stdout.strip() == "unset"
-    carried = host.ssh(nodescript.with_env(probe, {"NODE_ROOT": "/from-the-text"}))
+    carried = host.ssh(nodescript.with_env(probe, {"WSF_NODE_ROOT": "/from-the-text"}))
     assert carried.stdout.strip() == "/from-the-text"
 
 

@@ -14,9 +14,9 @@
 //   - commands never run in preview; stdout/stderr are then unknown;
 //   - interpreter defaults to ["/bin/sh", "-c"]; dir, environment and stdin apply.
 //
-// command:remote:Command (over SSH) is in remote.go.
-// Not implemented: command:remote:CopyToRemote, command:local:run, assetPaths and
-// archivePaths (rejected at check). It reports the version set by -X main.version
+// command:remote:Command (over SSH) is in remote.go, command:remote:CopyToRemote
+// (over SFTP) in copy.go.
+// Not implemented: command:local:run, assetPaths and archivePaths (rejected at check). It reports the version set by -X main.version
 // so that the engine pairs it with the pinned Python SDK.
 package main
 
@@ -70,9 +70,9 @@ func (p *commandProvider) Configure(context.Context, plugin.ConfigureRequest) (p
 }
 
 func checkType(t string) error {
-	if t != localCommand && t != remoteCommand {
-		return fmt.Errorf("this pulumi-resource-command stand-in supports only %s and %s, not %s",
-			localCommand, remoteCommand, t)
+	if t != localCommand && t != remoteCommand && t != copyToRemote {
+		return fmt.Errorf("this pulumi-resource-command stand-in supports only %s, %s and %s, not %s",
+			localCommand, remoteCommand, copyToRemote, t)
 	}
 	return nil
 }
@@ -90,6 +90,12 @@ func (p *commandProvider) Check(_ context.Context, req plugin.CheckRequest) (plu
 		return plugin.CheckResponse{}, err
 	}
 	var failures []plugin.CheckFailure
+	if string(req.Type) == copyToRemote {
+		for _, problem := range checkCopy(req.News) {
+			failures = append(failures, plugin.CheckFailure{Property: "source", Reason: problem})
+		}
+		return plugin.CheckResponse{Properties: req.News, Failures: failures}, nil
+	}
 	for _, k := range []resource.PropertyKey{"assetPaths", "archivePaths"} {
 		if v, ok := req.News[k]; ok && !v.IsNull() {
 			failures = append(failures, plugin.CheckFailure{Property: k, Reason: "not supported by this stand-in provider"})
@@ -202,6 +208,15 @@ func (p *commandProvider) Create(ctx context.Context, req plugin.CreateRequest) 
 	suffix := make([]byte, 4)
 	_, _ = rand.Read(suffix)
 	id := resource.ID(req.URN.Name() + "-" + hex.EncodeToString(suffix))
+	if string(req.Type) == copyToRemote {
+		if req.Preview {
+			return plugin.CreateResponse{ID: "", Properties: req.Properties.Copy()}, nil
+		}
+		if err := runCopy(ctx, req.Properties); err != nil {
+			return plugin.CreateResponse{Status: resource.StatusUnknown}, err
+		}
+		return plugin.CreateResponse{ID: id, Properties: req.Properties.Copy()}, nil
+	}
 	if req.Preview {
 		return plugin.CreateResponse{ID: "", Properties: outputs(req.Properties, unknown(), unknown())}, nil
 	}
@@ -218,6 +233,21 @@ func (p *commandProvider) Create(ctx context.Context, req plugin.CreateRequest) 
 }
 
 func (p *commandProvider) Update(ctx context.Context, req plugin.UpdateRequest) (plugin.UpdateResponse, error) {
+	if string(req.URN.Type()) == copyToRemote {
+		// Upstream copies again only when the source's hash or the remote path changed.
+		oldSrc, _ := parseSource(req.OldOutputs)
+		newSrc, err := parseSource(req.NewInputs)
+		if err != nil {
+			return plugin.UpdateResponse{}, err
+		}
+		moved := str(req.OldOutputs, "remotePath") != str(req.NewInputs, "remotePath")
+		if !req.Preview && (moved || oldSrc.hash != newSrc.hash || newSrc.hash == "") {
+			if err := runCopy(ctx, req.NewInputs); err != nil {
+				return plugin.UpdateResponse{Status: resource.StatusPartialFailure, Properties: req.OldOutputs}, err
+			}
+		}
+		return plugin.UpdateResponse{Properties: req.NewInputs.Copy()}, nil
+	}
 	c := str(req.NewInputs, "update")
 	if c == "" {
 		c = str(req.NewInputs, "create")
@@ -241,6 +271,9 @@ func (p *commandProvider) Update(ctx context.Context, req plugin.UpdateRequest) 
 }
 
 func (p *commandProvider) Delete(ctx context.Context, req plugin.DeleteRequest) (plugin.DeleteResponse, error) {
+	if string(req.URN.Type()) == copyToRemote {
+		return plugin.DeleteResponse{}, nil // upstream: the copied files stay on the remote host
+	}
 	props := req.Inputs
 	if props == nil {
 		props = req.Outputs

@@ -1,52 +1,97 @@
-#!/bin/sh
-# wasm-shim-fleet: install shim binaries and the containerd handler table
-# node node-a (pool pool-a, containerd flavor containerd-1, config version 2)
+# wasm-shim-fleet node kit: the shared logic every wasm-shim-fleet resource script on a node runs.
 #
-# Contract: NODE_ROOT prefixes every path this script touches; CONTAINERD_RESTART restarts containerd
-# (':' never restarts). Both may be set in front of the script; the defaults below come from the stack.
-# Exit 0 with a last line 'changed' or 'unchanged'; on failure non-zero with one line on stderr.
-# Needs sh, coreutils, tar and curl or wget; uses flock, ctr and crictl when present.
-set -eu
+# Delivered once per node by the node's own kit resource to
+#   $WSF_NODE_ROOT/var/lib/wasm-shim-fleet/kit/<sha256 of this file>/wsf.sh
+# next to a file `selected` that names the kit in use. A resource script reads `selected`, checks that the
+# kit's sha256 is its folder's name, sources it and calls one entry point with its own values:
+#
+#   wsf <call version> <flavor> install-binary <name> <url> <sha256> <archive member or ''> [version|none]
+#   wsf <call version> <flavor> remove-binary  <name> <runtime_type>
+#   wsf <call version> <flavor> apply-table    <handler>=<runtime_type> ...   (sorted by handler)
+#   wsf <call version> <flavor> remove-table
+#
+# The call version changes only when this interface does: a delete recorded in a stack's state long ago
+# still runs on whatever kit the node has now.
+#
+# Settings, read from the environment (all optional except as said):
+#   WSF_NODE_ROOT        prefix of every path touched (the resource script sets it; default /)
+#   WSF_RESTART          command that restarts containerd (table scripts set it); ':' never restarts
+#   WSF_LOCK_WAIT        seconds to wait for another command's lock (600)
+#   WSF_CONTAINERD_WAIT  seconds to wait for containerd after a restart (60)
+# Needs sh, coreutils, tar (+gzip for .tar.gz), and curl or wget; uses flock, ctr and crictl when present.
+# Exit 0 with a last line `changed` or `unchanged`; on failure non-zero with one line on stderr.
+#
+# State, all under $WSF_NODE_ROOT/var/lib/wasm-shim-fleet/:
+#   lock or lock.d/      one command at a time per node (flock; else a mkdir lock holding the pid)
+#   binaries/<name>.sha256  "<artifact sha256> <installed file sha256>" of each installed binary
+#   table.sha256         sha256 of the handler tables containerd was last verified to have loaded
+#   config.orig          the config as it was before the first block was added (removed by remove-table)
+#   config.prev(.absent) the last verified config while a change is in flight; present at start means an
+#                        earlier run was interrupted, and it stays the rollback target
+#   kit/                 this kit (older kits are removed by the next command that runs)
 
-if [ -z "${NODE_ROOT:-}" ]; then NODE_ROOT='/'; fi
-if [ -z "${CONTAINERD_RESTART:-}" ]; then CONTAINERD_RESTART='systemctl restart containerd'; fi
-
-# --- this node's containerd (flavor containerd-1)
-FLAVOR='containerd-1'
-CONFIG_VERSION=2
-CONFIG_PATH='/etc/containerd/config.toml'
-LOADED_CONFIG='/etc/containerd/config.toml'
-TEMPLATE=0
-SOCKET='/run/containerd/containerd.sock'
-BEGIN_MARK='# >>> wasm-shim-fleet managed handler table >>>'
-END_MARK='# <<< wasm-shim-fleet managed handler table <<<'
-ORIGINAL_PREFIX='# wasm-shim-fleet original: '
-TEMPLATE_BASE='{{ template "base" . }}'
-# --- the handler table this node should have (from the stack's plan)
-RUNTIMES_TABLE='plugins."io.containerd.grpc.v1.cri".containerd.runtimes'
-# handler=runtime_type (exact handlers and this node's aliases); names are DNS labels, types io.containerd.*
-HANDLER_NAMES='slight slight-v1 slight-v1-2 slight-v1-2-3 slight-v1-3 slight-v1-3-0 spin spin-v0-3 spin-v0-3-0'
-HANDLERS='slight=io.containerd.slight-v1-3-0.v1 slight-v1=io.containerd.slight-v1-3-0.v1 slight-v1-2=io.containerd.slight-v1-2-3.v1 slight-v1-2-3=io.containerd.slight-v1-2-3.v1 slight-v1-3=io.containerd.slight-v1-3-0.v1 slight-v1-3-0=io.containerd.slight-v1-3-0.v1 spin=io.containerd.spin-v0-3-0.v1 spin-v0-3=io.containerd.spin-v0-3-0.v1 spin-v0-3-0=io.containerd.spin-v0-3-0.v1'
-SHIM_BINARIES='containerd-shim-slight-v1-2-3-v1 containerd-shim-slight-v1-3-0-v1 containerd-shim-spin-v0-3-0-v1'
-TABLE_SHA256='7a742e8013dbc9c53ac8271cbf64f047bd1a3bfc4ada0a9a0ee6f10e97e9357e'
+# >>> data (generated from components/core/flavors.py and containerd.py; tests keep it equal) >>>
+# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET
+wsf_flavor() {
+    case $1 in
+        containerd-legacy) FLAVOR=containerd-legacy CONFIG_VERSION=1 ACCEPTS='1' TEMPLATE=0
+            CONFIG_PATH='/etc/containerd/config.toml' CREATE_BASE=''
+            LOADED_CONFIG='/etc/containerd/config.toml' SOCKET='/run/containerd/containerd.sock' ;;
+        containerd-1) FLAVOR=containerd-1 CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=0
+            CONFIG_PATH='/etc/containerd/config.toml' CREATE_BASE=''
+            LOADED_CONFIG='/etc/containerd/config.toml' SOCKET='/run/containerd/containerd.sock' ;;
+        containerd-2) FLAVOR=containerd-2 CONFIG_VERSION=3 ACCEPTS='3 4' TEMPLATE=0
+            CONFIG_PATH='/etc/containerd/config.toml' CREATE_BASE=''
+            LOADED_CONFIG='/etc/containerd/config.toml' SOCKET='/run/containerd/containerd.sock' ;;
+        k3s) FLAVOR=k3s CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/k3s/agent/etc/containerd/config.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
+            LOADED_CONFIG='/var/lib/rancher/k3s/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        rke2) FLAVOR=rke2 CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/rke2/agent/etc/containerd/config.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
+            LOADED_CONFIG='/var/lib/rancher/rke2/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        k3s-2) FLAVOR=k3s-2 CONFIG_VERSION=3 ACCEPTS='3' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/k3s/agent/etc/containerd/config-v3.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
+            LOADED_CONFIG='/var/lib/rancher/k3s/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        rke2-2) FLAVOR=rke2-2 CONFIG_VERSION=3 ACCEPTS='3' TEMPLATE=1
+            CONFIG_PATH='/var/lib/rancher/rke2/agent/etc/containerd/config-v3.toml.tmpl' CREATE_BASE='{{ template "base" . }}'
+            LOADED_CONFIG='/var/lib/rancher/rke2/agent/etc/containerd/config.toml' SOCKET='/run/k3s/containerd/containerd.sock' ;;
+        microk8s) FLAVOR=microk8s CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/var/snap/microk8s/current/args/containerd-template.toml' CREATE_BASE=''
+            LOADED_CONFIG='/var/snap/microk8s/current/args/containerd.toml' SOCKET='/var/snap/microk8s/common/run/containerd.sock' ;;
+        k0s) FLAVOR=k0s CONFIG_VERSION=2 ACCEPTS='2' TEMPLATE=1
+            CONFIG_PATH='/etc/k0s/containerd.d/wasm-shim-fleet.toml' CREATE_BASE='version = 2'
+            LOADED_CONFIG='/run/k0s/containerd-cri.toml' SOCKET='/run/k0s/containerd.sock' ;;
+        *) return 1 ;;
+    esac
+    case $CONFIG_VERSION in
+        1) RUNTIMES_TABLE='plugins.cri.containerd.runtimes' ;;
+        2) RUNTIMES_TABLE='plugins."io.containerd.grpc.v1.cri".containerd.runtimes' ;;
+        3) RUNTIMES_TABLE='plugins."io.containerd.cri.v1.runtime".containerd.runtimes' ;;
+    esac
+}
+# The flavors that fit a config version (for the version mismatch error).
 fits() {
     case $1 in
         1) echo 'containerd-legacy' ;;
-        2) echo 'containerd-1 or k3s or rke2' ;;
-        3) echo 'containerd-2' ;;
+        2) echo 'containerd-1 or k3s or rke2 or microk8s or k0s' ;;
+        3) echo 'containerd-2 or k3s-2 or rke2-2' ;;
+        4) echo 'containerd-2' ;;
         *) echo 'none: config version '"$1"' is unknown' ;;
     esac
 }
+BEGIN_MARK='# >>> wasm-shim-fleet managed handler table >>>'
+END_MARK='# <<< wasm-shim-fleet managed handler table <<<'
+ORIGINAL_PREFIX='# wasm-shim-fleet original: '
+# <<< data <<<
 
 # ---------------------------------------------------------------------------------------------- helpers
 say() { printf 'wasm-shim-fleet: %s\n' "$*"; }
 # One line on stderr, then exit 1: the caller (pulumi-command, an operator) sees the reason.
 die() { printf 'wasm-shim-fleet: error: %s\n' "$*" >&2; exit 1; }
-# Progress marker between steps. The fault tests set WASM_SHIM_FLEET_KILL_AT to kill the script right here,
-# to prove that a run interrupted at any step converges when re-run.
+# Progress marker between the steps of a change: step <id> <message>. A run interrupted between any two
+# steps converges when re-run (the fault tests prove it at every id, with a kit of their own that dies here).
 step() {
     say "$2"
-    if [ "${WASM_SHIM_FLEET_KILL_AT:-}" = "$1" ]; then kill -9 $$; fi
 }
 sha256_of() {
     wsf_h=$(sha256sum < "$1") || return 1
@@ -73,12 +118,12 @@ strip_blanks() {  # sets wsf_s to $1 without leading and trailing blanks
 # ---------------------------------------------------------------------------------------- paths, lock
 wsf_init() {
     umask 022
-    case $NODE_ROOT in
+    case $WSF_NODE_ROOT in
         /*) ;;
-        *) NODE_ROOT=$(pwd)/$NODE_ROOT ;;
+        *) WSF_NODE_ROOT=$(pwd)/$WSF_NODE_ROOT ;;
     esac
-    export NODE_ROOT  # for CONTAINERD_RESTART commands that need it (tests, hosts that are not systemd machines)
-    R=$NODE_ROOT
+    export WSF_NODE_ROOT  # for WSF_RESTART commands that need it (tests, hosts that are not systemd machines)
+    R=$WSF_NODE_ROOT
     while :; do case $R in */) R=${R%/} ;; *) break ;; esac; done
     STATE=$R/var/lib/wasm-shim-fleet
     BIN=$R/usr/local/bin
@@ -103,7 +148,7 @@ wsf_exit() {
 # flock when present (the kernel drops it when the holder dies); otherwise a mkdir lock holding the pid,
 # broken when that pid is gone (a run killed with SIGKILL cannot clean up after itself).
 lock_acquire() {
-    wsf_wait=${WASM_SHIM_FLEET_LOCK_WAIT:-600}
+    wsf_wait=${WSF_LOCK_WAIT:-600}
     if command -v flock >/dev/null 2>&1; then
         exec 9>>"$STATE/lock"
         flock -w "$wsf_wait" 9 || die "another wasm-shim-fleet command held $STATE/lock for ${wsf_wait}s"
@@ -159,8 +204,8 @@ fetch() {  # url dest
             fi ;;
     esac
 }
-install_binary() {  # name url sha256 member ("" for a bare binary)
-    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4
+install_binary() {  # name url sha256 member ("" for a bare binary) probe (version|none)
+    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4 ib_probe=$5
     ib_dest=$BIN/$ib_name
     ib_record=$STATE/binaries/$ib_name.sha256
     ib_have=
@@ -168,25 +213,25 @@ install_binary() {  # name url sha256 member ("" for a bare binary)
         ib_have=$(sha256_of "$ib_dest") || die "cannot read $ib_dest"
         ib_rec=$(cat -- "$ib_record" 2>/dev/null || true)
         if [ "$ib_rec" = "$ib_want $ib_have" ]; then
-            say "$ib_name is installed (artifact $ib_want)"
+            say "$ib_name is installed"
             return 0
         fi
         if [ -z "$ib_member" ] && [ "$ib_have" = "$ib_want" ]; then
             mkdir -p -- "$STATE/binaries"
             put_state "$ib_record" "$ib_want $ib_have"
-            say "$ib_name is installed (artifact $ib_want)"
+            say "$ib_name is installed"
             return 0
         fi
     fi
     # Download and verify before anything on the node changes.
     ib_dl=$WORK/$ib_name.download
     fetch "$ib_url" "$ib_dl" || die "download of $ib_url failed: $(tail -n 1 "$WORK/fetch.err" 2>/dev/null)"
-    step binary-downloaded "downloaded $ib_url"
+    step binary-downloaded "downloaded"
     ib_got=$(sha256_of "$ib_dl") || die "cannot read the download of $ib_url (disk full?)"
     if [ "$ib_got" != "$ib_want" ]; then
         die "sha256 mismatch for $ib_url: expected $ib_want, got $ib_got; nothing was changed"
     fi
-    step binary-verified "sha256 of $ib_url verified"
+    step binary-verified "sha256 verified"
     # Stage beside the target and rename: a running shim keeps its old inode (never 'text file busy').
     mkdir -p -- "$BIN" "$STATE/binaries" || die "cannot create $BIN"
     ib_tmp=$BIN/.$ib_name.wsf-tmp
@@ -201,8 +246,9 @@ install_binary() {  # name url sha256 member ("" for a bare binary)
     fi
     if [ ! -s "$ib_tmp" ]; then rm -f -- "$ib_tmp"; die "$ib_member in $ib_url is empty"; fi
     chmod 0755 "$ib_tmp" || die "cannot chmod $ib_tmp"
+    probe_binary "$ib_tmp" "$ib_name" "$ib_probe"
     ib_new=$(sha256_of "$ib_tmp") || die "cannot read $ib_tmp"
-    step binary-staged "staged $ib_tmp"
+    step binary-staged "staged"
     if [ "$ib_have" = "$ib_new" ]; then
         rm -f -- "$ib_tmp"
     else
@@ -210,8 +256,26 @@ install_binary() {  # name url sha256 member ("" for a bare binary)
         CHANGED=1
         say "installed $ib_dest"
     fi
-    step binary-installed "$ib_name is in place"
+    step binary-installed "in place"
     put_state "$ib_record" "$ib_want $ib_new"
+}
+# Run a staged shim binary with -v (probe version) before it replaces anything: a binary for another
+# architecture or one missing a shared library fails here, with the reason, and is never installed.
+probe_binary() {  # file name probe
+    [ "$3" = version ] || return 0
+    pb_rc=0
+    if command -v timeout >/dev/null 2>&1; then
+        timeout 30 "$1" -v </dev/null >"$WORK/probe.out" 2>&1 9>&- || pb_rc=$?
+    else
+        "$1" -v </dev/null >"$WORK/probe.out" 2>&1 9>&- || pb_rc=$?
+    fi
+    if [ "$pb_rc" != 0 ]; then
+        rm -f -- "$1"
+        pb_said=
+        while IFS= read -r pb_l || [ -n "$pb_l" ]; do [ -z "$pb_l" ] || pb_said=$pb_l; done < "$WORK/probe.out"
+        die "$2 does not run on this node: '$2 -v' exited $pb_rc${pb_said:+: $pb_said}; nothing was changed (wrong architecture or a missing library? set probe: none in the catalog only for a binary without -v)"
+    fi
+    say "$2 runs: $(head -n 1 "$WORK/probe.out")"
 }
 # Refuses while any runtime_type in the config still points at the binary: containerd would fail every pod
 # of that handler with "binary not installed".
@@ -392,8 +456,8 @@ containerd_major() {
 can_dump() {
     [ "$TEMPLATE" = 0 ] || return 1
     cd_major=$(containerd_major)
-    case $CONFIG_VERSION.$cd_major in
-        1.1|2.1|2.2|3.2) return 0 ;;
+    case $SCAN_VERSION.$cd_major in
+        1.1|2.1|2.2|3.2|4.2) return 0 ;;
     esac
     return 1
 }
@@ -469,15 +533,16 @@ validate_config() {  # candidate current("" if none) mode(install|remove)
 }
 
 # ---------------------------------------------------------------------------------- restart and check
-restart_containerd() {
-    if [ "$CONTAINERD_RESTART" = ":" ]; then
-        say "CONTAINERD_RESTART is ':': not restarting containerd"
+restart_containerd() {  # sets RESTARTED to what really happened
+    if [ "$WSF_RESTART" = ":" ]; then
+        RESTARTED="containerd not restarted (WSF_RESTART is ':')"
         return 0
     fi
-    say "restarting containerd: $CONTAINERD_RESTART"
+    say "restarting containerd: $WSF_RESTART"
     # No stdin, output to a log (a daemon started here must not hold our stdout open), and not our lock fd.
     rc_status=0
-    sh -c "$CONTAINERD_RESTART" </dev/null >"$WORK/restart.log" 2>&1 9>&- || rc_status=$?
+    sh -c "$WSF_RESTART" </dev/null >"$WORK/restart.log" 2>&1 9>&- || rc_status=$?
+    RESTARTED="containerd restarted"
     if [ "$rc_status" != 0 ]; then
         RESTART_ERR="the restart command failed (exit $rc_status)"
         rc_said=$(tail -n 1 "$WORK/restart.log" 2>/dev/null || true)
@@ -487,9 +552,9 @@ restart_containerd() {
 }
 # containerd answers on its socket and its CRI plugin loaded (via ctr when present, else the socket exists).
 daemon_up() {
-    [ "$CONTAINERD_RESTART" != ":" ] || return 0
+    [ "$WSF_RESTART" != ":" ] || return 0
     du_sock=$R$SOCKET
-    du_end=$(( $(date +%s) + ${CONTAINERD_WAIT:-60} ))
+    du_end=$(( $(date +%s) + ${WSF_CONTAINERD_WAIT:-60} ))
     while :; do
         if command -v ctr >/dev/null 2>&1; then
             if ctr --address "$du_sock" --connect-timeout 2s plugins ls > "$WORK/plugins" 2>/dev/null; then
@@ -508,7 +573,7 @@ daemon_up() {
             return 0
         fi
         if [ "$(date +%s)" -ge "$du_end" ]; then
-            RESTART_ERR="containerd did not answer on $du_sock within ${CONTAINERD_WAIT:-60}s"
+            RESTART_ERR="containerd did not answer on $du_sock within ${WSF_CONTAINERD_WAIT:-60}s"
             return 1
         fi
         sleep 1
@@ -523,7 +588,7 @@ verify_loaded() {  # mode(install|remove)
             if [ ! -x "$BIN/$vl_b" ]; then RESTART_ERR="shim binary $BIN/$vl_b is missing"; return 1; fi
         done
     fi
-    if [ "$TEMPLATE" = 1 ] && [ "$CONTAINERD_RESTART" = ":" ]; then
+    if [ "$TEMPLATE" = 1 ] && [ "$WSF_RESTART" = ":" ]; then
         say "not checking $LOADED: $FLAVOR renders it from the template only when it restarts"
         return 0
     fi
@@ -551,7 +616,7 @@ verify_loaded() {  # mode(install|remove)
         done
     fi
     # crictl, when present, shows what the running CRI plugin really loaded.
-    if [ "$1" = install ] && [ "$CONTAINERD_RESTART" != ":" ] && command -v crictl >/dev/null 2>&1; then
+    if [ "$1" = install ] && [ "$WSF_RESTART" != ":" ] && command -v crictl >/dev/null 2>&1; then
         if crictl --runtime-endpoint "unix://$R$SOCKET" info > "$WORK/crictl" 2>/dev/null; then
             for vl_pair in $HANDLERS; do
                 vl_h=${vl_pair%%=*}
@@ -618,21 +683,27 @@ stage_config() {  # new-content; sets STAGED
 # --------------------------------------------------------------------------------------- the table
 apply_table() {
     config_paths
+    render_tables > "$WORK/tables" || die "cannot write $WORK/tables (disk full?)"
+    TABLE_SHA256=$(sha256_of "$WORK/tables")
     # k3s/rke2: the version that matters is the one of the file the distribution renders from the template.
     if [ "$TEMPLATE" = 1 ] && [ -f "$LOADED" ]; then
         scan_config "$LOADED"
-        if [ "$SCAN_VERSION" != "$CONFIG_VERSION" ]; then
-            die "$LOADED (rendered by $FLAVOR) is config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables into $CFG; set the pool's containerd to $(fits "$SCAN_VERSION")"
-        fi
+        case " $ACCEPTS " in
+            *" $SCAN_VERSION "*) ;;
+            *) die "$LOADED (rendered by $FLAVOR) is config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables into $CFG; set the pool's containerd to $(fits "$SCAN_VERSION")" ;;
+        esac
     fi
     at_kind=kept
     if [ -f "$CFG" ]; then
         scan_config "$CFG"
         check_scan "$CFG" "add the handler table"
-        if [ "$TEMPLATE" = 0 ] && [ "$SCAN_VERSION" != "$CONFIG_VERSION" ]; then
-            die "$CFG is containerd config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables; set the pool's containerd to $(fits "$SCAN_VERSION")"
+        if [ "$TEMPLATE" = 0 ]; then
+            case " $ACCEPTS " in
+                *" $SCAN_VERSION "*) ;;
+                *) die "$CFG is containerd config version $SCAN_VERSION, but flavor $FLAVOR writes version $CONFIG_VERSION tables; set the pool's containerd to $(fits "$SCAN_VERSION")" ;;
+            esac
         fi
-    elif [ "$TEMPLATE" = 1 ]; then
+    elif [ -n "$CREATE_BASE" ]; then
         at_kind=created
         SCAN_BEGIN=0
     else
@@ -644,7 +715,7 @@ apply_table() {
     # The candidate: everything outside our block byte for byte, our block (re)written at the end.
     at_new=$WORK/config.new
     if [ "$at_kind" = created ]; then
-        { printf '%s\n' "$TEMPLATE_BASE"; write_block created; } > "$at_new" || die "cannot write $at_new (disk full?)"
+        { printf '%s\n' "$CREATE_BASE"; write_block created; } > "$at_new" || die "cannot write $at_new (disk full?)"
     elif [ "$SCAN_BEGIN" -gt 0 ]; then
         {
             head -n $((SCAN_BEGIN - 1 - SCAN_BLANK)) -- "$CFG"
@@ -678,9 +749,9 @@ apply_table() {
             validate_config "$at_new" "" install
         fi
         stage_config "$at_new"
-        step config-staged "staged $STAGED"
+        step config-staged "staged the new config"
         save_prev
-        step config-saved "saved the current config to $STATE"
+        step config-saved "saved the current config"
         mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
         STAGED=
         CHANGED=1
@@ -688,9 +759,13 @@ apply_table() {
     fi
     RESTART_ERR=
     restart_containerd || rollback "$RESTART_ERR"
-    step containerd-restarted "restart done"
+    step containerd-restarted "$RESTARTED"
     verify_loaded install || rollback "$RESTART_ERR"
-    step table-verified "containerd loaded every handler: $HANDLER_NAMES"
+    if [ "$WSF_RESTART" = ":" ]; then
+        step table-verified "$LOADED names every handler (containerd was not restarted)"
+    else
+        step table-verified "containerd loaded every handler"
+    fi
     put_state "$STATE/table.sha256" "$TABLE_SHA256"
     rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
     if [ "$CHANGED" = 1 ] || [ "$at_recorded" != "$TABLE_SHA256" ]; then CHANGED=1; fi
@@ -716,18 +791,18 @@ remove_table() {
         rt_new=$WORK/config.new
         without_block "$CFG" "$rt_new"
         rt_absent=0
-        if [ "$SCAN_ORIGINAL" = created ] && [ "$(cat -- "$rt_new")" = "$TEMPLATE_BASE" ]; then rt_absent=1; fi
+        if [ "$SCAN_ORIGINAL" = created ] && [ "$(cat -- "$rt_new")" = "$CREATE_BASE" ]; then rt_absent=1; fi
         if [ "$rt_absent" = 0 ]; then validate_config "$rt_new" "$CFG" remove; fi
         if [ "$rt_absent" = 1 ]; then
             step config-staged "the template holds nothing but our block: it goes"
             save_prev
-            step config-saved "saved the current config to $STATE"
+            step config-saved "saved the current config"
             rm -f -- "$CFG" || die "cannot remove $CFG"
         else
             stage_config "$rt_new"
-            step config-staged "staged $STAGED"
+            step config-staged "staged the new config"
             save_prev
-            step config-saved "saved the current config to $STATE"
+            step config-saved "saved the current config"
             mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
             STAGED=
         fi
@@ -743,59 +818,80 @@ remove_table() {
     fi
     RESTART_ERR=
     restart_containerd || rollback "$RESTART_ERR"
-    step containerd-restarted "restart done"
+    step containerd-restarted "$RESTARTED"
     verify_loaded remove || rollback "$RESTART_ERR"
-    step table-verified "containerd runs without our handlers"
+    if [ "$WSF_RESTART" = ":" ]; then
+        step table-verified "$LOADED names none of our handlers (containerd was not restarted)"
+    else
+        step table-verified "containerd runs without our handlers"
+    fi
     rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent"
     CHANGED=1
 }
 
+# ------------------------------------------------------------------------------------------ the table
+# The tables between the markers, from "handler=runtime_type" pairs in $HANDLERS (sorted by handler).
+render_tables() {
+    printf '%s\n' "# Written by wasm-shim-fleet; edits here are replaced on the next run and removed by uninstall." \
+        "# Each runtime_type io.containerd.<name>.v1 runs the shim binary containerd-shim-<name>-v1 from PATH."
+    for rt_pair in $HANDLERS; do
+        rt_h=${rt_pair%%=*}
+        rt_t=${rt_pair#*=}
+        rt_n=${rt_t#io.containerd.}
+        rt_n=${rt_n%.*}
+        echo
+        if [ "$rt_n" != "$rt_h" ]; then echo "# alias on this node: $rt_h -> $rt_n"; fi
+        printf '[%s.%s]\n  runtime_type = "%s"\n' "$RUNTIMES_TABLE" "$rt_h" "$rt_t"
+    done
+}
+set_handlers() {  # handler=runtime_type ...
+    HANDLERS=
+    HANDLER_NAMES=
+    SHIM_BINARIES=
+    for sh_pair in "$@"; do
+        case $sh_pair in
+            [a-z0-9]*=io.containerd.[a-z0-9]*.v[0-9]*) ;;
+            *) die "'$sh_pair' is not handler=io.containerd.<name>.v<N>" ;;
+        esac
+        sh_t=${sh_pair#*=}
+        sh_n=${sh_t#io.containerd.}
+        HANDLERS="$HANDLERS $sh_pair"
+        HANDLER_NAMES="$HANDLER_NAMES ${sh_pair%%=*}"
+        SHIM_BINARIES="$SHIM_BINARIES containerd-shim-${sh_n%.*}-${sh_n##*.}"
+    done
+    HANDLERS=${HANDLERS# }
+    HANDLER_NAMES=${HANDLER_NAMES# }
+    SHIM_BINARIES=${SHIM_BINARIES# }
+}
+
 # ------------------------------------------------------------------------------------------- main
-wsf_init
-lock_acquire
-# containerd-shim-slight-v1-2-3-v1: release slight@1.2.3, member containerd-shim-slight-v1 of the archive
-install_binary 'containerd-shim-slight-v1-2-3-v1' 'https://artifacts.example.org/slight/1.2.3/slight-v1.2.3-linux-amd64.tar.gz' '7c591afe9f62ff78daed5b545a9037e3ff8b5e20d8cec404e8ac62d1032da602' 'containerd-shim-slight-v1'
-# containerd-shim-slight-v1-3-0-v1: release slight@1.3.0, member bin/containerd-shim-slight-v1 of the archive
-install_binary 'containerd-shim-slight-v1-3-0-v1' 'https://artifacts.example.org/slight/1.3.0/slight-v1.3.0-linux-amd64.tar.gz' 'ff0a2ef78fa83e1943485dffef90c83dea89e33a0221f67af99268defe29bb7f' 'bin/containerd-shim-slight-v1'
-# containerd-shim-spin-v0-3-0-v1: release spin@0.3.0, a bare binary
-install_binary 'containerd-shim-spin-v0-3-0-v1' 'https://artifacts.example.org/spin/0.3.0/containerd-shim-spin-v0.3.0-v1' '2af50380cb286d02c4fa915efab8d09e1d700bd16c5ed79a17a7457476001c6a' ''
-# The handler tables that go between the markers (a quoted here-document: nothing is expanded).
-cat > "$WORK/tables" <<'WASM_SHIM_FLEET_TABLES'
-# Written by wasm-shim-fleet; edits here are replaced on the next run and removed by uninstall.
-# Each runtime_type io.containerd.<name>.v1 runs the shim binary containerd-shim-<name>-v1 from PATH.
-
-# alias on this node: slight -> slight-v1-3-0
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight]
-  runtime_type = "io.containerd.slight-v1-3-0.v1"
-
-# alias on this node: slight-v1 -> slight-v1-3-0
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight-v1]
-  runtime_type = "io.containerd.slight-v1-3-0.v1"
-
-# alias on this node: slight-v1-2 -> slight-v1-2-3
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight-v1-2]
-  runtime_type = "io.containerd.slight-v1-2-3.v1"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight-v1-2-3]
-  runtime_type = "io.containerd.slight-v1-2-3.v1"
-
-# alias on this node: slight-v1-3 -> slight-v1-3-0
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight-v1-3]
-  runtime_type = "io.containerd.slight-v1-3-0.v1"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight-v1-3-0]
-  runtime_type = "io.containerd.slight-v1-3-0.v1"
-
-# alias on this node: spin -> spin-v0-3-0
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spin]
-  runtime_type = "io.containerd.spin-v0-3-0.v1"
-
-# alias on this node: spin-v0-3 -> spin-v0-3-0
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spin-v0-3]
-  runtime_type = "io.containerd.spin-v0-3-0.v1"
-
-[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.spin-v0-3-0]
-  runtime_type = "io.containerd.spin-v0-3-0.v1"
-WASM_SHIM_FLEET_TABLES
-apply_table
-finish
+# Kits other than the selected one: nothing refers to them (scripts go through `selected`).
+prune_kits() {
+    for pk_d in "$STATE"/kit/*/; do
+        [ -d "$pk_d" ] || continue
+        pk_d=${pk_d%/}
+        if [ "${pk_d##*/}" != "${WSF_KIT:-}" ]; then rm -rf -- "$pk_d"; fi
+    done
+}
+wsf() {  # call-version flavor verb args...
+    if [ "$1" != 1 ]; then die "this node kit answers call version 1, not $1: deliver a newer kit (pulumi up)"; fi
+    wsf_flavor "$2" || die "this node kit does not know the containerd flavor $2: deliver a newer kit (pulumi up)"
+    wsf_verb=$3
+    shift 3
+    HANDLERS='' HANDLER_NAMES='' SHIM_BINARIES='' TABLE_SHA256=''
+    wsf_init
+    lock_acquire
+    prune_kits
+    case $wsf_verb in
+        install-binary)
+            # the probe (5th value) came with the kit's first change of call 1; without it: no probe
+            case $# in 4) install_binary "$@" none ;; 5) install_binary "$@" ;; *) die "install-binary takes 5 values, not $#" ;; esac ;;
+        remove-binary) [ $# = 2 ] || die "remove-binary takes 2 values, not $#"; config_paths; remove_binary "$@" ;;
+        apply-table)
+            set_handlers "$@"
+            if [ -n "$HANDLERS" ]; then apply_table; else remove_table; fi ;;
+        remove-table) [ $# = 0 ] || die "remove-table takes no values"; remove_table ;;
+        *) die "this node kit has no action $wsf_verb" ;;
+    esac
+    finish
+}
