@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from components.core.kit_graph import node_resources
 from components.core.plan import plan_from_config
 from components.core.verify import runtime_handlers_script
-from components.core.kit_graph import node_resources
 
 # A kubectl stand-in: prints the next line of $FAKE_ANSWERS on each call (the last one once exhausted),
 # records its arguments, and fails when the line is "FAIL".
