@@ -26,10 +26,13 @@ STEPS=(
   "packages|Debian packages: containerd 1.6, runc, openssh-server, ShellCheck, ... (integration tier)|step_packages"
   "go|Go $GO_VERSION from the Go module proxy (golang.org/toolchain), unless a Go >= $GO_MIN is installed|step_go"
   "venv|./venv with requirements-dev.txt (the program, and the test tools)|step_venv"
-  "toolchain|Pulumi CLI, its providers, etcd, Kubernetes control plane, kwok, from Go modules (e2e tier, up)|toolchain/build.sh"
-  "containerd2|containerd 2.x from Go modules (integration tier, flavor containerd-2)|tests/integration/build-containerd2.sh"
-  "shim|a real containerd Wasm shim in three versions, built from crates.io with cargo (nodes tier)|tests/nodes/build-shim.sh"
+  "shim|a real containerd Wasm shim in three versions, built from crates.io with cargo (nodes tier)|tests/nodes/build-shim.sh|background"
+  "toolchain|Pulumi CLI, its providers, etcd, Kubernetes control plane, kubelet, kwok, from Go modules (e2e, nodes, up)|toolchain/build.sh"
+  "containerd2|containerd 2.2 from Go modules (integration and nodes tiers, flavor containerd-2)|tests/integration/build-containerd2.sh"
+  "containerd23|containerd 2.3 from Go modules (integration tier, config version 4)|env CONTAINERD2_VERSION=v2.3.0 tests/integration/build-containerd2.sh"
 )
+# A step marked `background` starts when it is reached and runs beside the steps after it (the Rust and Go builds
+# each leave a core idle much of the time); the run waits for it at the end and fails if it failed.
 
 APT_PACKAGES="containerd runc openssh-server openssh-client shellcheck openssl curl iproute2 util-linux tar gzip"
 # The nodes tier: its Wasm shim's build (protoc, libseccomp headers), the shim's runtime library, the WASI test
@@ -122,7 +125,7 @@ names() { local s; for s in "${STEPS[@]}"; do echo "${s%%|*}"; done; }
 wanted=()
 for arg in "$@"; do
   case "$arg" in
-    --list) for s in "${STEPS[@]}"; do IFS='|' read -r n what _ <<<"$s"; printf '%-12s %s\n' "$n" "$what"; done
+    --list) for s in "${STEPS[@]}"; do IFS='|' read -r n what _ _ <<<"$s"; printf '%-12s %s\n' "$n" "$what"; done
             exit 0 ;;
     --toolchain) ;;   # older spelling: the toolchain is a step of every full run now
     -*) echo "setup: unknown option $arg (steps: $(names | tr '\n' ' '))" >&2; exit 2 ;;
@@ -133,8 +136,9 @@ done
 
 total=$SECONDS
 i=0
+bg_pids=() bg_names=() bg_logs=() bg_starts=()
 for s in "${STEPS[@]}"; do
-  IFS='|' read -r name what cmd <<<"$s"
+  IFS='|' read -r name what cmd mode <<<"$s"
   i=$((i + 1))
   if [ ${#wanted[@]} -gt 0 ] && ! printf '%s\n' "${wanted[@]}" | grep -qx -- "$name"; then
     continue
@@ -142,6 +146,14 @@ for s in "${STEPS[@]}"; do
   echo "setup: [$i/${#STEPS[@]}] $name: $what" >&2
   start=$SECONDS
   find_go || true  # every step after `go` builds with it
+  if [ "${mode:-}" = background ] && [ ${#wanted[@]} -ne 1 ]; then
+    mkdir -p "$CACHE"
+    log=$(mktemp "$CACHE/setup-$name.XXXXXX.log")
+    ( set -e; $cmd ) >"$log" 2>&1 &
+    bg_pids+=($!) bg_names+=("$name") bg_logs+=("$log") bg_starts+=("$start")
+    echo "setup: [$i/${#STEPS[@]}] $name runs in the background (log: $log)" >&2
+    continue
+  fi
   # A step's stdout (build.sh prints its bin dir) is progress, not this script's result: it goes to stderr.
   # (in a subshell with errexit of its own: `if ! step` would switch errexit off inside the step)
   set +e
@@ -151,8 +163,24 @@ for s in "${STEPS[@]}"; do
   if [ $rc != 0 ]; then
     echo "setup: step $name failed (exit $rc) after $((SECONDS - start))s; fix what it says above and run" \
       "scripts/setup.sh $name again" >&2
+    [ ${#bg_pids[@]} -eq 0 ] || kill "${bg_pids[@]}" 2>/dev/null || true
     exit 1
   fi
   echo "setup: [$i/${#STEPS[@]}] $name done in $((SECONDS - start))s" >&2
+done
+for j in "${!bg_pids[@]}"; do
+  set +e
+  wait "${bg_pids[$j]}"
+  rc=$?
+  set -e
+  name=${bg_names[$j]}
+  if [ $rc != 0 ]; then
+    tail -n 30 "${bg_logs[$j]}" >&2
+    echo "setup: step $name failed (exit $rc) after $((SECONDS - bg_starts[j]))s; its log: ${bg_logs[$j]};" \
+      "fix what it says and run scripts/setup.sh $name again" >&2
+    exit 1
+  fi
+  rm -f "${bg_logs[$j]}"
+  echo "setup: $name (background) done in $((SECONDS - bg_starts[j]))s" >&2
 done
 echo "setup: done in $((SECONDS - total))s" >&2
