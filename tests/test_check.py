@@ -123,14 +123,14 @@ def test_the_read_script_reports_binaries_and_config_of_a_node_root(tmp_path, pl
     (tmp_path / "etc/containerd").mkdir(parents=True)
     (tmp_path / "etc/containerd/config.toml").write_text("version = 2\n")
     out = subprocess.run(["sh", "-c", read_script(node)], capture_output=True, text=True, check=True,
-                         env={"NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+                         env={"WSF_NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
     binaries, records, config = parse_read_output(out)
     assert binaries == {"containerd-shim-slight-v1-2-3-v1": hashlib.sha256(b"shim").hexdigest()}
     assert records == {"containerd-shim-slight-v1-2-3-v1": ("a" * 64, "c" * 64)}
     assert config == "version = 2\n"
     (tmp_path / "etc/containerd/config.toml").unlink()
     assert parse_read_output(subprocess.run(["sh", "-c", read_script(node)], capture_output=True, text=True,
-                                            env={"NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
+                                            env={"WSF_NODE_ROOT": str(tmp_path), "PATH": "/usr/bin:/bin"}).stdout
                              )[2] is None
 
 

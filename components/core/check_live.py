@@ -36,7 +36,7 @@ def read_script(node: NodePlan) -> str:
     """The read-only script run on a node: sha256 of each shim binary, then the containerd config."""
     cfg = shlex.quote(FLAVORS[node.flavor].config_path)
     return f"""set -eu
-R=${{NODE_ROOT:-/}}
+R=${{WSF_NODE_ROOT:-/}}
 while :; do case $R in */) R=${{R%/}} ;; *) break ;; esac; done
 for f in "$R"/usr/local/bin/containerd-shim-*; do
     if [ -f "$f" ]; then sha256sum "$f"; fi
@@ -71,7 +71,7 @@ def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path
                  timeout: float) -> subprocess.CompletedProcess[str]:
     script = read_script(node)
     if node.transport == "local":
-        env = {**os.environ, "NODE_ROOT": str((base_dir / node.node_root).resolve())}
+        env = {**os.environ, "WSF_NODE_ROOT": str((base_dir / node.node_root).resolve())}
         return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=timeout)
     with tempfile.TemporaryDirectory(prefix="wsf-check-") as tmp:
         argv = ["ssh", "-n", "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", "-o", "LogLevel=ERROR"]

@@ -88,7 +88,7 @@ class RealNode:
     @property
     def env(self) -> dict[str, str]:
         """The node's session environment (sshd) and the environment its containerd starts with."""
-        return {"NODE_ROOT": str(self.root), "CONTAINERD_BIN": self.containerd,
+        return {"WSF_NODE_ROOT": str(self.root), "CONTAINERD_BIN": self.containerd,
                 "PATH": f"{self.bin_dir}:{Path(self.containerd).parent}:{HOST_PATH}"}
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
