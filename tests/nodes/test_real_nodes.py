@@ -156,6 +156,15 @@ def _still_running(world: World, keep, containerd_restarted: frozenset[str] = fr
     (a changed handler table), a container may have been restarted once by the kubelet: recorded in RESTARTS
     with its last state, for the report (measured: containerd 2.2 loses runwasi 1.0.1 tasks on restart)."""
     pods = {p["metadata"]["name"]: p for p in world.cluster.pods("default")}
+    if containerd_restarted:
+        # A container whose task containerd lost is restarted by the kubelet at its next sync: wait (bounded)
+        # until every kept pod on those nodes is Running and ready again before judging.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not all(
+                _ready(pods.get(name)) for name, (_, label, rc) in SEEN.items()
+                if label in containerd_restarted and keep(label, rc)):
+            time.sleep(2)
+            pods = {p["metadata"]["name"]: p for p in world.cluster.pods("default")}
     for name, (uid, label, runtime_class) in SEEN.items():
         if not keep(label, runtime_class):
             continue
@@ -172,6 +181,13 @@ def _still_running(world: World, keep, containerd_restarted: frozenset[str] = fr
                                 f"(exit {last.get('exitCode')}, {last.get('reason')}) when containerd restarted")
         else:
             assert status["restartCount"] == 0, detail
+
+
+def _ready(pod: dict | None) -> bool:
+    if not pod or pod["status"].get("phase") != "Running":
+        return False
+    statuses = pod["status"].get("containerStatuses") or [{}]
+    return bool(statuses[0].get("ready"))
 
 
 def test_a_node_whose_containerd_did_not_load_the_table_is_not_labelled(world: World):
