@@ -190,7 +190,11 @@ def cmd_promote(args: argparse.Namespace) -> int:
 
 def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.ArgumentParser:
     """The parser of every command; `extend(subparsers)` adds more (the engine commands, components.run)."""
-    parser = argparse.ArgumentParser(prog="python -m components", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m components",
+        description="wasm-shim-fleet: plan, diff, node-script and promote need no engine, cluster or network; "
+                    "check reads the cluster and the nodes (read-only); up, preview, destroy, refresh and export "
+                    "run the program under the Pulumi engine.")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("plan", help="print the desired state of the fleet and every problem in the stack file")
     p.add_argument("stack_file")
