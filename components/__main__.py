@@ -1,9 +1,17 @@
-"""Entry point of `python -m components`: the core's commands (components/core/cli.py, no engine) and the
-engine's up, preview, destroy, refresh and deployed (components/run.py)."""
+"""Entry point of `python -m components`: the core's commands (components/core/cli.py, no engine, cluster or
+network), the read-only drift check (components/check_live.py), and the engine's up, preview, destroy, refresh
+and export (components/run.py)."""
 
 import sys
 
+from components.check_live import add_parser as add_check_command
 from components.core.cli import main
 from components.run import add_engine_commands
 
-sys.exit(main(extend=add_engine_commands))
+
+def _extend(sub) -> None:
+    add_check_command(sub)  # check: drift between the plan and what the cluster and nodes really have
+    add_engine_commands(sub)
+
+
+sys.exit(main(extend=_extend))

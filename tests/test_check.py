@@ -8,8 +8,8 @@ from dataclasses import replace
 
 import pytest
 
+from components.check_live import add_parser, parse_read_output, read_script
 from components.core.check import NodeState, check_fleet, check_node, managed_handlers
-from components.core.check_live import parse_read_output, read_script
 from components.core.cli import main
 from components.core.containerd import append_block
 from components.core.plan import plan_from_config
@@ -140,5 +140,5 @@ def test_check_refuses_a_render_only_stack(tmp_path, capsys):
     raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])], kubernetes={"renderDir": "rendered"})
     f = tmp_path / "Pulumi.x.yaml"
     f.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
-    assert main(["check", str(f)]) == 2
+    assert main(["check", str(f)], extend=add_parser) == 2
     assert "renderDir" in capsys.readouterr().err

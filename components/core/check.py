@@ -1,5 +1,5 @@
 """Drift: what the cluster and the nodes really have, compared with the plan. Pure: the observed state comes in
-as data (components/core/check_live.py reads it, read-only), the drift goes out as data and words.
+as data (components/check_live.py reads it, read-only), the drift goes out as data and words.
 
 What counts as drift, per node:
 - `node-missing`: the Node object is gone from the API (deleted, or renamed by a reimage);

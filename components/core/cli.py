@@ -1,5 +1,6 @@
-"""`python -m components <command>`: plan, diff, node-script and promote, with no engine, cluster or network;
-check, which reads the cluster and the nodes (read-only).
+"""`python -m components <command>`: plan, diff, node-script and promote, with no engine, cluster or network.
+The commands that read or change the world (check, up, preview, ...) live outside the core and join the
+parser through `extend` (components/__main__.py).
 
 Exit codes: 0 success (warnings allowed), 2 for any error in the input or an unsafe transition, 1 for
 an unexpected failure.
@@ -221,9 +222,6 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p.add_argument("dst")
     p.add_argument("--write", action="store_true", help="edit DST in place (default: print what would change)")
     p.set_defaults(func=cmd_promote)
-    from .check_live import add_parser as add_check_parser
-
-    add_check_parser(sub)  # check: drift between the plan and what the cluster and nodes really have
     if extend is not None:
         extend(sub)
     return parser

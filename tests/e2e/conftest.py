@@ -52,6 +52,20 @@ def kubeconfigs_naming_our_clusters(paths) -> list[str]:
     return sorted(out)
 
 
+@contextmanager
+def env_var(name: str, value: str) -> Iterator[None]:
+    """os.environ[name] = value for the block, then as it was (the engine runs read os.environ)."""
+    old = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = old
+
+
 @pytest.fixture(scope="session", autouse=True)
 def engine_tmpdir() -> Iterator[Path]:
     """TMPDIR of every engine run (and its plugins) is a folder removed at the end of the session: the
@@ -60,15 +74,10 @@ def engine_tmpdir() -> Iterator[Path]:
     control planes still lands in /tmp."""
     before = set(glob.glob("/tmp/kubeconfig*"))
     tmp = Path(tempfile.mkdtemp(prefix="wsf-engine-tmp-", dir="/tmp"))
-    old = os.environ.get("TMPDIR")
-    os.environ["TMPDIR"] = str(tmp)  # the Automation API passes os.environ on to the pulumi CLI
     try:
-        yield tmp
+        with env_var("TMPDIR", str(tmp)):  # the Automation API passes os.environ on to the pulumi CLI
+            yield tmp
     finally:
-        if old is None:
-            os.environ.pop("TMPDIR", None)
-        else:
-            os.environ["TMPDIR"] = old
         shutil.rmtree(tmp, ignore_errors=True)
     leaked = kubeconfigs_naming_our_clusters(set(glob.glob("/tmp/kubeconfig*")) - before)
     if leaked:

@@ -5,7 +5,6 @@ byte."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,7 +12,7 @@ import pytest
 
 from components.core import nodescript
 
-from .conftest import Fleet, open_fleet
+from .conftest import Fleet, env_var, open_fleet
 
 pytestmark = pytest.mark.e2e
 
@@ -22,16 +21,10 @@ NODES = ("kit-a", "kit-b", "kit-c")
 
 @pytest.fixture(scope="module")
 def world(toolchain_bin: Path, tmp_path_factory) -> Iterator[Fleet]:
-    old = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(tmp_path_factory.mktemp("cache"))  # where the program stages the kit
-    try:
-        with open_fleet(toolchain_bin, NODES, stack_name="kit", prefix="wsf-kit-") as w:
-            yield w
-    finally:
-        if old is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = old
+    # XDG_CACHE_HOME: where the program stages the kit
+    with env_var("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache"))), \
+            open_fleet(toolchain_bin, NODES, stack_name="kit", prefix="wsf-kit-") as w:
+        yield w
 
 
 def selected_kit(fleet: Fleet, node: str) -> str:

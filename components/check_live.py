@@ -1,5 +1,6 @@
 """`python -m components check STACK_FILE`: read what the cluster and the nodes really have, read-only, and
-print the drift from the plan per node (components/core/check.py); exit 2 when there is drift.
+print the drift from the plan per node (components/core/check.py); exit 2 when there is drift. The thin
+adapter that does the reading lives here, outside the pure core.
 
 Reads: the Node objects (labels, node.status.runtimeHandlers) with `kubectl get nodes -o json` (the stack's
 kubernetes.kubeconfig/context, else kubectl's usual lookup); per node, over its transport (OpenSSH's `ssh`
@@ -21,10 +22,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .check import NodeState, Report, check_fleet
-from .config import StackFileError, read_stack_file
-from .flavors import FLAVORS
-from .plan import FleetPlan, NodePlan, plan_from_config
+from .core.check import NodeState, Report, check_fleet
+from .core.config import StackFileError, read_stack_file
+from .core.flavors import FLAVORS
+from .core.plan import FleetPlan, NodePlan, plan_from_config
 
 #: Separates the two parts of the read script's output.
 _MARK = "--- wasm-shim-fleet check: config"
