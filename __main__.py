@@ -18,7 +18,7 @@ from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deploye
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
-from components.nodepool import RuntimeHandlerCheck, SshConnection
+from components.nodepool import Bastion, RuntimeHandlerCheck, SshConnection, SshCredentials
 
 
 def read_config() -> tuple[dict, set[str], list[Problem]]:
@@ -72,8 +72,11 @@ if cfg.ssh.private_key is not None:
     proxy = None
     if cfg.ssh.proxy is not None:
         p = cfg.ssh.proxy
-        proxy = {"host": p.host, "port": p.port, "user": p.user, "host_key": p.host_key,
-                 "private_key": pulumi.Output.secret(cfg.ssh.proxy_private_key) if p.has_private_key else None}
+        login = None
+        if p.user is not None or p.has_private_key:
+            login = SshCredentials(user=p.user or cfg.ssh.user, private_key=pulumi.Output.secret(
+                cfg.ssh.proxy_private_key) if p.has_private_key else None)
+        proxy = Bastion(host=p.host, port=p.port or 22, host_key=p.host_key, credentials=login)
     ssh = SshConnection(user=cfg.ssh.user, port=cfg.ssh.port, private_key=pulumi.Output.secret(cfg.ssh.private_key),
                         proxy=proxy)
 

@@ -4,9 +4,9 @@ and export (components/run.py)."""
 
 import sys
 
-from components.check_live import add_parser as add_check_command
-from components.core.cli import main
-from components.run import add_engine_commands
+from .check_live import add_parser as add_check_command
+from .core.cli import main
+from .run import add_engine_commands
 
 
 def _extend(sub) -> None:

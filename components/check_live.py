@@ -24,7 +24,6 @@ from typing import Any
 
 from .core.check import NodeState, Report, check_fleet
 from .core.config import StackFileError, read_stack_file
-from .core.flavors import FLAVORS
 from .core.plan import FleetPlan, NodePlan, plan_from_config
 
 #: Separates the two parts of the read script's output.
@@ -35,7 +34,7 @@ _NO_CONFIG = "--- wasm-shim-fleet check: no config file"
 
 def read_script(node: NodePlan) -> str:
     """The read-only script run on a node: sha256 of each shim binary, then the containerd config."""
-    cfg = shlex.quote(FLAVORS[node.flavor].config_path)
+    cfg = shlex.quote(node.containerd.config_path)
     return f"""set -eu
 R=${{WSF_NODE_ROOT:-/}}
 while :; do case $R in */) R=${{R%/}} ;; *) break ;; esac; done

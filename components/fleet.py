@@ -8,7 +8,7 @@ import pulumi
 
 from .core import naming
 from .core.plan import FleetPlan
-from .nodepool import NodePool, NodePoolArgs, RuntimeHandlerCheck, SshConnection
+from .nodepool import NodePool, PlannedNodePoolArgs, RuntimeHandlerCheck, SshConnection
 from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
 
 TYPE = "wasm-shim-fleet:index:ShimFleet"
@@ -37,7 +37,8 @@ class ShimFleetArgs:
 class ShimFleet(pulumi.ComponentResource):
     """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes and `<name>-classes`
     (RuntimeClassSet). Outputs: `runtime_classes`, `nodes` (per node: releases, labels, handlers, binaries) and
-    `labels_applied` (per node: its labels as the API server answered the label patch)."""
+    `labels_applied` (per node: its labels as the API server answered the label patch). Attributes: `pools`,
+    `classes` (the RuntimeClassSet), `handlers` (node -> Output of its applied handler table)."""
 
     def __init__(self, name: str, args: ShimFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.plan.ok:
@@ -47,9 +48,9 @@ class ShimFleet(pulumi.ComponentResource):
         for node in args.plan.nodes:
             by_pool.setdefault(node.pool, []).append(node)
         self.pools = {
-            pool: NodePool(f"{name}-{pool}", NodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
-                                                           k8s_provider=args.k8s_provider,
-                                                           runtime_handler_check=args.runtime_handler_check),
+            pool: NodePool(f"{name}-{pool}", PlannedNodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
+                                                                  k8s_provider=args.k8s_provider,
+                                                                  runtime_handler_check=args.runtime_handler_check),
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }
@@ -57,11 +58,15 @@ class ShimFleet(pulumi.ComponentResource):
                                   RuntimeClassSetArgs(args.plan.runtime_classes, args.k8s_provider),
                                   opts=pulumi.ResourceOptions(parent=self))
         self.runtime_classes = classes.runtime_classes
+        #: the RuntimeClassSet (its `classes`: name -> RuntimeClass resource, `names`: Output of their names)
+        self.classes = classes
         self.nodes = {node: info for pool in self.pools.values() for node, info in pool.nodes.items()}
         #: node -> its fleet labels as the API server answered the label patch (resolves when applied)
         runtime, prefix = args.plan.runtime, args.plan.label_prefix
         self.labels_applied = {
             node: labels.apply(lambda ls: {k: v for k, v in ls.items() if naming.is_fleet_label(k, runtime, prefix)})
-            for pool in self.pools.values() for node, labels in vars(pool).get("labels_applied", {}).items()}
+            for pool in self.pools.values() for node, labels in pool.labels.items()}
+        #: node -> Output of its handler table, known once applied
+        self.handlers = {node: h for pool in self.pools.values() for node, h in pool.handlers.items()}
         self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes,
                                "labels_applied": self.labels_applied})

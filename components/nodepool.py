@@ -1,34 +1,89 @@
-"""NodePool: the shim binaries, containerd handler table and labels of every node in one pool."""
+"""NodePool: the shim binaries, containerd handler table and labels of every node in one pool.
+
+Two ways in, one way to resources:
+- `NodePoolArgs`: a platform engineer's own program gives a catalog, the pool's releases and retiring list, a
+  containerd flavor (a built-in name or a `ContainerdLayout` of their own) and nodes whose host, port, host key
+  and credentials may be Outputs of other resources. The pure core checks and plans them
+  (components/core/pool.py: the stack config's rules, named by argument) before anything is registered.
+- `PlannedNodePoolArgs`: nodes already planned from a stack config (ShimFleet, the project's program).
+Either way each node's resources are built by `NodePool.build_node_resources` from the same plain data
+(components/core/kit_graph.node_resources).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pulumi
 import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from .core import naming, nodescript
+from .core.config import DEFAULT_RUNTIME, Problem, connection_problems
+from .core.flavors import Flavor
 from .core.kit_graph import kit_stage_dir, node_resources
-from .core.plan import NodePlan
+from .core.plan import NodePlan, RuntimeClassPlan
+from .core.pool import PENDING, CatalogEntry, NodeSpec, PoolSpec, plan_pool
 
 TYPE = "wasm-shim-fleet:index:NodePool"
 
+#: One catalog entry: a shim release and its artifact (`shim`, `version`, `url`, `sha256`, archive member
+#: `binary`, `probe`). Plain values: they go into the node scripts.
+ShimRelease = CatalogEntry
+#: A containerd layout of your own (`name`, `config_version`, `config_path`, `template`, `restart`,
+#: `loaded_config_path`, `socket`, `create_base`, `also_accepts`), for nodes no built-in flavor describes.
+ContainerdLayout = Flavor
+
 
 @dataclass(frozen=True)
-class SshConnection:
-    """How to reach nodes of `transport: ssh` pools."""
+class SshCredentials:
+    """How to log in to a node: a private key or an SSH agent socket (one of them)."""
 
-    #: Login user on the nodes (root, or a user whose shell may write containerd's config).
-    user: str
-    #: Default SSH port; a node's own `port` wins.
-    port: int
-    #: The private key. Always pass a Pulumi secret (pulumi.Output.secret); it never reaches a script.
-    private_key: pulumi.Input[str]
-    #: Optional bastion: {"host", "port", "user", "host_key", "private_key"}.
-    proxy: dict | None = None
+    #: Login user on the node (root, or a user whose shell may write containerd's config). A plain value.
+    user: str = "root"
+    #: The private key (PEM/OpenSSH text). May be an Output; it is always passed on as a secret and never reaches
+    #: a script, an output or a log.
+    private_key: pulumi.Input[str] | None = None
+    #: Path of an SSH agent's socket on the machine running pulumi (instead of a private key), e.g.
+    #: os.environ["SSH_AUTH_SOCK"].
+    agent_socket: pulumi.Input[str] | None = None
+    #: Passphrase of an encrypted private key (a secret).
+    private_key_password: pulumi.Input[str] | None = None
+
+    def __repr__(self) -> str:  # never a key in a repr
+        return (f"SshCredentials(user={self.user!r}, private_key={'<set>' if self.private_key is not None else None},"
+                f" agent_socket={'<set>' if self.agent_socket is not None else None})")
+
+
+@dataclass(frozen=True)
+class Bastion:
+    """An SSH jump host (ProxyJump) between pulumi and the nodes."""
+
+    host: pulumi.Input[str]
+    port: pulumi.Input[int] = 22
+    #: Pinned host key of the bastion ("ssh-ed25519 AAAA..."); without it the bastion's identity is not checked.
+    host_key: pulumi.Input[str] | None = None
+    #: Login to the bastion (None: the node's credentials).
+    credentials: SshCredentials | None = None
+
+
+@dataclass(frozen=True)
+class PoolNode:
+    """One node of a pool."""
+
+    #: The Kubernetes node name. A plain str: it names the node's resources and its label patch.
+    name: str
+    #: Address of the node's SSH server (an Output of the resource that made the machine, or a plain value).
+    host: pulumi.Input[str] | None = None
+    #: SSH port (None: the pool's `port`).
+    port: pulumi.Input[int] | None = None
+    #: Pinned SSH host key ("ssh-ed25519 AAAA..."); without it the node's identity is not checked.
+    host_key: pulumi.Input[str] | None = None
+    #: Credentials of this node (None: the pool's).
+    credentials: SshCredentials | None = None
 
 
 @dataclass(frozen=True)
@@ -43,7 +98,60 @@ class RuntimeHandlerCheck:
 
 @dataclass(frozen=True)
 class NodePoolArgs:
-    """Typed arguments of NodePool."""
+    """Typed arguments of a NodePool in your own program. Every problem is reported at once, by argument name,
+    before any resource is registered (NodePoolArgsError)."""
+
+    #: Every shim release the pool may name (ShimRelease); releases not pinned here are simply not installed.
+    catalog: Sequence[CatalogEntry]
+    #: Releases every node of the pool runs and is labelled for, as "<shim>@<version>" (e.g. "slight@1.2.3").
+    releases: Sequence[str]
+    #: The pool's nodes.
+    nodes: Sequence[PoolNode]
+    #: Releases still installed and handled but no longer labelled (step one of removing a version).
+    retiring: Sequence[str] = ()
+    #: A built-in containerd flavor ("containerd-1", "containerd-2", "k3s", ...) or a ContainerdLayout.
+    containerd: str | ContainerdLayout = "containerd-1"
+    #: Credentials of every node without its own.
+    credentials: SshCredentials | None = None
+    #: SSH port of nodes that give none.
+    port: int = 22
+    #: A bastion between pulumi and the nodes.
+    proxy: Bastion | None = None
+    #: Command that restarts containerd on a node (None: the flavor's).
+    restart: str | None = None
+    #: Prefix of RuntimeClass names and label keys.
+    runtime: str = DEFAULT_RUNTIME
+    #: Prefix of node label keys ("wasm.example.org/"), or "".
+    label_prefix: str = ""
+    #: Take over labels another field manager set on the nodes (default: a conflict is an error).
+    force_labels: bool = False
+    #: The pool's name in node scripts and outputs (None: the NodePool's resource name).
+    pool: str | None = None
+    #: Kubernetes provider for the label patches (None: the default provider).
+    k8s_provider: pulumi.ProviderResource | None = None
+    #: Before labelling a node, check its handlers in node.status.runtimeHandlers (None: no check).
+    runtime_handler_check: RuntimeHandlerCheck | None = None
+
+
+@dataclass(frozen=True)
+class SshConnection:
+    """How a stack config's `transport: ssh` pools are reached (one login for the fleet; ShimFleet)."""
+
+    #: Login user on the nodes (root, or a user whose shell may write containerd's config).
+    user: str
+    #: Default SSH port; a node's own `port` wins.
+    port: int
+    #: The private key. Always pass a Pulumi secret (pulumi.Output.secret); it never reaches a script.
+    private_key: pulumi.Input[str] | None = None
+    #: Optional bastion.
+    proxy: Bastion | None = None
+    #: An SSH agent socket instead of the private key.
+    agent_socket: pulumi.Input[str] | None = None
+
+
+@dataclass(frozen=True)
+class PlannedNodePoolArgs:
+    """Arguments of a NodePool whose nodes are already planned (ShimFleet, from a stack config)."""
 
     #: The planned nodes of this pool (components.core.plan.NodePlan), all with the same `pool`.
     nodes: Sequence[NodePlan]
@@ -56,6 +164,33 @@ class NodePoolArgs:
     #: Before labelling a node, check its handlers in node.status.runtimeHandlers (None: no check, e.g. when
     #: manifests are rendered instead of applied).
     runtime_handler_check: RuntimeHandlerCheck | None = None
+
+
+class NodePoolArgsError(pulumi.InputPropertiesError, pulumi.RunError):
+    """The arguments of a NodePool have errors: `errors` lists each (property_path, reason); the message lists
+    them all, each with the value, the rule and the fix. A RunError, so the engine shows it without a
+    traceback."""
+
+    def __init__(self, name: str, problems: Sequence[Problem]) -> None:
+        lines = "\n".join(f"  {p.path}: {p.message}" for p in problems)
+        super().__init__(f"NodePool {name}: {len(problems)} error(s) in its arguments; nothing was created:\n{lines}",
+                         [{"property_path": p.path, "reason": p.message} for p in problems])
+
+
+@dataclass
+class _Conn:
+    """How one node is reached, as pulumi-command connection inputs (plain or Output)."""
+
+    host: Any
+    port: Any
+    user: str
+    host_key: Any
+    credentials: dict[str, Any] = field(default_factory=dict)  # private_key / agent_socket_path / ...
+    proxy: command.remote.ProxyConnectionArgs | None = None
+
+    def args(self) -> command.remote.ConnectionArgs:
+        return command.remote.ConnectionArgs(host=self.host, port=self.port, user=self.user, host_key=self.host_key,
+                                             proxy=self.proxy, **self.credentials)
 
 
 class NodePool(pulumi.ComponentResource):
@@ -72,45 +207,70 @@ class NodePool(pulumi.ComponentResource):
     - `<name>-<node>-labels` (kubernetes core/v1 NodePatch): the node's labels, with its own field manager;
       depends on the handler table (through `verify` when there is one).
     Outputs: `nodes`, per node its releases, retiring releases, labels, handlers and binaries (with sha256).
+    Attributes for a consumer: `handlers` and `labels` (node -> Output of its handler table / its labels, each
+    resolving once the table is applied / the labels are patched), `runtime_classes` (the RuntimeClasses the
+    pool's labels call for, plain data for RuntimeClassSet), `plans` (node -> NodePlan).
     """
 
-    def __init__(self, name: str, args: NodePoolArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        pools = {n.pool for n in args.nodes}
-        if len(pools) > 1:
-            raise ValueError(f"NodePool {name}: nodes come from several pools {sorted(pools)}")
+    def __init__(self, name: str, args: NodePoolArgs | PlannedNodePoolArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        if isinstance(args, NodePoolArgs):
+            nodes, conns, classes = _from_args(name, args)
+            local_base, provider, check = None, args.k8s_provider, args.runtime_handler_check
+        else:
+            pools = {n.pool for n in args.nodes}
+            if len(pools) > 1:
+                raise ValueError(f"NodePool {name}: nodes come from several pools {sorted(pools)}")
+            nodes, classes = list(args.nodes), ()
+            conns = _from_ssh(nodes, args.ssh)
+            local_base, provider, check = args.local_base, args.k8s_provider, args.runtime_handler_check
         props = {
-            "pool": next(iter(pools), None),
-            "containerd": args.nodes[0].flavor if args.nodes else None,
-            "nodes": [n.to_json() for n in args.nodes],
+            "pool": nodes[0].pool if nodes else None,
+            "containerd": nodes[0].flavor if nodes else None,
+            "nodes": [n.to_json() for n in nodes],
         }
         super().__init__(TYPE, name, props, opts)
-        # One secret Output of the key for the whole pool, and one connection per node shared by its commands
-        # (building them per command was a visible share of the program's time at 1000 nodes).
-        self._private_key = pulumi.Output.secret(args.ssh.private_key) if args.ssh is not None else None
         self._staged = False
+        #: node -> its plan (plain data: names, handlers, labels, binaries)
+        self.plans: dict[str, NodePlan] = {n.name: n for n in nodes}
+        #: the RuntimeClasses this pool's labels call for (NodePoolArgs only; ShimFleet plans the fleet's)
+        self.runtime_classes: tuple[RuntimeClassPlan, ...] = tuple(classes)
         self.nodes: dict[str, dict] = {}
-        for node in args.nodes:
-            self._node(name, node, args)
+        #: node -> Output of its handler table (handler -> runtime_type), known once the table is applied
+        self.handlers: dict[str, pulumi.Output[dict[str, str]]] = {}
+        #: node -> Output of its labels as the API server answered the label patch
+        self.labels: dict[str, pulumi.Output[dict[str, str]]] = {}
+        for node in nodes:
+            built = self.build_node_resources(name, node, conns.get(node.name), local_base, provider, check)
+            self.handlers[node.name] = built["handlers"].id.apply(lambda _, h=dict(node.handlers): h)
+            self.labels[node.name] = built["labels"].metadata.apply(
+                lambda m: dict(m.labels or {}) if m is not None else {})
             self.nodes[node.name] = {"releases": list(node.releases), "retiring": list(node.retiring),
                                      "labels": dict(node.labels), "handlers": dict(node.handlers),
                                      "binaries": {k: b.to_json() for k, b in node.binaries.items()}}
+        # kept under its former name for ShimFleet (the stack's deployedLabels output)
+        self.labels_applied = self.labels
         self.register_outputs({"nodes": self.nodes})
 
-    def _node(self, name: str, node: NodePlan, args: NodePoolArgs) -> None:
-        """Create the node's resources exactly as components.core.kit_graph.node_resources lays them out."""
+    def build_node_resources(self, name: str, node: NodePlan, conn: _Conn | None, local_base: str | None,
+                             provider: pulumi.ProviderResource | None,
+                             check: RuntimeHandlerCheck | None) -> dict[str, pulumi.Resource]:
+        """The one place a node's resources become pulumi resources: exactly as
+        components.core.kit_graph.node_resources lays them out (names, order, dependencies, texts). A new
+        transport adds its branch here. Returns them by role (kit, binary names, handlers, verify, labels)."""
         built: dict[str, pulumi.Resource] = {}
+        by_role: dict[str, pulumi.Resource] = {}
         connection = None
         if node.transport != "local":
-            if args.ssh is None:
-                raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
-            connection = _connection(node, args.ssh, self._private_key)
+            if conn is None:
+                raise ValueError(f"node {node.name}: transport ssh needs SSH settings (PlannedNodePoolArgs.ssh)")
+            connection = conn.args()
         if not self._staged:
             stage_kit()  # the folder the kit resources copy from (content-addressed, written once)
             self._staged = True
-        check = args.runtime_handler_check
-        for r in node_resources(name, node, args.local_base, verify=check is not None):
+        for r in node_resources(name, node, local_base, verify=check is not None):
             opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in r.depends_on],
-                                          provider=args.k8s_provider if r.kind == "patch" else None)
+                                          provider=provider if r.kind == "patch" else None)
             if r.kind == "copy":
                 built[r.name] = command.remote.CopyToRemote(
                     r.name, connection=connection, source=pulumi.FileArchive(r.copy_source),
@@ -141,10 +301,8 @@ class NodePool(pulumi.ComponentResource):
                     ),
                     opts=opts,
                 )
-                # The node's labels as the API server answered this patch: no value when the patch fails, so
-                # the stack records what is really on the node (components/core/deployed.py).
-                vars(self).setdefault("labels_applied", {})[node.name] = built[r.name].metadata.apply(
-                    lambda m: dict(m.labels or {}) if m is not None else {})
+            by_role[r.binary if r.role == "binary" and r.binary else r.role] = built[r.name]
+        return by_role
 
 
 def stage_kit(text: str | None = None) -> str:
@@ -163,22 +321,149 @@ def stage_kit(text: str | None = None) -> str:
     return str(folder)
 
 
-def _connection(node: NodePlan, ssh: SshConnection, private_key: pulumi.Input[str]) -> command.remote.ConnectionArgs:
-    """The node's SSH connection; `private_key` is the pool's secret Output of ssh.private_key."""
-    proxy = None
-    if ssh.proxy:
-        proxy = command.remote.ProxyConnectionArgs(
-            host=ssh.proxy["host"],
-            port=ssh.proxy.get("port") or 22,
-            user=ssh.proxy.get("user") or ssh.user,
-            host_key=ssh.proxy.get("host_key"),
-            private_key=ssh.proxy.get("private_key") or ssh.private_key,
-        )
-    return command.remote.ConnectionArgs(
-        host=node.host,
-        port=node.port or ssh.port,
-        user=ssh.user,
-        private_key=private_key,
-        host_key=node.host_key,
-        proxy=proxy,
+def _secret(value: Any) -> Any:
+    return None if value is None else pulumi.Output.secret(value)
+
+
+def _credential_inputs(creds: SshCredentials | None, secret_key: Any) -> dict[str, Any]:
+    """pulumi-command connection fields of one login; only those given (a None field is not an input)."""
+    if creds is None:
+        return {}
+    out: dict[str, Any] = {}
+    if creds.private_key is not None:
+        out["private_key"] = secret_key
+    if creds.agent_socket is not None:
+        out["agent_socket_path"] = creds.agent_socket
+    if creds.private_key_password is not None:
+        out["private_key_password"] = _secret(creds.private_key_password)
+    return out
+
+
+def _checked(pool: str, path: str, kind: str, value: pulumi.Input[Any]) -> Any:
+    """A connection value as given, or, when it is an Output, an Output that fails with the stack config's rule
+    (config.connection_problems) once it resolves to a bad value."""
+    if not isinstance(value, pulumi.Output):
+        return value
+
+    def check(v: Any) -> Any:
+        problems = connection_problems(path.rsplit(".", 1)[0], **{kind: v})
+        if problems:
+            raise NodePoolArgsError(pool, problems)
+        return v
+
+    return value.apply(check)
+
+
+def _is_output(value: Any) -> bool:
+    return isinstance(value, pulumi.Output)
+
+
+def _spec_value(value: Any) -> Any:
+    return PENDING if _is_output(value) else value
+
+
+def _from_args(name: str, args: NodePoolArgs) -> tuple[list[NodePlan], dict[str, _Conn], tuple[RuntimeClassPlan, ...]]:
+    """Check and plan the arguments (components/core/pool.py), and each node's connection."""
+    proxy_text = None
+    if args.proxy is not None:
+        p = args.proxy
+        shown = p.host if isinstance(p.host, str) else "(output)"
+        user = p.credentials.user if p.credentials else (args.credentials.user if args.credentials else "root")
+        proxy_text = (f"{user}@{shown}:{p.port if isinstance(p.port, int) else '(output)'}"
+                      + (" hostKey pinned" if p.host_key is not None else " (host key not pinned)"))
+    spec = PoolSpec(
+        pool=args.pool if args.pool is not None else name,
+        catalog=list(args.catalog), releases=list(args.releases), retiring=list(args.retiring),
+        containerd=args.containerd,
+        nodes=[NodeSpec(_spec_value(n.name), _spec_value(n.host), _spec_value(n.port), _spec_value(n.host_key),
+                        n.credentials.user if n.credentials else None, _has_login(n.credentials))
+               for n in args.nodes],
+        user=args.credentials.user if args.credentials else "root", port=args.port,
+        has_credentials=_has_login(args.credentials), restart=args.restart, runtime=args.runtime,
+        label_prefix=args.label_prefix, force_labels=args.force_labels, proxy=proxy_text,
     )
+    problems = list(_arg_problems(args))
+    planned = plan_pool(spec)
+    problems += planned.problems
+    for w in (p for p in problems if p.severity == "warning"):
+        pulumi.log.warn(f"NodePool {name}: {w.path}: {w.message}")
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise NodePoolArgsError(name, errors)
+    keys: dict[int, Any] = {}
+
+    def key_of(creds: SshCredentials) -> Any:  # one secret Output per login, shared by its nodes' commands
+        if id(creds) not in keys:
+            keys[id(creds)] = _secret(creds.private_key)
+        return keys[id(creds)]
+
+    proxy = None
+    if args.proxy is not None:
+        p = args.proxy
+        pcreds = p.credentials or args.credentials
+        proxy = command.remote.ProxyConnectionArgs(
+            host=_checked(name, "proxy.host", "host", p.host), port=_checked(name, "proxy.port", "port", p.port),
+            user=pcreds.user if pcreds else "root", host_key=_checked(name, "proxy.host_key", "host_key", p.host_key),
+            **_credential_inputs(pcreds, key_of(pcreds) if pcreds else None))
+    conns = {}
+    for j, (n, node) in enumerate(zip(args.nodes, planned.nodes, strict=True)):
+        creds = n.credentials or args.credentials
+        assert creds is not None  # plan_pool reported a node without credentials
+        port = n.port if n.port is not None else args.port
+        conns[node.name] = _Conn(
+            host=_checked(name, f"nodes[{j}].host", "host", n.host),
+            port=_checked(name, f"nodes[{j}].port", "port", port),
+            user=creds.user, host_key=_checked(name, f"nodes[{j}].host_key", "host_key", n.host_key),
+            credentials=_credential_inputs(creds, key_of(creds)), proxy=proxy)
+    return list(planned.nodes), conns, planned.runtime_classes
+
+
+def _has_login(creds: SshCredentials | None) -> bool:
+    return creds is not None and (creds.private_key is not None or creds.agent_socket is not None)
+
+
+def _arg_problems(args: NodePoolArgs) -> list[Problem]:
+    """What only the typed arguments can get wrong (the rest is the stack config's rules, in the core)."""
+    out = []
+    for path, creds in [("credentials", args.credentials), *((f"nodes[{j}].credentials", n.credentials)
+                                                             for j, n in enumerate(args.nodes)),
+                        ("proxy.credentials", args.proxy.credentials if args.proxy else None)]:
+        if creds is None:
+            continue
+        if creds.private_key is not None and creds.agent_socket is not None:
+            out.append(Problem("error", path, "has both private_key and agent_socket; give one of them"))
+        elif creds.private_key is None and creds.agent_socket is None:
+            out.append(Problem("error", path, "has neither private_key nor agent_socket; give one of them "
+                                              "(a secret private key, or the path of an SSH agent socket)"))
+        if not isinstance(creds.user, str):
+            out.append(Problem("error", f"{path}.user", f"{type(creds.user).__name__} here; the login user is a "
+                                                         "plain str (it is part of the node's plan)"))
+    if args.proxy is not None and args.proxy.host is None:
+        out.append(Problem("error", "proxy.host", "missing; give the bastion's address"))
+    for j, n in enumerate(args.nodes):
+        if n.host is None:
+            out.append(Problem("error", f"nodes[{j}].host", f"node {n.name!r} has no host; give the address of "
+                                                           "its SSH server (a value or another resource's Output)"))
+    if not isinstance(args.catalog, Sequence) or isinstance(args.catalog, (str, Mapping)):
+        out.append(Problem("error", "catalog", "must be a list of ShimRelease"))
+    return out
+
+
+def _from_ssh(nodes: Sequence[NodePlan], ssh: SshConnection | None) -> dict[str, _Conn]:
+    """Connections of planned ssh nodes: the fleet's login (one secret Output of the key for the whole pool,
+    shared by every command: building them per command was a visible share of the program's time at 1000
+    nodes)."""
+    if ssh is None:
+        return {}
+    key = _secret(ssh.private_key)
+    login = SshCredentials(ssh.user, ssh.private_key, ssh.agent_socket)
+    proxy = None
+    if ssh.proxy is not None:
+        p = ssh.proxy
+        pcreds = p.credentials
+        proxy = command.remote.ProxyConnectionArgs(
+            host=p.host, port=p.port or 22, user=pcreds.user if pcreds else ssh.user, host_key=p.host_key,
+            private_key=(pcreds.private_key if pcreds and pcreds.private_key is not None else ssh.private_key))
+    return {n.name: _Conn(host=n.host, port=n.port or ssh.port, user=ssh.user, host_key=n.host_key,
+                          credentials=_credential_inputs(login, key), proxy=proxy)
+            for n in nodes if n.transport != "local"}

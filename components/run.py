@@ -167,7 +167,7 @@ def engine_env(backend: str, extra: Mapping[str, str]) -> dict[str, str]:
 
 def check_plan(path: Path) -> None:
     """The core's checks before any engine starts: every problem with its config path, errors stop here."""
-    from components.core.cli import load_plan
+    from .core.cli import load_plan
 
     plan = load_plan(str(path))
     for p in plan.problems:

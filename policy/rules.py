@@ -10,7 +10,8 @@ The resource shapes they read:
   wasm-shim-fleet:index:RuntimeClassSet  props {runtimeClasses: [...]} if present (the component registers none)
   kubernetes:node.k8s.io/v1:RuntimeClass inputs metadata.name, handler, scheduling.nodeSelector
   kubernetes:core/v1:NodePatch           inputs metadata.name (the node), metadata.labels
-  command:{remote,local}:Command         a binary install has `-bin-` in its name and a `create` script
+  command:{remote,local}:Command         a binary install's `create` makes the node kit's install-binary call
+                                         (nodescript.install_binary_call reads it back)
 
 During a preview some inputs may still be unknown (absent or None): a rule checks what it can see and
 never reports a value it cannot see.
@@ -20,6 +21,12 @@ it registered with register_outputs: for a NodePool, `nodes` keyed by node name 
 or their digests. The rules read both shapes. From the output shape, a node's binaries are derived from its
 handlers' runtime types by containerd's own rule (io.containerd.<name>.<vN> -> containerd-shim-<name>-<vN>), and
 the pool is named by the NodePool's resource name (`<fleet>-<pool>`).
+
+Each rule lives in the project's pure core, which this module calls: the handler contract
+(plan.selected_without_handler), a class's handler fixed by its name (naming.class_name), the deprecation rule
+(deprecation.step_findings), containerd's runtime-type-to-binary rule (naming.binary_of_runtime_type) and what a
+binary install command is (nodescript.install_binary_call). The pack's virtualenv installs the project's package
+(`wasm_shim_fleet`); in a checkout the folder `components/` is that package.
 """
 
 from __future__ import annotations
@@ -29,15 +36,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import semver
+try:
+    import wasm_shim_fleet  # noqa: F401  (the installed package: the pack's own virtualenv)
+except ModuleNotFoundError:  # a checkout: the folder components/ is the same package under its folder name
+    import components  # noqa: F401  (makes wasm_shim_fleet an alias of it)
+from wasm_shim_fleet.core import naming, nodescript
+from wasm_shim_fleet.core.config import DEFAULT_RUNTIME
+from wasm_shim_fleet.core.deprecation import step_findings
+from wasm_shim_fleet.core.plan import selected_without_handler
 
 NODE_POOL = "wasm-shim-fleet:index:NodePool"
 RUNTIME_CLASS_SET = "wasm-shim-fleet:index:RuntimeClassSet"
 RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 NODE_PATCH = "kubernetes:core/v1:NodePatch"
 COMMANDS = ("command:remote:Command", "command:local:Command")
-BINARY_MARKER = "-bin-"
-DEFAULT_RUNTIME = "wasmtime"
+#: What a command that writes a shim binary names (containerd looks shims up as containerd-shim-<name>-<vN>).
+SHIM_PREFIX = "containerd-shim-"
 
 _HEX64 = re.compile(r"(?<![0-9A-Fa-f])[0-9A-Fa-f]{64}(?![0-9A-Fa-f])")
 
@@ -67,7 +81,7 @@ def _of_type(resources: Iterable[Resource], *types: str) -> list[Resource]:
 class _Class:
     name: str
     handler: str | None
-    selector: Mapping[str, str]
+    node_selector: Mapping[str, str]
     urn: str | None
 
 
@@ -110,7 +124,7 @@ def shim_binary(runtime_type: Any) -> str | None:
     parts = runtime_type.split(".")
     if len(parts) < 4 or parts[:2] != ["io", "containerd"] or not all(parts[2:]):
         return None
-    return f"containerd-shim-{'-'.join(parts[2:-1])}-{parts[-1]}"
+    return naming.binary_of_runtime_type(runtime_type)
 
 
 def _pool_name(r: Resource) -> str | None:
@@ -174,20 +188,16 @@ def handler_on_selected_nodes(resources: Iterable[Resource]) -> list[Violation]:
     A pod scheduled by the class to a node without the handler fails with `no runtime for "<handler>" is
     configured` (field notes trap 1). An empty selector matches every node of the fleet."""
     resources = list(resources)
-    nodes = fleet_nodes(resources)
+    nodes = fleet_nodes(resources).values()
+    classes = [rc for rc in runtime_classes(resources) if isinstance(rc.handler, str)]
     out = []
-    for rc in runtime_classes(resources):
-        if not isinstance(rc.handler, str):
-            continue
-        for node in nodes.values():
-            selected = all(node.labels.get(k) == v for k, v in rc.selector.items())
-            if selected and rc.handler not in node.handlers:
-                where = ", ".join(f"{k}={v}" for k, v in rc.selector.items()) or "every node"
-                out.append(Violation(
-                    f"RuntimeClass {rc.name} selects node {node.name} (pool {node.pool}, by {where}) which has no "
-                    f"containerd handler {rc.handler!r}; a pod scheduled there fails with 'no runtime for "
-                    f"\"{rc.handler}\" is configured'. Configure the handler on the node before labelling it, or "
-                    "select with a label only nodes that have the handler carry", rc.urn))
+    for rc, node in selected_without_handler(classes, nodes):
+        where = ", ".join(f"{k}={v}" for k, v in rc.node_selector.items()) or "every node"
+        out.append(Violation(
+            f"RuntimeClass {rc.name} selects node {node.name} (pool {node.pool}, by {where}) which has no "
+            f"containerd handler {rc.handler!r}; a pod scheduled there fails with 'no runtime for "
+            f"\"{rc.handler}\" is configured'. Configure the handler on the node before labelling it, or "
+            "select with a label only nodes that have the handler carry", rc.urn))
     return out
 
 
@@ -205,7 +215,7 @@ def handler_fixed_by_name(name: Any, handler: Any, runtime: str = DEFAULT_RUNTIM
         return [f"RuntimeClass with handler {handler!r} has no fixed metadata.name; an auto-named class gets a "
                 "random suffix and its name no longer fixes its handler: set metadata.name to "
                 f"{runtime}-{handler}"]
-    expected = f"{runtime}-{handler}"
+    expected = naming.class_name(runtime, handler)
     if name != expected:
         return [f"RuntimeClass {name} has handler {handler!r}, but its handler must be its name without the "
                 f"'{runtime}-' prefix ({name.removeprefix(runtime + '-')!r}), so that a name never changes handler "
@@ -236,61 +246,66 @@ def runtime_class_violations(resource: Resource, runtime: str = DEFAULT_RUNTIME,
 
 # -------------------------------------------------------------------------------------- checksums
 def is_binary_command(resource: Resource) -> bool:
-    return resource.get("type") in COMMANDS and BINARY_MARKER in str(resource.get("name") or "")
+    """A command that installs a shim binary: it makes the node kit's install-binary call, or its script writes
+    a `containerd-shim-*` file some other way. Not known during preview (no script yet): not judged."""
+    if resource.get("type") not in COMMANDS:
+        return False
+    create = _get(resource, "props", "create")
+    return isinstance(create, str) and (nodescript.install_binary_call(create) is not None or SHIM_PREFIX in create)
 
 
 def binary_command_violations(resource: Resource) -> list[str]:
-    """A binary install command pins the artifact's sha256 and checks it with sha256sum before use."""
+    """A binary install pins the artifact's sha256 and has it checked before the binary is used: the kit's
+    install-binary call does both (download, sha256 check, probe, rename); anything else is reported."""
     if not is_binary_command(resource):
         return []
     create = _get(resource, "props", "create")
-    if not isinstance(create, str):
-        return []  # unknown during preview
+    call = nodescript.install_binary_call(create)
+    name = resource.get("name")
+    if call is not None:
+        if not _HEX64.fullmatch(call.sha256):
+            return [f"command {name} installs {call.name} with {call.sha256[:16]!r} where the artifact's sha256 (64 "
+                    "hex digits) belongs; pin the artifact's digest in the catalog"]
+        return []
     out = []
     if not _HEX64.search(create):
-        out.append(f"command {resource.get('name')} installs a shim binary but its create script carries no "
-                   "sha256 (64 hex digits); pin the artifact's digest in the stack's catalog")
-    if "sha256sum" not in create:
-        out.append(f"command {resource.get('name')} installs a shim binary without running sha256sum on the "
-                   "download; verify the digest before the binary is moved into place")
+        out.append(f"command {name} installs a shim binary but its create script carries no sha256 (64 hex "
+                   "digits); pin the artifact's digest in the stack's catalog")
+    out.append(f"command {name} installs a shim binary without the node kit's {nodescript.INSTALL_BINARY} call, "
+               "the step that checks the download's sha256 before the binary is moved into place; install shims "
+               "with the project's NodePool (or that call)")
     return out
 
 
 def binaries_covered(resources: Iterable[Resource]) -> list[Violation]:
-    """Every binary a NodePool plans is installed by a command that carries that binary's sha256."""
+    """Every binary a NodePool plans is installed by a kit install-binary call carrying that binary's sha256 (or,
+    from the outputs shape, which carries no digest: a call for that binary on that node)."""
     resources = list(resources)
-    commands = [r for r in resources if is_binary_command(r)]
+    commands = [r for r in resources if r.get("type") in COMMANDS]
     scripts = [_get(c, "props", "create") for c in commands]
-    if not commands or any(not isinstance(s, str) for s in scripts):
-        return []  # no commands (rendered elsewhere) or some still unknown: nothing to compare
-    digests = {m.group(0).lower() for s in scripts for m in _HEX64.finditer(s)}
-    names = {str(c.get("name")) for c in commands}
+    if any(not isinstance(s, str) for s in scripts):
+        return []  # some still unknown: nothing to compare
+    calls = [c for c in (nodescript.install_binary_call(s) for s in scripts) if c is not None]
+    if not calls:
+        return []  # no commands (rendered elsewhere)
+    digests = {(c.name, c.sha256.lower()) for c in calls}
+    on_node = {(c.node, c.name) for c in calls}
     out = []
     pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL)}
     for node in fleet_nodes(resources).values():
         for bname, b in sorted(node.binaries.items()):
             sha = str(b.get("sha256") or "").lower()
-            if sha and sha not in digests:
+            if sha and (bname, sha) not in digests:
                 out.append(Violation(f"binary {bname} ({b.get('release')}) on node {node.name} has no install "
                                      f"command that checks its sha256 {sha[:12]}…", pool_urns.get(node.pool)))
-            elif not sha and node.component and f"{node.component}-{node.name}{BINARY_MARKER}{bname}" not in names:
-                # output shape: no digest to compare; the binary's own install command must exist (and
-                # binary-command-sha256 checks that every such command pins a digest and runs sha256sum)
+            elif not sha and (node.name, bname) not in on_node:
                 out.append(Violation(f"binary {bname} on node {node.name} (a runtime type of its handlers) has no "
-                                     f"install command {node.component}-{node.name}{BINARY_MARKER}{bname} that "
-                                     "checks its sha256", pool_urns.get(node.pool)))
+                                     f"install command ({nodescript.INSTALL_BINARY} of the node kit) that checks "
+                                     "its sha256", pool_urns.get(node.pool)))
     return out
 
 
 # ------------------------------------------------------------------------------------- deprecation
-def _release_version(key: str) -> tuple[str, semver.Version] | None:
-    shim, _, ver = key.partition("@")
-    try:
-        return shim, semver.Version.parse(ver[1:] if ver[:1] in "vV" else ver)
-    except (ValueError, TypeError):
-        return None
-
-
 def pool_releases(resources: Iterable[Resource]) -> dict[str, set[str]]:
     """Release keys installed per pool (labelled or retiring: both have their binary). A pool seen only by its
     outputs is keyed by the NodePool's resource name (`<fleet>-<pool>`)."""
@@ -325,30 +340,12 @@ def deprecation_violations(resources: Iterable[Resource], previous: Mapping[str,
         return []
     resources = list(resources)
     pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL)}
-    out = []
-    for pool_key, now in sorted(pool_releases(resources).items()):
+    now: dict[str, set[str]] = {}
+    urns: dict[str, Any] = {}
+    for pool_key, keys in sorted(pool_releases(resources).items()):
         pool = _previous_pool(pool_key, previous)
-        if pool is None:
-            continue
-        before: dict[str, list[tuple[semver.Version, str]]] = {}
-        for key in previous[pool]:
-            parsed = _release_version(key)
-            if parsed:
-                before.setdefault(parsed[0], []).append((parsed[1], key))
-        after: dict[str, list[tuple[semver.Version, str]]] = {}
-        for key in now:
-            parsed = _release_version(key)
-            if parsed:
-                after.setdefault(parsed[0], []).append((parsed[1], key))
-        for shim in sorted(after):
-            had = sorted(before.get(shim, []), reverse=True)
-            if not had:
-                continue
-            gained = sorted(k for v, k in after[shim] if v > had[0][0])
-            dropped = [k for _, k in had[: max(keep - 1, 0)] if k not in now]
-            if gained and dropped:
-                out.append(Violation(
-                    f"pool {pool} adds {', '.join(gained)} and in the same step drops {', '.join(dropped)}; the "
-                    f"deprecation policy (keep {keep}) keeps N-1 installed while workloads move: keep it in "
-                    "releases (or retiring) and remove it in a later step", pool_urns.get(pool_key)))
-    return out
+        if pool is not None:
+            now[pool] = keys
+            urns[pool] = pool_urns.get(pool_key)
+    return [Violation(f.message(), urns.get(f.pool))
+            for f in step_findings({k: list(v) for k, v in previous.items()}, now, keep)]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from components.core import nodescript
 from components.core.plan import FleetPlan, plan_from_config
 from policy import rules
 from policy.pack_config import pack_config
@@ -26,9 +27,6 @@ def plan(pools, **kw) -> FleetPlan:
     return p
 
 
-def install_script(binary) -> str:
-    return (f"set -eu\ncurl -fsSL '{binary.url}' -o \"$tmp\"\n"
-            f"echo '{binary.sha256}  '\"$tmp\" | sha256sum -c -\nmv \"$tmp\" /usr/local/bin/{binary.name}\n")
 
 
 def resources(p: FleetPlan, transport: str = "remote") -> list[dict]:
@@ -45,7 +43,8 @@ def resources(p: FleetPlan, transport: str = "remote") -> list[dict]:
                         "props": {"metadata": {"name": n.name, "labels": dict(n.labels)}}})
             for b in n.binaries.values():
                 out.append({"type": f"command:{transport}:Command", "name": f"fleet-{name}-{n.name}-bin-{b.name}",
-                            "urn": f"urn:cmd:{n.name}:{b.name}", "props": {"create": install_script(b)}})
+                            "urn": f"urn:cmd:{n.name}:{b.name}",
+                            "props": {"create": nodescript.install_binary_script(n, b)}})
     out.append({"type": rules.RUNTIME_CLASS_SET, "name": "fleet-classes", "urn": "urn:set",
                 "props": {"runtimeClasses": [rc.to_json() for rc in p.runtime_classes]}})
     for rc in p.runtime_classes:
@@ -152,15 +151,24 @@ def test_planned_install_commands_carry_their_sha256(fleet):
 def test_a_binary_command_without_digest_or_check_is_a_violation(test_plan_stack, transport):
     _, p = plan_from_config(test_plan_stack)
     cmd = next(r for r in resources(p, transport) if rules.is_binary_command(r))
-    cmd["props"]["create"] = "curl -fsSL https://example.org/x -o /usr/local/bin/x"
+    cmd["props"]["create"] = "curl -fsSL https://example.org/x -o /usr/local/bin/containerd-shim-x-v1"
     msgs = rules.binary_command_violations(cmd)
-    assert len(msgs) == 2 and "no sha256" in msgs[0] and "sha256sum" in msgs[1]
+    assert len(msgs) == 2 and "no sha256" in msgs[0] and "install-binary call" in msgs[1]
 
 
-def test_only_commands_named_as_binary_installs_are_checked():
-    cmd = {"type": "command:remote:Command", "name": "fleet-a-node-a-containerd-config", "props": {"create": "true"}}
-    assert rules.binary_command_violations(cmd) == []
-    cmd["name"] = "fleet-a-node-a-bin-x"
+def test_a_kit_install_call_with_a_bad_digest_is_a_violation(test_plan_stack):
+    _, p = plan_from_config(test_plan_stack)
+    cmd = next(r for r in resources(p) if rules.is_binary_command(r))
+    cmd["props"]["create"] = cmd["props"]["create"].replace(SHA["1.2.3"], "abc")
+    [msg] = rules.binary_command_violations(cmd)
+    assert "'abc' where the artifact's sha256" in msg
+
+
+def test_binary_commands_are_found_by_what_their_script_does_not_by_their_name():
+    cmd = {"type": "command:remote:Command", "name": "fleet-a-node-a-bin-x", "props": {"create": "true"}}
+    assert rules.binary_command_violations(cmd) == []  # the name alone says nothing
+    cmd["name"] = "anything"
+    cmd["props"]["create"] = "cp /tmp/x /usr/local/bin/containerd-shim-x-v1"
     assert rules.binary_command_violations(cmd) != []
     cmd["props"] = {}  # unknown in preview
     assert rules.binary_command_violations(cmd) == []
@@ -316,8 +324,22 @@ print(json.dumps({"levels": {p.name: p.enforcement_level.value for p in pack.POL
 """
 
 
+def _package_stamp() -> str:
+    """The pack's requirements and the sha256 of the package's files: what the cached virtualenv was built from."""
+    import hashlib
+
+    h = hashlib.sha256((ROOT / "policy" / "requirements.txt").read_bytes())
+    for f in sorted((ROOT / "components").rglob("*")):
+        if f.is_file() and "__pycache__" not in f.parts:
+            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
+    h.update((ROOT / "pyproject.toml").read_bytes())
+    return h.hexdigest()
+
+
 def _policy_venv() -> Path:
-    """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt."""
+    """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt, with
+    this checkout's package installed into it as the README says (`pip install --no-deps .`), re-installed when the
+    package changes."""
     python = POLICY_VENV / "bin" / "python"
     stamp = POLICY_VENV / "requirements.txt"
     reqs = (ROOT / "policy" / "requirements.txt").read_text()
@@ -327,6 +349,12 @@ def _policy_venv() -> Path:
         subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
                         str(ROOT / "policy" / "requirements.txt")], check=True, timeout=600)
         stamp.write_text(reqs)
+    package = POLICY_VENV / "package.sha256"
+    want = _package_stamp()
+    if not package.exists() or package.read_text() != want:
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
+                        "--force-reinstall", str(ROOT)], check=True, timeout=600)
+        package.write_text(want)
     return python
 
 
@@ -335,7 +363,8 @@ def test_the_pack_imports_and_validates_with_the_real_sdk(tmp_path):
     python = _policy_venv()
     p = plan([pool("a", ["slight@1.2.4"], ["node-a"])])  # 1.2.3 -> 1.2.4 in one step: a deprecation finding
     res = resources(p)
-    next(r for r in res if rules.is_binary_command(r))["props"]["create"] = "curl -o x https://example.org/x"
+    next(r for r in res if rules.is_binary_command(r))["props"]["create"] = (
+        "curl -o /usr/local/bin/containerd-shim-x-v1 https://example.org/x")
     f = tmp_path / "resources.json"
     f.write_text(json.dumps(res))
     r = subprocess.run([str(python), "-c", SDK_PROBE, str(ROOT / "policy"), str(f)], capture_output=True, text=True,

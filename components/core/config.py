@@ -713,7 +713,7 @@ def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: di
 
 
 def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release], pool_names: dict[str, str],
-                node_names: dict[str, str]) -> Pool | None:
+                node_names: dict[str, str], flavors: Mapping[str, Any] = FLAVORS) -> Pool | None:
     m = c.mapping(raw, base, POOL_KEYS, "a node pool")
     if m is None:
         return None
@@ -722,9 +722,9 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
                         pool_names, "pool {name} is declared twice (first at {first}); pool names must be unique")
     ok = name is not None
     flavor = m.get("containerd", "containerd-1")
-    if not isinstance(flavor, str) or flavor not in FLAVORS:
+    if not isinstance(flavor, str) or flavor not in flavors:
         c.error(f"{base}.containerd", f"{_show(flavor)} is not a known containerd flavor; use one of "
-                                      f"{', '.join(FLAVORS)}")
+                                      f"{', '.join(flavors)}")
         ok = False
     transport = m.get("transport", "ssh")
     if transport not in TRANSPORTS:
@@ -764,7 +764,8 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
                 seed)
 
 
-def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tuple[Pool, ...]:
+def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release],
+                 flavors: Mapping[str, Any] = FLAVORS) -> tuple[Pool, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -772,7 +773,8 @@ def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release]) -> tu
         return ()
     pool_names: dict[str, str] = {}
     node_names: dict[str, str] = {}
-    pools = [_check_pool(c, raw, f"nodePools[{i}]", releases, pool_names, node_names) for i, raw in enumerate(value)]
+    pools = [_check_pool(c, raw, f"nodePools[{i}]", releases, pool_names, node_names, flavors)
+             for i, raw in enumerate(value)]
     return tuple(p for p in pools if p is not None)
 
 
@@ -895,14 +897,16 @@ def _too_deep(value: Any) -> bool:
 
 
 def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
-                 secret_keys: Collection[str] | None = None) -> tuple[FleetConfig, list[Problem]]:
+                 secret_keys: Collection[str] | None = None,
+                 flavors: Mapping[str, Any] | None = None) -> tuple[FleetConfig, list[Problem]]:
     """Validate the namespace-stripped config. Returns the typed config (of the parts that passed) and
     every problem found. Callers must not act on the config when any problem is an error.
 
     `base_dir` is the project folder: `file:<relative path>` URLs are made absolute against it.
     `secret_keys`: the top-level keys the source holds encrypted (a stack file: none, its secrets are
     `{secure: ...}` values; the engine: its secret config keys); None when unknown. A private key given
-    as a plain string under a key not in it is reported as stored in plain text."""
+    as a plain string under a key not in it is reported as stored in plain text. `flavors`: the containerd
+    flavors a pool may name (default the built-in ones; the components add a caller's own layout)."""
     c = _Checker()
     empty = FleetConfig(DEFAULT_RUNTIME, {}, (), Ssh("root", 22, None, None), Kubernetes(None, None, None),
                         Deprecation("warn", 2))
@@ -928,7 +932,7 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
         c.error("labelPrefix", f"{_show(prefix)} {why}; or remove the key for the proposal's unprefixed labels")
         prefix = ""
     releases = _check_shims(c, runtime, raw.get("shims"), base_dir)
-    pools = _check_pools(c, raw.get("nodePools"), releases)
+    pools = _check_pools(c, raw.get("nodePools"), releases, FLAVORS if flavors is None else flavors)
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
     ssh = _check_ssh(c, raw.get("ssh"), need_ssh, plaintext=secret_keys is not None and "ssh" not in secret_keys)
     kubernetes = _check_kubernetes(c, raw.get("kubernetes"), base_dir)
@@ -973,3 +977,19 @@ def _did_you_mean(key: Any, choices: Collection[str]) -> str:
     if not near:
         near = [k for k in choices if k.lower() == key.lower()]
     return f" (did you mean {near[0]}?)" if near else ""
+
+
+def connection_problems(path: str, *, host: Any = None, port: Any = None, host_key: Any = None,
+                        user: Any = None) -> list[Problem]:
+    """The stack file's rules for how a node is reached, for values that arrive late (a caller's pulumi Outputs,
+    checked when they resolve): `path` prefixes each problem (e.g. `nodes[0]`). None: not given."""
+    c = _Checker()
+    if host is not None:
+        _check_host(c, host, f"{path}.host")
+    if port is not None:
+        c.port(port, f"{path}.port")
+    if host_key is not None:
+        _check_host_key(c, host_key, f"{path}.host_key")
+    if user is not None:
+        _check_user(c, user, f"{path}.user")
+    return c.problems

@@ -16,19 +16,78 @@ error (which makes `diff` and `promote` refuse).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
-from .config import Deprecation, FleetConfig, Pool, Problem, Release
+import semver
+
+from . import naming
+from .config import Deprecation, FleetConfig, Pool, Problem
 
 
-def _by_shim(cfg: FleetConfig, keys: Iterable[str]) -> dict[str, list[Release]]:
-    out: dict[str, list[Release]] = {}
+@dataclass(frozen=True)
+class StepFinding:
+    """One pool and shim whose step breaks the rule."""
+
+    pool: str
+    shim: str
+    gained: tuple[str, ...]  # release keys newer than every one the pool had
+    dropped: tuple[str, ...]  # of the keep-1 newest it had, those it no longer installs
+    kept: tuple[str, ...]  # of those it had, those it still installs
+    had: int  # how many releases of the shim it had
+    keep: int
+
+    def message(self) -> str:
+        return (f"pool {self.pool!r} adds {', '.join(self.gained)} and in the same step drops "
+                f"{', '.join(self.dropped)} (keeps {', '.join(self.kept) or 'none'} of the {self.had} {self.shim} "
+                f"release(s) it had); the deprecation policy (keep {self.keep}: N and the {self.keep - 1} newest "
+                f"before it) keeps them while workloads move: leave {', '.join(self.dropped)} in releases (or "
+                "retiring), apply, then retire it in a later step")
+
+
+def _parse_key(key: str) -> tuple[str, semver.Version] | None:
+    shim, _, text = key.partition("@")
+    try:
+        return shim, naming.parse_version(text)
+    except (ValueError, TypeError):
+        return None
+
+
+def _by_shim(keys: Iterable[str]) -> dict[str, list[tuple[semver.Version, str]]]:
+    out: dict[str, list[tuple[semver.Version, str]]] = {}
     for key in keys:
-        rel = cfg.releases.get(key)
-        if rel is not None:
-            out.setdefault(rel.shim, []).append(rel)
+        parsed = _parse_key(key)
+        if parsed is not None:
+            out.setdefault(parsed[0], []).append((parsed[1], key))
     for rels in out.values():
-        rels.sort(key=lambda r: r.version, reverse=True)
+        rels.sort(reverse=True)
+    return out
+
+
+def step_findings(before: Mapping[str, Iterable[str]], after: Mapping[str, Iterable[str]],
+                  keep: int) -> list[StepFinding]:
+    """The rule on release keys (`slight@1.2.3`) installed per pool (in `releases` or `retiring`) before and
+    after a step; pools only in `after` have no workloads to move. Used by `deprecation_problems` (two stack
+    configs) and the policy pack (the previous state from its config, the current from the resources)."""
+    out = []
+    for pool, now_keys in after.items():
+        if pool not in before:
+            continue  # a new pool has no workloads to move
+        now = set(now_keys)
+        had_by_shim = _by_shim(before[pool])
+        after_by_shim = _by_shim(now)
+        for shim in sorted(after_by_shim):
+            had = had_by_shim.get(shim, [])
+            if not had:
+                continue  # a shim new to the pool: nothing to keep
+            gained = [k for v, k in sorted(after_by_shim[shim]) if v > had[0][0]]
+            if not gained:
+                continue
+            dropped = [k for _, k in had[: max(keep - 1, 0)] if k not in now]
+            if not dropped:
+                continue
+            out.append(StepFinding(pool, shim, tuple(gained), tuple(dropped),
+                                   tuple(k for _, k in had if k in now), len(had), keep))
     return out
 
 
@@ -46,34 +105,7 @@ def deprecation_problems(old_cfg: FleetConfig, new_cfg: FleetConfig,
     if policy.mode == "off":
         return []
     severity = "error" if policy.mode == "error" else "warning"
-    old_pools = {p.name: p for p in old_cfg.pools}
-    problems: list[Problem] = []
-    for pool in new_cfg.pools:
-        old_pool = old_pools.get(pool.name)
-        if old_pool is None:
-            continue  # a new pool has no workloads to move
-        before = _by_shim(old_cfg, _installed(old_pool))
-        after = _by_shim(new_cfg, _installed(pool))
-        after_keys = {r.key for rels in after.values() for r in rels}
-        for shim in sorted(after):
-            had = before.get(shim, [])
-            if not had:
-                continue  # a shim new to the pool: nothing to keep
-            newest_before = had[0].version
-            gained = [r for r in after[shim] if r.version > newest_before]
-            if not gained:
-                continue
-            must_keep = had[: policy.keep - 1]
-            dropped = [r for r in must_keep if r.key not in after_keys]
-            if not dropped:
-                continue
-            kept = [r.key for r in had if r.key in after_keys]
-            problems.append(Problem(
-                severity, f"{pool.path}.releases",
-                f"pool {pool.name!r} adds {', '.join(r.key for r in gained)} and in the same step drops "
-                f"{', '.join(r.key for r in dropped)} (keeps {', '.join(kept) or 'none'} of the "
-                f"{len(had)} {shim} release(s) it had); the deprecation policy (keep {policy.keep}: N and the "
-                f"{policy.keep - 1} newest before it) keeps them while workloads move: leave "
-                f"{', '.join(r.key for r in dropped)} in releases (or retiring), apply, then retire it in a "
-                "later step"))
-    return problems
+    paths = {p.name: p.path for p in new_cfg.pools}
+    found = step_findings({p.name: _installed(p) for p in old_cfg.pools},
+                          {p.name: _installed(p) for p in new_cfg.pools}, policy.keep)
+    return [Problem(severity, f"{paths[f.pool]}.releases", f.message()) for f in found]

@@ -9,6 +9,7 @@ we write the template, never the rendered file.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 RUNTIMES_TABLE = {
@@ -153,3 +154,48 @@ FLAVORS: dict[str, Flavor] = {
         ),
     )
 }
+
+
+#: The characters a path in a layout may hold: they reach the node's shell quoted, and stay readable.
+_SAFE_PATH = re.compile(r"^/[A-Za-z0-9._/-]*$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+#: Config versions containerd knows, and those whose runtimes table we can write (RUNTIMES_TABLE).
+KNOWN_CONFIG_VERSIONS = (1, 2, 3, 4)
+
+
+def flavor_problems(flavor: Flavor) -> list[tuple[str, str]]:
+    """What is wrong with a caller's own containerd layout, as (field, value + rule + fix) pairs: every one.
+
+    A layout reaches the node as assignments in the resource scripts (nodescript.flavor_function), so its paths
+    are held to plain absolute paths and its commands to one line."""
+    out: list[tuple[str, str]] = []
+    if not isinstance(flavor.name, str) or not _DNS_LABEL.match(flavor.name):
+        out.append(("name", f"{flavor.name!r} is not a DNS label (lower-case letters, digits, '-', at most 63); "
+                            "name the layout e.g. my-containerd"))
+    elif flavor.name in FLAVORS:
+        out.append(("name", f"{flavor.name!r} is a built-in containerd flavor; pass the name "
+                            f"{flavor.name!r} instead of a layout, or give your layout a name of its own"))
+    if flavor.config_version not in RUNTIMES_TABLE:
+        out.append(("config_version", f"{flavor.config_version!r} is not a config version whose runtimes table "
+                                      f"is known; use one of {', '.join(map(str, RUNTIMES_TABLE))} (containerd "
+                                      "2.3's version 4 files take 3 with also_accepts=(4,))"))
+    bad = [v for v in flavor.also_accepts if v not in KNOWN_CONFIG_VERSIONS]
+    if bad:
+        out.append(("also_accepts", f"{bad!r} holds config versions containerd does not have; use values from "
+                                    f"{KNOWN_CONFIG_VERSIONS}"))
+    for field in ("config_path", "loaded_config_path", "socket"):
+        value = getattr(flavor, field)
+        if not isinstance(value, str) or not _SAFE_PATH.match(value) or "/../" in value + "/":
+            out.append((field, f"{value!r} is not a plain absolute path (letters, digits, '._/-', starting "
+                               "with /, no '..'); give the path as the node sees it"))
+    for field in ("restart", "create_base"):
+        value = getattr(flavor, field)
+        if field == "create_base" and value is None:
+            continue
+        if not isinstance(value, str) or not value.strip() or "\n" in value or "\0" in value:
+            out.append((field, f"{value!r} must be one non-empty line"
+                               + (" (the command that restarts containerd on the node)" if field == "restart"
+                                  else " (the first line of a file the fleet creates), or None")))
+    if not isinstance(flavor.template, bool):
+        out.append(("template", f"{flavor.template!r} must be True or False"))
+    return out

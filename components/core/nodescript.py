@@ -22,10 +22,14 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import re
+import shlex
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import containerd, naming
-from .flavors import FLAVORS, RUNTIMES_TABLE
+from .flavors import FLAVORS, RUNTIMES_TABLE, Flavor
 from .plan import Binary, NodePlan
 
 #: The kit's source file (its data block is generated, see kit_data).
@@ -51,7 +55,7 @@ def shq(value: str) -> str:
 
 
 def restart_command(node: NodePlan) -> str:
-    return node.restart if node.restart is not None else FLAVORS[node.flavor].restart
+    return node.restart if node.restart is not None else node.containerd.restart
 
 
 def script_env(node: NodePlan) -> dict[str, str]:
@@ -78,19 +82,8 @@ def kit_data() -> str:
     table of each version and the block markers."""
     lines = [DATA_BEGIN,
              "# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
-             "wsf_flavor() {",
-             "    case $1 in"]
-    for f in FLAVORS.values():
-        lines.append(f"        {f.name}) FLAVOR={f.name} CONFIG_VERSION={f.config_version} "
-                     f"ACCEPTS={shq(' '.join(map(str, f.accepts)))} TEMPLATE={1 if f.template else 0}")
-        lines.append(f"            CONFIG_PATH={shq(f.config_path)} CREATE_BASE={shq(f.create_base or '')}")
-        lines.append(f"            LOADED_CONFIG={shq(f.loaded_config_path)} SOCKET={shq(f.socket)} ;;")
-    lines += ["        *) return 1 ;;", "    esac",
-              "    case $CONFIG_VERSION in"]
-    for version, table in RUNTIMES_TABLE.items():
-        canonical = ".".join(containerd.toml_key(p) for p in split_key(table))
-        lines.append(f"        {version}) RUNTIMES_TABLE={shq(canonical)} ;;")
-    lines += ["    esac", "}", "# The flavors that fit a config version (for the version mismatch error).",
+             *_flavor_function(FLAVORS.values()),
+             "# The flavors that fit a config version (for the version mismatch error).",
               "fits() {", "    case $1 in"]
     for version in sorted({v for f in FLAVORS.values() for v in f.accepts}):
         lines.append(f"        {version}) echo {shq(' or '.join(containerd.flavors_for_version(version)))} ;;")
@@ -100,6 +93,24 @@ def kit_data() -> str:
               f"ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}",
               DATA_END]
     return "\n".join(lines) + "\n"
+
+
+def _flavor_function(flavors: Iterable[Flavor]) -> list[str]:
+    """The lines of the kit's `wsf_flavor` function for these flavors (the kit's data block has the built-in
+    ones; the script of a node with a layout of its own redefines it with that layout, see _call)."""
+    lines = ["wsf_flavor() {", "    case $1 in"]
+    for f in flavors:
+        lines.append(f"        {f.name}) FLAVOR={f.name} CONFIG_VERSION={f.config_version} "
+                     f"ACCEPTS={shq(' '.join(map(str, f.accepts)))} TEMPLATE={1 if f.template else 0}")
+        lines.append(f"            CONFIG_PATH={shq(f.config_path)} CREATE_BASE={shq(f.create_base or '')}")
+        lines.append(f"            LOADED_CONFIG={shq(f.loaded_config_path)} SOCKET={shq(f.socket)} ;;")
+    lines += ["        *) return 1 ;;", "    esac",
+              "    case $CONFIG_VERSION in"]
+    for version, table in RUNTIMES_TABLE.items():
+        canonical = ".".join(containerd.toml_key(p) for p in split_key(table))
+        lines.append(f"        {version}) RUNTIMES_TABLE={shq(canonical)} ;;")
+    lines += ["    esac", "}"]
+    return lines
 
 
 def with_kit_data(text: str) -> str:
@@ -168,13 +179,56 @@ def _script(node: NodePlan, what: str, call: str, root: str | None, *, restart: 
 
 
 def _call(node: NodePlan, verb: str, *values: str, sep: str = " ") -> str:
-    return sep.join([f"wsf {CALL_VERSION} {node.flavor} {verb}", *(shq(v) for v in values)])
+    call = sep.join([f"wsf {CALL_VERSION} {node.flavor} {verb}", *(shq(v) for v in values)])
+    if node.layout is None:
+        return call
+    # A layout of the caller's own is not in the kit's data block: the script defines it after sourcing the
+    # kit, with the very code that generates the kit's built-in ones (the kit's text stays the same).
+    return "\n".join(["# the pool's own containerd layout (not one of the kit's built-in flavors)",
+                      *_flavor_function([node.layout]), call])
+
+
+#: The kit verb that installs (downloads, checks the sha256 of, stages and renames) a shim binary: the stable mark of
+#: a binary install command, by which the policy pack finds them (install_binary_call).
+INSTALL_BINARY = "install-binary"
+_CALL = re.compile(rf"^wsf [0-9]+ [a-z0-9-]+ {INSTALL_BINARY}((?:[^\n]*\\\n)*[^\n]*)$", re.M)
+_HEADER = re.compile(r"^# wasm-shim-fleet: install (\S+) \(.*\) on node (\S+) \(pool ", re.M)
+
+
+@dataclass(frozen=True)
+class InstallCall:
+    """What a binary install command asks the kit for (install_binary_script's call, read back)."""
+
+    name: str
+    url: str
+    sha256: str
+    member: str
+    probe: str
+    node: str | None  # from the script's first comment line
+
+
+def install_binary_call(script: str) -> InstallCall | None:
+    """The kit call of a binary install script, or None when the script makes none (not ours, or not a binary
+    install). The sha256 is checked by the kit before the binary is used."""
+    m = _CALL.search(script)
+    if m is None:
+        return None
+    try:
+        values = shlex.split(m.group(1).replace("\\\n", " "))
+    except ValueError:
+        return None
+    if len(values) not in (4, 5):
+        return None
+    name, url, sha, member, *probe = values
+    header = _HEADER.search(script)
+    node = header.group(2) if header and header.group(1) == name else None
+    return InstallCall(name, url, sha, member, probe[0] if probe else "none", node)
 
 
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
     return _script(node, f"install {binary.name} ({binary.release})",
-                   _call(node, "install-binary", binary.name, binary.url, binary.sha256, binary.member or "",
+                   _call(node, INSTALL_BINARY, binary.name, binary.url, binary.sha256, binary.member or "",
                          binary.probe, sep=" \\\n    "), root)
 
 
@@ -192,7 +246,7 @@ def apply_table_script(node: NodePlan, root: str | None = None, seed: str | None
     node root first when it has none."""
     before = ""
     if seed is not None:
-        target = f'"${{WSF_NODE_ROOT%/}}"{shq(FLAVORS[node.flavor].config_path)}'
+        target = f'"${{WSF_NODE_ROOT%/}}"{shq(node.containerd.config_path)}'
         before = (f"# local node: start from {seed} when the node root has no containerd config\n"
                   f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {shq(seed)} {target}; fi\n')
     pairs = [f"{h}={t}" for h, t in node.handlers.items()]

@@ -22,6 +22,7 @@ from typing import Any
 
 from . import naming
 from .config import FleetConfig, Node, Pool, Problem, Release, check_config
+from .flavors import FLAVORS, Flavor
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,13 @@ class NodePlan:
     force_labels: bool = False
     user: str | None = None  # ssh login user (None for transport local)
     proxy: str | None = None  # ssh bastion as user@host:port plus its pinned host key, if any
+    #: a caller's own containerd layout named `flavor` (None: `flavor` is a built-in one, flavors.FLAVORS)
+    layout: Flavor | None = None
+
+    @property
+    def containerd(self) -> Flavor:
+        """The node's containerd layout: its own, or the built-in flavor it names."""
+        return self.layout if self.layout is not None else FLAVORS[self.flavor]
 
     @property
     def node_root(self) -> str:
@@ -86,6 +94,8 @@ class NodePlan:
             "labels": dict(self.labels),
             "binaries": {k: v.to_json() for k, v in self.binaries.items()},
         }
+        if self.layout is not None:  # only then: a built-in flavor's node says what it always said
+            out["layout"] = _layout_json(self.layout)
         if not full:
             return out
         return {
@@ -115,7 +125,20 @@ class NodePlan:
                       for k, b in (d.get("binaries") or {}).items()},
             local_root=d.get("localRoot") or "nodes", restart=d.get("restart"), seed_config=d.get("seedConfig"),
             force_labels=bool(d.get("forceLabels")), user=d.get("user"), proxy=d.get("proxy"),
+            layout=_layout_from_json(d["layout"]) if d.get("layout") else None,
         )
+
+
+def _layout_json(f: Flavor) -> dict[str, Any]:
+    return {"name": f.name, "configVersion": f.config_version, "configPath": f.config_path,
+            "template": f.template, "restart": f.restart, "loadedConfigPath": f.loaded_config_path,
+            "socket": f.socket, "createBase": f.create_base, "alsoAccepts": list(f.also_accepts)}
+
+
+def _layout_from_json(d: Mapping[str, Any]) -> Flavor:
+    return Flavor(name=d["name"], config_version=d["configVersion"], config_path=d["configPath"],
+                  template=d["template"], restart=d["restart"], loaded_config_path=d["loadedConfigPath"],
+                  socket=d["socket"], create_base=d.get("createBase"), also_accepts=tuple(d.get("alsoAccepts") or ()))
 
 
 @dataclass(frozen=True)
@@ -275,17 +298,22 @@ def plan_runtime_classes(cfg: FleetConfig, nodes: Iterable[NodePlan]) -> tuple[R
     return tuple(classes[k] for k in sorted(classes))
 
 
+def selected_without_handler(classes: Iterable[Any], nodes: Iterable[Any]) -> list[tuple[Any, Any]]:
+    """The handler contract (field notes trap 1): every (class, node) pair where the class's nodeSelector matches
+    the node (an empty selector matches every node) and the node has no handler of the class's name.
+
+    Shape-agnostic, so the plan and the policy pack share it: a class has `name`, `handler`, `node_selector`;
+    a node has `name`, `labels`, `handlers`."""
+    nodes = list(nodes)
+    return [(rc, node) for rc in classes for node in nodes
+            if all(node.labels.get(k) == v for k, v in rc.node_selector.items()) and rc.handler not in node.handlers]
+
+
 def check_handler_contract(plan_classes: Iterable[RuntimeClassPlan], nodes: Iterable[NodePlan]) -> list[Problem]:
     """Every node a class's nodeSelector matches must have that class's handler (field notes trap 1)."""
-    problems = []
-    nodes = list(nodes)
-    for rc in plan_classes:
-        for node in nodes:
-            selected = all(node.labels.get(k) == v for k, v in rc.node_selector.items())
-            if selected and rc.handler not in node.handlers:
-                problems.append(Problem("error", f"runtimeClasses.{rc.name}",
-                                        f"selects node {node.name} which has no handler {rc.handler!r}"))
-    return problems
+    return [Problem("error", f"runtimeClasses.{rc.name}",
+                    f"selects node {node.name} which has no handler {rc.handler!r}")
+            for rc, node in selected_without_handler(plan_classes, nodes)]
 
 
 def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
