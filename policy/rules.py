@@ -285,9 +285,9 @@ def binaries_covered(resources: Iterable[Resource]) -> list[Violation]:
     scripts = [_get(c, "props", "create") for c in commands]
     if any(not isinstance(s, str) for s in scripts):
         return []  # some still unknown: nothing to compare
+    if not any(is_binary_command(c) for c in commands):
+        return []  # no binary install commands (rendered elsewhere): nothing to compare
     calls = [c for c in (nodescript.install_binary_call(s) for s in scripts) if c is not None]
-    if not calls:
-        return []  # no commands (rendered elsewhere)
     digests = {(c.name, c.sha256.lower()) for c in calls}
     on_node = {(c.node, c.name) for c in calls}
     out = []

@@ -383,3 +383,12 @@ def test_the_pack_imports_and_validates_with_the_real_sdk(tmp_path):
 def test_the_pack_module_compiles():
     """The cheap half of the check above, for the fast tier: __main__.py is valid Python."""
     subprocess.run([sys.executable, "-m", "py_compile", str(ROOT / "policy" / "__main__.py")], check=True)
+
+
+def test_binaries_installed_outside_the_kit_leave_the_planned_ones_uncovered(fleet):
+    outputs = as_outputs(fleet)
+    for r in outputs:
+        if rules.is_binary_command(r):
+            r["props"]["create"] = "curl -fsSL https://example.org/x -o /usr/local/bin/containerd-shim-slight-v1-2-3-v1"
+    found = {v.message.split(" on node ")[1].split(" ")[0] for v in rules.binaries_covered(outputs)}
+    assert found == {"node-a", "node-b", "node-c"}

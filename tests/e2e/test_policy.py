@@ -120,7 +120,7 @@ def test_a_version_bump_that_drops_n_minus_1_fails_when_the_stack_says_error(fle
     run = Run(fleet.stack, [str(analyzer)], [write_pack_config(tmp_path / "pc.json", new, old)])
     assert run.error is not None, run.output
     [message] = run.violations("mandatory")["shim-deprecation"]
-    assert f"pool a adds {X1} and in the same step drops {X}" in message
+    assert f"pool 'a' adds {X1} and in the same step drops {X}" in message  # the core's rule and words
     assert "shim-deprecation" in run.output and "[mandatory]" in run.output
     assert set(run.violations()) == {"shim-deprecation"}
 
@@ -158,7 +158,7 @@ def _violating_program(render_dir: Path):
             opts=pulumi.ResourceOptions(provider=provider))
         command.local.Command(
             "fleet-a-node-a-bin-containerd-shim-slight-v1-2-3-v1",
-            create="curl -fsSL https://example.org/slight.tar.gz | tar -xz -C /usr/local/bin")
+            create="curl -fsSL https://example.org/slight -o /usr/local/bin/containerd-shim-slight-v1-2-3-v1")
 
     return program
 
@@ -178,7 +178,7 @@ def test_a_stack_that_violates_the_pack_fails_preview_and_names_the_policies(scr
     assert "RuntimeClass wasmtime-slight-v1-2 has handler 'slight-v1-2-3'" in handler
     [selected] = found["runtimeclass-handler-on-selected-nodes"]
     assert "selects node node-a" in selected and "no containerd handler 'slight-v1-2-3'" in selected
-    assert len(found["binary-command-sha256"]) == 2  # no digest, and no sha256sum
+    assert len(found["binary-command-sha256"]) == 2  # no digest, and not through the kit's checked install
     [coverage] = found["binary-sha256-coverage"]
     assert "binary containerd-shim-slight-v1-2-4-v1 on node node-a" in coverage
     for name in found:
