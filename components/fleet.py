@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import pulumi
 
@@ -26,6 +27,8 @@ class ShimFleetArgs:
     plan: FleetPlan
     #: SSH settings for `transport: ssh` pools.
     ssh: SshConnection | None = None
+    #: SSH settings of particular pools (pool name -> settings), instead of `ssh`.
+    pool_ssh: Mapping[str, SshConnection] = field(default_factory=dict)
     #: Absolute folder that holds the node roots of `transport: local` pools.
     local_base: str | None = None
     #: Kubernetes provider for labels and RuntimeClasses (None: the default provider).
@@ -48,7 +51,8 @@ class ShimFleet(pulumi.ComponentResource):
         for node in args.plan.nodes:
             by_pool.setdefault(node.pool, []).append(node)
         self.pools = {
-            pool: NodePool(f"{name}-{pool}", PlannedNodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
+            pool: NodePool(f"{name}-{pool}", PlannedNodePoolArgs(nodes=nodes, ssh=args.pool_ssh.get(pool, args.ssh),
+                                                                  local_base=args.local_base,
                                                                   k8s_provider=args.k8s_provider,
                                                                   runtime_handler_check=args.runtime_handler_check),
                            opts=pulumi.ResourceOptions(parent=self))

@@ -213,3 +213,17 @@ def test_the_two_import_names_are_one_module():
     assert wasm_shim_fleet is components and wasm_shim_fleet.nodepool is components.nodepool
     assert wasm_shim_fleet.NodePool is components.nodepool.NodePool
     assert components.nodepool.__spec__.name == "components.nodepool"  # the alias does not rename the module
+
+
+def test_a_fleet_can_reach_one_pool_with_credentials_of_its_own(mocks, test_plan_stack):
+    from wasm_shim_fleet import ShimFleet, ShimFleetArgs, SshConnection
+
+    _, plan = plan_from_config(test_plan_stack)
+    fleet_ssh = SshConnection("root", 22, pulumi.Output.secret(KEY))
+    pool_b = SshConnection("ops", 2022, agent_socket="/run/agent.sock")
+    run(lambda: ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=fleet_ssh, pool_ssh={"b": pool_b})))
+    commands = mocks.of_type(COMMAND_REMOTE)
+    a = unwrap_secret(commands["fleet-a-node-a-handlers"].inputs["connection"])
+    b = unwrap_secret(commands["fleet-b-node-b-handlers"].inputs["connection"])
+    assert a["user"] == "root" and "privateKey" in a
+    assert b["user"] == "ops" and b["agentSocketPath"] == "/run/agent.sock" and "privateKey" not in b

@@ -141,7 +141,7 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
     nodes: list[dict[str, Any]] = []
     for j, n in enumerate(spec.nodes):
         name = plain(n.name, f"nodes[{j}].name", "names the node's resources and its Kubernetes Node")
-        raw: dict[str, Any] = {"name": name}
+        raw: dict[str, Any] = {"name": name if n.name is not PENDING else f"pending-name-{j}"}
         if spec.transport == "ssh":
             raw["host"] = f"pending-{j}.invalid" if n.host is PENDING else n.host
             if n.port is not None and n.port is not PENDING:
