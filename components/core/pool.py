@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .config import DEFAULT_RUNTIME, Problem, check_config
+from .config import DEFAULT_RUNTIME, Problem, check_config, connection_problems
 from .flavors import FLAVORS, Flavor, flavor_problems
 from .plan import NodePlan, RuntimeClassPlan, build_plan
 
@@ -154,7 +154,6 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
                                         "pool's `credentials` (a private key or an SSH agent socket) or the "
                                         "node's own"))
             if n.user is not None and n.user is not PENDING:
-                from .config import connection_problems  # the stack file's user rule
                 problems += connection_problems(f"nodes[{j}].credentials", user=n.user)
         nodes.append(raw)
 
