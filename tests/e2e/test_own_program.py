@@ -17,6 +17,7 @@ import os
 import shutil
 import signal
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -42,10 +43,20 @@ def _sshd_pids(machines: Path) -> dict[str, int]:
 
 
 def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as gone)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
         return False
+    return state != "Z"
+
+
+def _gone(pids, timeout: float = 15) -> bool:
+    end = time.monotonic() + timeout
+    while any(_alive(p) for p in pids):
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.1)
     return True
 
 
@@ -65,6 +76,7 @@ def test_the_example_makes_its_machines_and_installs_shims_on_them_through_their
     stack = offline_stack(toolchain_bin, work, "own-program", "e2e", lambda: run_program(EXAMPLE / "__main__.py"))
     stack.set_config("workdir", auto.ConfigValue(str(machines)))
     log: list[str] = []
+    pids: dict[str, int] = {}
     try:
         up = stack.up(color="never", on_output=log.append)
         assert up.summary.result == "succeeded", "".join(log)
@@ -98,10 +110,11 @@ def test_the_example_makes_its_machines_and_installs_shims_on_them_through_their
 
         destroyed = stack.destroy(color="never")
         assert destroyed.summary.result == "succeeded"
-        assert not any(_alive(p) for p in pids.values())  # the machines' delete stopped their sshd
+        assert _gone(pids.values())  # the machines' delete stopped their sshd
         assert not any((machines / n).exists() for n in NODES)
     finally:
-        for pid in _sshd_pids(machines).values():  # after a failure: stop what the run left
-            if _alive(pid):
-                os.kill(pid, signal.SIGTERM)
+        left = [p for p in [*pids.values(), *_sshd_pids(machines).values()] if _alive(p)]
+        for pid in left:  # after a failure: stop what the run left
+            os.kill(pid, signal.SIGTERM)
+        _gone(left)
         shutil.rmtree(work, ignore_errors=True)
