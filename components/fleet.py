@@ -8,6 +8,7 @@ import pulumi
 
 from .core import naming
 from .core.plan import FleetPlan
+from .incluster import InCluster
 from .nodepool import NodePool, NodePoolArgs, RuntimeHandlerCheck, SshConnection
 from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
 
@@ -32,6 +33,8 @@ class ShimFleetArgs:
     k8s_provider: pulumi.ProviderResource | None = None
     #: Check each node's handlers in node.status.runtimeHandlers before labelling it (None: no check).
     runtime_handler_check: RuntimeHandlerCheck | None = None
+    #: How `transport: kubernetes` pools reach their nodes (components.incluster.InCluster).
+    in_cluster: InCluster | None = None
 
 
 class ShimFleet(pulumi.ComponentResource):
@@ -49,7 +52,8 @@ class ShimFleet(pulumi.ComponentResource):
         self.pools = {
             pool: NodePool(f"{name}-{pool}", NodePoolArgs(nodes=nodes, ssh=args.ssh, local_base=args.local_base,
                                                            k8s_provider=args.k8s_provider,
-                                                           runtime_handler_check=args.runtime_handler_check),
+                                                           runtime_handler_check=args.runtime_handler_check,
+                                                           in_cluster=args.in_cluster),
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }

@@ -13,6 +13,7 @@ import pulumi_kubernetes as k8s
 from .core import naming, nodescript
 from .core.kit_graph import kit_stage_dir, node_resources
 from .core.plan import NodePlan
+from .incluster import InCluster, node_command
 
 TYPE = "wasm-shim-fleet:index:NodePool"
 
@@ -56,6 +57,8 @@ class NodePoolArgs:
     #: Before labelling a node, check its handlers in node.status.runtimeHandlers (None: no check, e.g. when
     #: manifests are rendered instead of applied).
     runtime_handler_check: RuntimeHandlerCheck | None = None
+    #: How `transport: kubernetes` nodes are reached (components.incluster.InCluster); required for them.
+    in_cluster: InCluster | None = None
 
 
 class NodePool(pulumi.ComponentResource):
@@ -100,7 +103,10 @@ class NodePool(pulumi.ComponentResource):
         """Create the node's resources exactly as components.core.kit_graph.node_resources lays them out."""
         built: dict[str, pulumi.Resource] = {}
         connection = None
-        if node.transport != "local":
+        if node.transport == "kubernetes":
+            if args.in_cluster is None:
+                raise ValueError(f"node {node.name}: transport kubernetes needs NodePoolArgs.in_cluster")
+        elif node.transport != "local":
             if args.ssh is None:
                 raise ValueError(f"node {node.name}: transport ssh needs NodePoolArgs.ssh")
             connection = _connection(node, args.ssh, self._private_key)
@@ -120,6 +126,9 @@ class NodePool(pulumi.ComponentResource):
                        "WSF_KUBE_CONTEXT": check.context or ""}
                 built[r.name] = command.local.Command(r.name, create=r.create, environment=env,
                                                       interpreter=["/bin/sh", "-c"], opts=opts)
+            elif r.kind == "command" and node.transport == "kubernetes" and args.in_cluster is not None:
+                # Through the cluster: the same scripts, run on the node by a runner pod (components/incluster.py).
+                built[r.name] = node_command(r, node, args.in_cluster, opts)
             elif r.kind == "command" and node.transport == "local":
                 built[r.name] = command.local.Command(r.name, create=r.create, update=r.update, delete=r.delete,
                                                       interpreter=["/bin/sh", "-c"], opts=opts)

@@ -1,0 +1,273 @@
+"""Node commands through the cluster (`transport: kubernetes`): the config rules, the resource graph (same names,
+order and scripts as over SSH), the runner pod, the runner's arguments, the result markers, and the host script
+itself, run for real under a stand-in container runtime process (no cluster needed for that part).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+
+import pytest
+
+from components.core import incluster, nodescript
+from components.core.config import check_config
+from components.core.kit_graph import node_resources
+from components.core.plan import plan_from_config
+from components.incluster_run import parse_args
+from tests.conftest import pool, stack
+
+DIGEST = "sha256:" + "ab" * 32
+IMAGE = f"registry.example.org/wasm-shim-fleet/runner@{DIGEST}"
+RUN_ID = "0123456789abcdef"
+
+
+def in_cluster_stack(**k8s) -> dict:
+    raw = stack([pool("p", ["slight@1.2.3"], ["node-a"], transport="kubernetes")])
+    for n in raw["nodePools"][0]["nodes"]:
+        n.pop("host")
+    raw.pop("ssh")
+    raw["kubernetes"] = {"runnerImage": IMAGE, **k8s}
+    return raw
+
+
+def errors(raw: dict) -> dict[str, str]:
+    _, problems = check_config(raw)
+    return {p.path: p.message for p in problems if p.severity == "error"}
+
+
+# --------------------------------------------------------------------------------------------- config
+@pytest.mark.parametrize(("image", "why"), [
+    (IMAGE, None),
+    (f"localhost/wsf/runner@{DIGEST}", None),
+    (f"registry.example.org:5000/a/b:v1@{DIGEST}", None),
+    ("registry.example.org/wasm-shim-fleet/runner:1.0", "not pinned by digest"),
+    ("registry.example.org/wasm-shim-fleet/runner@sha256:abc", "form"),
+    (f"Registry/UPPER@{DIGEST}", "form"),
+    ("", "not an image reference"),
+    (None, "not an image reference"),
+])
+def test_the_runner_image_must_be_pinned_by_digest(image, why):
+    problem = incluster.image_problem(image)
+    assert (problem is None) == (why is None)
+    if why:
+        assert why in problem
+
+
+def test_an_in_cluster_pool_needs_no_ssh_and_its_nodes_no_address():
+    cfg, problems = check_config(in_cluster_stack())
+    assert [p for p in problems if p.severity == "error"] == []
+    assert cfg.kubernetes.runner_image == IMAGE
+    assert cfg.kubernetes.runner_namespace == incluster.DEFAULT_NAMESPACE
+    _, plan = plan_from_config(in_cluster_stack())
+    node = plan.node("node-a")
+    assert node.transport == "kubernetes" and node.node_root == "/" and node.user is None
+
+
+def test_an_in_cluster_pool_without_a_runner_image_is_an_error_naming_the_key_and_the_fix():
+    raw = in_cluster_stack()
+    del raw["kubernetes"]["runnerImage"]
+    msg = errors(raw)["kubernetes.runnerImage"]
+    assert "missing" in msg and "transport kubernetes" in msg and "@sha256:" in msg
+
+
+def test_a_runner_image_by_tag_is_refused_with_its_value():
+    msg = errors(in_cluster_stack(runnerImage="example.org/runner:latest"))["kubernetes.runnerImage"]
+    assert "'example.org/runner:latest'" in msg and "not pinned by digest" in msg and "@sha256:" in msg
+
+
+def test_transport_kubernetes_in_render_mode_is_an_error_on_the_pool():
+    msg = errors(in_cluster_stack(renderDir="rendered/x"))["nodePools[0].transport"]
+    assert "renderDir" in msg and "no cluster" in msg and "transport ssh or local" in msg
+
+
+@pytest.mark.parametrize("key", ["host", "port", "hostKey"])
+def test_an_in_cluster_node_with_an_ssh_address_is_an_error(key):
+    raw = in_cluster_stack()
+    raw["nodePools"][0]["nodes"][0][key] = {"host": "10.0.0.4", "port": 22, "hostKey": "ssh-ed25519 AAAA"}[key]
+    msg = errors(raw)[f"nodePools[0].nodes[0].{key}"]
+    assert "through the cluster" in msg and f"remove {key}" in msg
+
+
+def test_a_bad_runner_namespace_is_an_error():
+    msg = errors(in_cluster_stack(runnerNamespace="Not_A_Label"))["kubernetes.runnerNamespace"]
+    assert "'Not_A_Label'" in msg and incluster.DEFAULT_NAMESPACE in msg
+
+
+def test_a_mixed_fleet_checks_ssh_only_for_its_ssh_pool():
+    raw = in_cluster_stack()
+    raw["nodePools"].append(pool("q", ["slight@1.2.3"], ["node-b"]))
+    msg = errors(raw)["ssh"]
+    assert "transport ssh" in msg
+
+
+# -------------------------------------------------------------------------------------------- the graph
+def test_an_in_cluster_node_has_the_ssh_graph_names_order_and_scripts():
+    _, plan = plan_from_config(in_cluster_stack())
+    node = plan.node("node-a")
+    ssh_node = type(node)(**{**vars(node), "transport": "ssh"})
+    ours = node_resources("fleet-p", node, verify=True)
+    theirs = node_resources("fleet-p", ssh_node, verify=True)
+    assert [(r.name, r.role, r.depends_on) for r in ours] == [(r.name, r.role, r.depends_on) for r in theirs]
+    for a, b in zip(ours[1:], theirs[1:], strict=True):
+        assert (a.kind, a.create, a.update, a.delete) == (b.kind, b.create, b.update, b.delete)
+    kit = ours[0]
+    sha = nodescript.kit_sha256()
+    assert kit.kind == "command" and kit.payload.endswith(f"/kit/{sha}/wsf.sh")
+    assert f"s={sha}" in kit.create and 'cp "$WSF_RUN_PAYLOAD" "$t"' in kit.create
+    assert kit.delete == nodescript.kit_remove_script(node)
+
+
+def test_the_kit_script_keeps_only_a_payload_with_its_sha256(tmp_path):
+    _, plan = plan_from_config(in_cluster_stack())
+    node = plan.node("node-a")
+    script = node_resources("fleet-p", node)[0].create
+    good = tmp_path / "good"
+    good.write_text(nodescript.kit_text())
+    bad = tmp_path / "bad"
+    bad.write_text(nodescript.kit_text() + "# changed\n")
+    env = {"PATH": os.environ["PATH"], "WSF_NODE_ROOT": str(tmp_path / "root")}
+    p = subprocess.run(["sh", "-c", script], env={**env, "WSF_RUN_PAYLOAD": str(bad)}, capture_output=True,
+                       text=True)
+    assert p.returncode == 1 and "sha256 is not" in p.stderr
+    p = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True)
+    assert p.returncode == 1 and "no kit came with this command" in p.stderr
+    assert not (tmp_path / "root/var/lib/wasm-shim-fleet/kit/selected").exists()
+    p = subprocess.run(["sh", "-c", script], env={**env, "WSF_RUN_PAYLOAD": str(good)}, capture_output=True,
+                       text=True)
+    assert p.returncode == 0 and p.stdout.endswith("changed\n")
+    sha = nodescript.kit_sha256()
+    assert (tmp_path / "root/var/lib/wasm-shim-fleet/kit/selected").read_text() == sha + "\n"
+
+
+# ---------------------------------------------------------------------------------------- the runner pod
+def test_the_runner_pod_is_pinned_privileged_hostpid_and_labelled():
+    pod = incluster.pod_manifest(node="node-a", namespace="ns", image=IMAGE, run_id=RUN_ID, script="echo hi\n",
+                                 resource="fleet-p-node-a-handlers")
+    spec = pod["spec"]
+    assert pod["metadata"]["namespace"] == "ns"
+    assert pod["metadata"]["labels"] == {"app.kubernetes.io/managed-by": "wasm-shim-fleet",
+                                         "app.kubernetes.io/component": "node-command",
+                                         incluster.RUN_LABEL: RUN_ID}
+    assert pod["metadata"]["annotations"] == {incluster.NODE_ANNOTATION: "node-a",
+                                              incluster.RESOURCE_ANNOTATION: "fleet-p-node-a-handlers"}
+    assert spec["nodeName"] == "node-a" and spec["hostPID"] is True and spec["restartPolicy"] == "Never"
+    assert spec["automountServiceAccountToken"] is False
+    assert spec["tolerations"] == [{"operator": "Exists"}]
+    (c,) = spec["containers"]
+    assert c["image"] == IMAGE and c["securityContext"]["privileged"] is True
+    assert c["command"][:4] == ["/wsf-enter", "--", "/bin/sh", "-c"]
+    assert c["command"][4] == incluster.HOST_SCRIPT and c["command"][5:] == ["wasm-shim-fleet-run", "start", RUN_ID]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert env == {"PATH": incluster.HOST_PATH, incluster.SCRIPT_ENV: "echo hi\n"}
+    assert "volumes" not in spec and "volumeMounts" not in c
+    assert len(pod["metadata"]["name"]) <= 63
+
+
+def test_an_attach_pod_carries_no_script_and_a_start_pod_carries_the_payload():
+    attach = incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id=RUN_ID, script="x",
+                                    resource="r", mode="attach", attempt=1)
+    (c,) = attach["spec"]["containers"]
+    assert [e["name"] for e in c["env"]] == ["PATH"] and c["command"][-2:] == ["attach", RUN_ID]
+    assert attach["metadata"]["name"] == f"wsf-run-{RUN_ID}-1"
+    start = incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id=RUN_ID, script="x",
+                                   resource="r", payload="KIT")
+    env = {e["name"]: e["value"] for e in start["spec"]["containers"][0]["env"]}
+    assert env[incluster.PAYLOAD_ENV] == "KIT"
+    with pytest.raises(ValueError):
+        incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id="$(reboot)", script="x", resource="r")
+
+
+def test_the_runner_arguments_end_where_the_engine_appends_the_script():
+    argv = incluster.runner_interpreter(python="/usr/bin/python3", runner="/p/components/incluster_run.py",
+                                        node="node-a", namespace="ns", image=IMAGE, resource="r",
+                                        payload_file="/k/wsf.sh")
+    assert argv[:2] == ["/usr/bin/python3", "/p/components/incluster_run.py"] and argv[-1] == "--script"
+    args = parse_args([*argv[2:], "#!/bin/sh\necho hi\n"])
+    assert (args.node, args.namespace, args.image, args.resource, args.payload_file, args.script) == \
+        ("node-a", "ns", IMAGE, "r", "/k/wsf.sh", "#!/bin/sh\necho hi\n")
+
+
+def _log(out: str, err: str, rc: int, run_id: str = RUN_ID) -> str:
+    a, b, c = incluster.result_markers(run_id)
+    return f"{a}\n{out}\n{b}\n{err}\n{c}{rc} ---\n"
+
+
+@pytest.mark.parametrize(("out", "err", "rc"), [
+    ("changed\n", "", 0), ("", "wasm-shim-fleet: error: x\n", 1), ("a\nb", "c", 3), ("", "", 0), ("\n\n", "\n", 7),
+])
+def test_the_result_is_read_back_exactly(out, err, rc):
+    assert incluster.parse_result("noise\n" + _log(out, err, rc), RUN_ID) == (out, err, rc)
+
+
+def test_a_partial_log_or_another_runs_markers_are_no_result():
+    full = _log("changed\n", "", 0)
+    assert incluster.parse_result(full[: full.rfind("---") - 20], RUN_ID) is None
+    assert incluster.parse_result(_log("x", "", 0, "fedcba9876543210"), RUN_ID) is None
+    assert incluster.parse_result("", RUN_ID) is None
+
+
+# ------------------------------------------------------------------------------- the host script, for real
+@pytest.fixture
+def runtime(tmp_path):
+    """A stand-in container runtime: a process named containerd-shim-* with WSF_NODE_ROOT in its environment,
+    whose child runs the host script (as a runner pod's process would be, under its shim)."""
+    shim = tmp_path / "containerd-shim-test"
+    shutil.copy("/bin/sh", shim)
+    root = tmp_path / "node"
+    root.mkdir()
+
+    def run(mode: str, run_id: str, script: str | None = None, payload: str | None = None,
+            timeout: float = 60) -> subprocess.CompletedProcess:
+        env = {"PATH": os.environ["PATH"], "WSF_NODE_ROOT": str(root), "FROM_RUNTIME": "yes"}
+        pod_env = {"PATH": incluster.HOST_PATH}
+        if script is not None:
+            pod_env[incluster.SCRIPT_ENV] = script
+        if payload is not None:
+            pod_env[incluster.PAYLOAD_ENV] = payload
+        exports = " ".join(f"{k}={nodescript.shq(v)}" for k, v in pod_env.items())
+        inner = f"env -i {exports} /bin/sh -c {nodescript.shq(incluster.HOST_SCRIPT)} x {mode} {run_id}"
+        # the shim runs the "pod" as a child (not exec), like a real shim runs its container
+        return subprocess.run([str(shim), "-c", f"{inner}; exit $?"], env=env, capture_output=True, text=True,
+                              timeout=timeout)
+
+    run.root = root
+    return run
+
+
+def test_the_host_script_runs_the_script_with_the_runtimes_environment_and_cleans_up(runtime):
+    script = '#!/bin/sh\necho "root=$WSF_NODE_ROOT from=${FROM_RUNTIME:-} pod=${WSF_RUN_SCRIPT:-none}"\n' \
+             'cat "$WSF_RUN_PAYLOAD"; echo oops >&2; exit 4\n'
+    p = runtime("start", RUN_ID, script, payload="PAYLOAD\n")
+    assert p.returncode == 0, p.stderr
+    out, err, rc = incluster.parse_result(p.stdout, RUN_ID)
+    assert out == f"root={runtime.root} from=yes pod=none\nPAYLOAD\n" and err == "oops\n" and rc == 4
+    # the run folder is under the node root the runtime named, and gone once reported
+    assert not (runtime.root / "var/lib/wasm-shim-fleet/runs").exists()
+
+
+def test_attach_waits_for_a_run_whose_first_pod_died_and_never_runs_it_twice(runtime, tmp_path):
+    marker = tmp_path / "ran"
+    script = f'#!/bin/sh\necho x >> {nodescript.shq(str(marker))}\nsleep 3\necho done\n'
+    env = {"PATH": os.environ["PATH"], "WSF_NODE_ROOT": str(runtime.root)}
+    exports = f"{incluster.SCRIPT_ENV}={nodescript.shq(script)}"
+    shim = tmp_path / "containerd-shim-test"
+    # the first "pod" is killed while its script runs: the script goes on, detached
+    first = subprocess.Popen([str(shim), "-c", f"env -i PATH=/usr/bin:/bin {exports} /bin/sh -c "
+                              f"{nodescript.shq(incluster.HOST_SCRIPT)} x start {RUN_ID}; exit $?"], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    deadline = time.monotonic() + 20
+    while not marker.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    os.killpg(first.pid, 9)
+    first.communicate()
+    again = runtime("start", RUN_ID, script)
+    assert again.returncode == 2 and "not starting it twice" in again.stderr
+    p = runtime("attach", RUN_ID)
+    assert p.returncode == 0, p.stderr
+    assert incluster.parse_result(p.stdout, RUN_ID) == ("done\n", "", 0)
+    assert marker.read_text() == "x\n"
+    gone = runtime("attach", RUN_ID)
+    assert gone.returncode == 3 and "already reported" in gone.stderr
