@@ -154,6 +154,7 @@ def test_the_runner_pod_is_pinned_privileged_hostpid_and_labelled():
     assert pod["metadata"]["annotations"] == {incluster.NODE_ANNOTATION: "node-a",
                                               incluster.RESOURCE_ANNOTATION: "fleet-p-node-a-handlers"}
     assert spec["nodeName"] == "node-a" and spec["hostPID"] is True and spec["restartPolicy"] == "Never"
+    assert spec["hostNetwork"] is True
     assert spec["automountServiceAccountToken"] is False
     assert spec["tolerations"] == [{"operator": "Exists"}]
     (c,) = spec["containers"]

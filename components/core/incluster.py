@@ -107,6 +107,9 @@ def pod_manifest(*, node: str, namespace: str, image: str, run_id: str, script: 
         "spec": {
             "nodeName": node,
             "hostPID": True,
+            # Node commands must not depend on the pod network (they may be what repairs a node); the command
+            # enters the host's network namespace anyway.
+            "hostNetwork": True,
             "restartPolicy": "Never",
             "automountServiceAccountToken": False,
             "enableServiceLinks": False,
