@@ -10,7 +10,8 @@ It needs only the Python standard library and `kubectl` (KUBECTL, else on PATH) 
 (WSF_KUBECONFIG: a path or the file's contents; WSF_KUBE_CONTEXT). The pod, the script on the host and the
 result markers are in components/core/incluster.py. A pod whose log ends before the result (its runtime was
 restarted under it) is followed by one in `attach` mode on the same run id: the script runs once, its result
-is never lost. Every pod this runner creates is deleted before it exits, whatever happened (also on SIGTERM).
+is never lost. Deleting a pod that printed the result acknowledges it (the node then forgets the run). Every
+pod this runner creates is deleted before it exits, whatever happened (also on SIGTERM).
 """
 
 from __future__ import annotations
@@ -105,20 +106,19 @@ class Runner:
             raise RunError(f"{self.where()}: cannot create the runner pod in namespace {self.a.namespace}: "
                            f"{p.stderr.strip()} (the stack's kubeconfig needs the rights in deploy/rbac.yaml)")
 
-    def wait(self, name: str) -> dict:
-        """The pod once it has ended (or vanished: {})."""
+    def wait(self, name: str) -> tuple[tuple[str, str, int] | None, dict]:
+        """(the run's result, once the pod's log holds all of it, or None when the pod ended or vanished
+        without it; the pod as last seen)."""
         started = time.monotonic()
         running_since = None
         while True:
             p = self.k("get", "pod", name, "-n", self.a.namespace, "-o", "json")
             if p.returncode != 0:
                 if "NotFound" in p.stderr or "not found" in p.stderr:
-                    return {}
+                    return None, {}
                 raise RunError(f"{self.where()}: cannot read pod {name}: {p.stderr.strip()}")
             pod = json.loads(p.stdout)
             phase = pod.get("status", {}).get("phase")
-            if phase in ("Succeeded", "Failed"):
-                return pod
             for cs in pod.get("status", {}).get("containerStatuses", []) or []:
                 waiting = (cs.get("state") or {}).get("waiting") or {}
                 if waiting.get("reason") in FATAL_WAITING:
@@ -127,6 +127,12 @@ class Runner:
                                    "or pullable by the node)")
                 if (cs.get("state") or {}).get("running") and running_since is None:
                     running_since = time.monotonic()
+            if running_since is not None or phase in ("Succeeded", "Failed"):
+                result = incluster.parse_result(self.logs(name), self.run_id)
+                if result is not None:
+                    return result, pod
+                if phase in ("Succeeded", "Failed"):
+                    return None, pod
             now = time.monotonic()
             if running_since is None and now - started > START_TIMEOUT:
                 raise RunError(f"{self.where()}: the runner pod did not start within {START_TIMEOUT:.0f}s "
@@ -145,24 +151,26 @@ class Runner:
         mode = "start"
         for attempt in range(MAX_ATTEMPTS):
             name = self.create(mode, attempt)
-            pod = self.wait(name)
-            log = self.logs(name) if pod else ""
-            result = incluster.parse_result(log, self.run_id)
+            result, pod = self.wait(name)
             if result is not None:
                 out, err, rc = result
                 sys.stdout.write(out)
                 sys.stderr.write(err)
+                # Deleting the pod acknowledges the result: only then does the node forget the run.
+                self.delete(name)
                 return rc
+            log = self.logs(name) if pod else ""
             status = _terminated(pod)
-            if mode == "start" and status is not None and status.get("exitCode") in (2,) and "exists" in log:
+            code = status.get("exitCode") if status is not None else None
+            if code == 2 and "not starting it twice" in log:
                 raise RunError(f"{self.where()}: {log.strip()}")
-            if mode == "attach" and status is not None and status.get("exitCode") == 3:
+            if mode == "attach" and code == 3:
                 raise RunError(f"{self.where()}: {log.strip().splitlines()[-1] if log.strip() else 'no result'}")
-            if mode == "start" and status is not None and status.get("exitCode") not in (None, 0, 137, 143) \
-                    and "--- wasm-shim-fleet run" not in log:
-                # The host script failed before it started anything (no /bin/sh, read-only run folder).
+            if mode == "start" and code not in (None, 0, 137, 143) and "--- wasm-shim-fleet run" not in log:
+                # The host script failed before it started anything (no /bin/sh, a read-only run folder, not
+                # under a container runtime it knows).
                 raise RunError(f"{self.where()}: the runner could not start the command on the host "
-                               f"(exit {status.get('exitCode')}): {log.strip()[-2000:]}")
+                               f"(exit {code}): {log.strip()[-2000:]}")
             self.delete(name)
             print(f"wasm-shim-fleet: {self.where()}: runner pod {name} ended before the result of run "
                   f"{self.run_id} (its container runtime restarted?); attaching again", file=sys.stderr)

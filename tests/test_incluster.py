@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import time
 
@@ -162,7 +163,7 @@ def test_the_runner_pod_is_pinned_privileged_hostpid_and_labelled():
     assert c["command"][:4] == ["/wsf-enter", "--", "/bin/sh", "-c"]
     assert c["command"][4] == incluster.HOST_SCRIPT and c["command"][5:] == ["wasm-shim-fleet-run", "start", RUN_ID]
     env = {e["name"]: e["value"] for e in c["env"]}
-    assert env == {"PATH": incluster.HOST_PATH, incluster.SCRIPT_ENV: "echo hi\n"}
+    assert env == {incluster.SCRIPT_ENV: "echo hi\n"}
     assert "volumes" not in spec and "volumeMounts" not in c
     assert len(pod["metadata"]["name"]) <= 63
 
@@ -171,7 +172,7 @@ def test_an_attach_pod_carries_no_script_and_a_start_pod_carries_the_payload():
     attach = incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id=RUN_ID, script="x",
                                     resource="r", mode="attach", attempt=1)
     (c,) = attach["spec"]["containers"]
-    assert [e["name"] for e in c["env"]] == ["PATH"] and c["command"][-2:] == ["attach", RUN_ID]
+    assert c["env"] == [] and c["command"][-2:] == ["attach", RUN_ID]
     assert attach["metadata"]["name"] == f"wsf-run-{RUN_ID}-1"
     start = incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id=RUN_ID, script="x",
                                    resource="r", payload="KIT")
@@ -214,16 +215,16 @@ def test_a_partial_log_or_another_runs_markers_are_no_result():
 @pytest.fixture
 def runtime(tmp_path):
     """A stand-in container runtime: a process named containerd-shim-* with WSF_NODE_ROOT in its environment,
-    whose child runs the host script (as a runner pod's process would be, under its shim)."""
+    whose child runs the host script (as a runner pod's process runs under its shim). `run` reads the "pod's"
+    output up to the exit marker, then acknowledges it as the runner does by deleting the pod: SIGTERM."""
     shim = tmp_path / "containerd-shim-test"
     shutil.copy("/bin/sh", shim)
     root = tmp_path / "node"
     root.mkdir()
 
-    def run(mode: str, run_id: str, script: str | None = None, payload: str | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
+    def start(mode: str, run_id: str, script: str | None = None, payload: str | None = None) -> subprocess.Popen:
         env = {"PATH": os.environ["PATH"], "WSF_NODE_ROOT": str(root), "FROM_RUNTIME": "yes"}
-        pod_env = {"PATH": incluster.HOST_PATH}
+        pod_env = {"PATH": "/"}  # what an image's config sets: the host script sets its own
         if script is not None:
             pod_env[incluster.SCRIPT_ENV] = script
         if payload is not None:
@@ -231,44 +232,63 @@ def runtime(tmp_path):
         exports = " ".join(f"{k}={nodescript.shq(v)}" for k, v in pod_env.items())
         inner = f"env -i {exports} /bin/sh -c {nodescript.shq(incluster.HOST_SCRIPT)} x {mode} {run_id}"
         # the shim runs the "pod" as a child (not exec), like a real shim runs its container
-        return subprocess.run([str(shim), "-c", f"{inner}; exit $?"], env=env, capture_output=True, text=True,
-                              timeout=timeout)
+        return subprocess.Popen([str(shim), "-c", f"{inner}; exit $?"], env=env, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+    def run(mode: str, run_id: str, script: str | None = None, payload: str | None = None,
+            ack: bool = True) -> subprocess.CompletedProcess:
+        proc = start(mode, run_id, script, payload)
+        lines = []
+        deadline = time.monotonic() + 60
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith(incluster.result_markers(run_id)[2]) or time.monotonic() > deadline:
+                break
+        os.killpg(proc.pid, signal.SIGTERM if ack else signal.SIGKILL)
+        rest, err = proc.communicate(timeout=30)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, "".join(lines) + rest, err)
 
     run.root = root
+    run.start = start
     return run
 
 
-def test_the_host_script_runs_the_script_with_the_runtimes_environment_and_cleans_up(runtime):
+def runs(root) -> list[str]:
+    d = root / "var/lib/wasm-shim-fleet/runs"
+    return sorted(p.name for p in d.iterdir()) if d.exists() else []
+
+
+def test_the_host_script_runs_the_script_with_the_runtimes_environment_and_forgets_it_once_acknowledged(runtime):
     script = '#!/bin/sh\necho "root=$WSF_NODE_ROOT from=${FROM_RUNTIME:-} pod=${WSF_RUN_SCRIPT:-none}"\n' \
              'cat "$WSF_RUN_PAYLOAD"; echo oops >&2; exit 4\n'
     p = runtime("start", RUN_ID, script, payload="PAYLOAD\n")
-    assert p.returncode == 0, p.stderr
     out, err, rc = incluster.parse_result(p.stdout, RUN_ID)
     assert out == f"root={runtime.root} from=yes pod=none\nPAYLOAD\n" and err == "oops\n" and rc == 4
-    # the run folder is under the node root the runtime named, and gone once reported
-    assert not (runtime.root / "var/lib/wasm-shim-fleet/runs").exists()
+    # the run folder was under the node root the runtime named, and is gone once the result was acknowledged
+    assert runs(runtime.root) == []
 
 
-def test_attach_waits_for_a_run_whose_first_pod_died_and_never_runs_it_twice(runtime, tmp_path):
+def test_a_result_whose_pod_died_unacknowledged_is_read_by_an_attach_pod_and_the_script_never_runs_twice(
+        runtime, tmp_path):
     marker = tmp_path / "ran"
-    script = f'#!/bin/sh\necho x >> {nodescript.shq(str(marker))}\nsleep 3\necho done\n'
-    env = {"PATH": os.environ["PATH"], "WSF_NODE_ROOT": str(runtime.root)}
-    exports = f"{incluster.SCRIPT_ENV}={nodescript.shq(script)}"
-    shim = tmp_path / "containerd-shim-test"
-    # the first "pod" is killed while its script runs: the script goes on, detached
-    first = subprocess.Popen([str(shim), "-c", f"env -i PATH=/usr/bin:/bin {exports} /bin/sh -c "
-                              f"{nodescript.shq(incluster.HOST_SCRIPT)} x start {RUN_ID}; exit $?"], env=env,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+    script = f'#!/bin/sh\necho x >> {nodescript.shq(str(marker))}\nsleep 2\necho done\n'
+    # the first "pod" dies while its script runs (SIGKILL, no acknowledgement): the script goes on, detached
+    first = runtime.start("start", RUN_ID, script)
     deadline = time.monotonic() + 20
     while not marker.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
-    os.killpg(first.pid, 9)
+    os.killpg(first.pid, signal.SIGKILL)
     first.communicate()
+    assert runs(runtime.root) == [RUN_ID]
     again = runtime("start", RUN_ID, script)
     assert again.returncode == 2 and "not starting it twice" in again.stderr
+    # an attach pod whose log is lost after printing (killed unacknowledged) leaves the result in place
+    lost = runtime("attach", RUN_ID, ack=False)
+    assert incluster.parse_result(lost.stdout, RUN_ID) == ("done\n", "", 0)
+    assert runs(runtime.root) == [RUN_ID]
     p = runtime("attach", RUN_ID)
-    assert p.returncode == 0, p.stderr
     assert incluster.parse_result(p.stdout, RUN_ID) == ("done\n", "", 0)
     assert marker.read_text() == "x\n"
+    assert runs(runtime.root) == []
     gone = runtime("attach", RUN_ID)
     assert gone.returncode == 3 and "already reported" in gone.stderr

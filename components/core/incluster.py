@@ -90,7 +90,7 @@ def pod_manifest(*, node: str, namespace: str, image: str, run_id: str, script: 
         raise ValueError(f"mode {mode!r} is not one of {MODES}")
     if not _RUN_ID.match(run_id):
         raise ValueError(f"run id {run_id!r} is not 16-32 lower-case hex digits")
-    env = [{"name": "PATH", "value": HOST_PATH}]
+    env = []
     if mode == "start":
         env.append({"name": SCRIPT_ENV, "value": script})
         if payload is not None:

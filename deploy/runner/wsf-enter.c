@@ -7,8 +7,9 @@
  * that started this container (its nearest ancestor named containerd-shim* or conmon: the shim lives in the
  * namespaces of containerd, which are the node's), joins that process's mount, UTS, IPC, network and PID
  * namespaces, forks (the PID namespace applies to children), runs PROGRAM from the node's own filesystem (the
- * host's /bin/sh) and exits with its status. It refuses to run anywhere else (no such ancestor: no hostPID,
- * or not started by a container runtime it knows), and takes no other arguments.
+ * host's /bin/sh) and exits with its status, passing on the signals a container's init gets (SIGTERM when the
+ * pod is deleted). It refuses to run anywhere else (no such ancestor: no hostPID, or not started by a container
+ * runtime it knows), and takes no other arguments.
  *
  * Why the runtime rather than PID 1: the runtime's mount namespace is where containerd reads its config and
  * finds shim binaries, which is exactly where the node commands must act; on ordinary nodes it is PID 1's.
@@ -19,11 +20,18 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+static volatile pid_t child = 0;
+
+static void forward(int sig) {
+    if (child > 0) kill(child, sig);
+}
 
 static int die(const char *what) {
     fprintf(stderr, "wsf-enter (wasm-shim-fleet runner): %s: %s\n", what, strerror(errno));
@@ -86,9 +94,17 @@ int main(int argc, char **argv) {
         close(fds[i]);
     }
     if (chdir("/") != 0) return die("chdir /");
-    pid_t child = fork();
+    static const int forwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2};
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = forward;
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &sa, NULL);
+    child = fork();
     if (child < 0) return die("fork");
     if (child == 0) {
+        sa.sa_handler = SIG_DFL;
+        for (size_t i = 0; i < sizeof forwarded / sizeof forwarded[0]; i++) sigaction(forwarded[i], &sa, NULL);
         execvp(argv[2], argv + 2);
         return die(argv[2]);
     }

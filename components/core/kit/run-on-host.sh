@@ -6,11 +6,15 @@
 #   MODE start   write the script ($WSF_RUN_SCRIPT, and the payload $WSF_RUN_PAYLOAD if set) to the run
 #                folder, start it detached, wait for its status and print the result
 #   MODE attach  only wait for the result of run ID (its first pod ended before printing it)
-# The result, between lines that carry the run id: stdout, stderr, exit status; then the run folder is removed.
+# The result, between lines that carry the run id: stdout, stderr, exit status. Then the pod waits until the
+# runner, having read the result from the pod's log, deletes it: only on that SIGTERM is the run folder removed,
+# so a result whose log was lost (the runtime restarted while it was printed) can still be read by a new pod.
 # The detached command joins the cgroups of the node's container runtime (the containerd shim, or conmon, that
 # started this pod) and runs with that runtime's environment: neither the end of this pod nor a restart of
 # containerd can kill it, and settings such as WSF_NODE_ROOT come only from the node itself, never the pod.
 set -eu
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+export PATH
 mode=$1 id=$2
 case $id in *[!0-9a-f]*|'') echo "wasm-shim-fleet: bad run id" >&2; exit 2 ;; esac
 rt='' p=$$
@@ -26,6 +30,10 @@ fi
 d=${root%/}/var/lib/wasm-shim-fleet/runs/$id
 if [ "$mode" = start ]; then
     mkdir -p "${d%/*}"
+    # Results nobody came back for (the runner was killed) are kept a day, then removed by a later run.
+    find "${d%/*}" -mindepth 2 -maxdepth 2 -name rc -mmin +1440 2>/dev/null | while IFS= read -r old; do
+        rm -rf "${old%/rc}"
+    done
     if ! mkdir "$d" 2>/dev/null; then
         echo "wasm-shim-fleet: run $id exists already on this node; not starting it twice" >&2
         exit 2
@@ -74,11 +82,14 @@ elif [ ! -d "$d" ]; then
     exit 3
 fi
 while [ ! -e "$d/rc" ]; do sleep 1; done
+# The runner acknowledges the result by deleting this pod (SIGTERM) once it has read all of it from the log:
+# then, and only then, the run is forgotten. (Before the result exists, SIGTERM leaves the run alone.)
+trap 'rm -rf "$d"; rmdir "${d%/*}" 2>/dev/null || :; exit 0' TERM INT HUP
 # Each part is followed by one newline of ours, so that the markers stand on lines of their own.
 echo "--- wasm-shim-fleet run $id: stdout ---"
 cat "$d/out"; echo
 echo "--- wasm-shim-fleet run $id: stderr ---"
 cat "$d/err"; echo
 echo "--- wasm-shim-fleet run $id: exit $(cat "$d/rc") ---"
-rm -rf "$d"
-rmdir "${d%/*}" 2>/dev/null || :
+i=0
+while [ "$i" -lt 3600 ]; do sleep 1; i=$((i + 1)); done
