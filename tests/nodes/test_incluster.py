@@ -19,6 +19,7 @@ Tests run in order on one module-scoped fleet. Run: venv/bin/python -m pytest -m
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import tempfile
 import threading
@@ -206,7 +207,8 @@ def run_class(f: Fleet, runtime_class: str, expected: set[str]) -> None:
 def assert_nothing_left(f: Fleet) -> None:
     assert f.runner_pods() == []
     assert f.runs_left() == []
-    assert not list(f.work.glob("**/wsf-run-*")) and not list(Path(tempfile.gettempdir()).glob("wsf-run-*"))
+    for tmp in {Path("/tmp"), Path(os.environ.get("TMPDIR") or "/tmp")}:  # the runner's private temporary folders
+        assert not list(tmp.glob("wsf-run-*")), tmp
 
 
 def test_install_through_the_cluster_beside_an_ssh_pool(fleet: Fleet):
@@ -312,6 +314,19 @@ def test_retire_then_remove_runs_the_deletes_on_the_nodes(fleet: Fleet):
     for label in "ac":
         assert not (fleet.node(label).bin_dir / "containerd-shim-fleettest-v1-4-0-v1").exists()
         assert b"fleettest-v1-4-0" not in fleet.node(label).config.read_bytes()
+    assert_nothing_left(fleet)
+
+
+def test_removing_a_pool_takes_everything_back_on_its_node(fleet: Fleet):
+    fleet.cluster.kubectl("delete", "deployment", "ic-wasmtime-fleettest-v1-4-2", "--wait=true")
+    fleet.set_config(fleet.config([fleet.k8s_pool("a", [X1]), fleet.ssh_pool("b", [X1]),
+                                   fleet.k8s_pool("c", [X1])]))
+    assert fleet.stack.up(color="never").summary.result == "succeeded"
+    d = fleet.node("d")
+    assert fleet.labels("d") == {}
+    assert d.config.read_bytes() == fleet.originals["d"]
+    assert not list(d.bin_dir.glob("containerd-shim-fleettest-*"))
+    assert not (d.root / STATE / "kit").exists()
     assert_nothing_left(fleet)
 
 
