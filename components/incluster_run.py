@@ -103,8 +103,15 @@ class Runner:
             if "serviceaccount" in p.stderr.lower() and "not found" in p.stderr and time.monotonic() < deadline:
                 time.sleep(1)
                 continue
+            hint = ""
+            if "is forbidden" in p.stderr and "cannot create resource" in p.stderr:
+                hint = " (the stack's kubeconfig needs the rights in deploy/rbac.yaml)"
+            elif "privileged" in p.stderr:
+                hint = (" (the runner pod is privileged: the API server must allow privileged containers, "
+                        "kube-apiserver --allow-privileged=true as managed clusters have it, and Pod Security must "
+                        "be privileged in that namespace)")
             raise RunError(f"{self.where()}: cannot create the runner pod in namespace {self.a.namespace}: "
-                           f"{p.stderr.strip()} (the stack's kubeconfig needs the rights in deploy/rbac.yaml)")
+                           f"{p.stderr.strip()}{hint}")
 
     def wait(self, name: str) -> tuple[tuple[str, str, int] | None, dict]:
         """(the run's result, once the pod's log holds all of it, or None when the pod ended or vanished

@@ -144,6 +144,38 @@ def test_the_kit_script_keeps_only_a_payload_with_its_sha256(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------- the runner pod
+def kubelet_expands(value: str, env: dict[str, str]) -> str:
+    """What the kubelet makes of a command, args or env value: `$$` -> `$`, `$(NAME)` -> NAME's value when the
+    container defines NAME (k8s.io/kubernetes/third_party/forked/golang/expansion)."""
+    out, i = [], 0
+    while i < len(value):
+        if value[i] == "$" and i + 1 < len(value):
+            if value[i + 1] == "$":
+                out.append("$")
+                i += 2
+                continue
+            if value[i + 1] == "(" and ")" in value[i + 2:]:
+                name = value[i + 2:value.index(")", i + 2)]
+                if name in env:
+                    out.append(env[name])
+                    i += len(name) + 3
+                    continue
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+def test_the_script_reaches_the_container_unchanged_through_the_kubelets_variable_expansion():
+    script = 'echo $$ $(PATH) $$(PATH) $(date) "$(cat x)" $((1+2)) ${A:-$}$\n'
+    pod = incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id=RUN_ID, script=script,
+                                 resource="r", payload="kit $$ $(WSF_RUN_SCRIPT)")
+    (c,) = pod["spec"]["containers"]
+    env = {"PATH": "/usr/bin", **{e["name"]: e["value"] for e in c["env"]}}
+    assert kubelet_expands(env[incluster.SCRIPT_ENV], env) == script
+    assert kubelet_expands(env[incluster.PAYLOAD_ENV], env) == "kit $$ $(WSF_RUN_SCRIPT)"
+    assert kubelet_expands(c["command"][4], env) == incluster.HOST_SCRIPT
+
+
 def test_the_runner_pod_is_pinned_privileged_hostpid_and_labelled():
     pod = incluster.pod_manifest(node="node-a", namespace="ns", image=IMAGE, run_id=RUN_ID, script="echo hi\n",
                                  resource="fleet-p-node-a-handlers")
@@ -161,7 +193,8 @@ def test_the_runner_pod_is_pinned_privileged_hostpid_and_labelled():
     (c,) = spec["containers"]
     assert c["image"] == IMAGE and c["securityContext"]["privileged"] is True
     assert c["command"][:4] == ["/wsf-enter", "--", "/bin/sh", "-c"]
-    assert c["command"][4] == incluster.HOST_SCRIPT and c["command"][5:] == ["wasm-shim-fleet-run", "start", RUN_ID]
+    assert c["command"][4] == incluster.k8s_literal(incluster.HOST_SCRIPT)
+    assert c["command"][5:] == ["wasm-shim-fleet-run", "start", RUN_ID]
     env = {e["name"]: e["value"] for e in c["env"]}
     assert env == {incluster.SCRIPT_ENV: "echo hi\n"}
     assert "volumes" not in spec and "volumeMounts" not in c
@@ -177,7 +210,7 @@ def test_an_attach_pod_carries_no_script_and_a_start_pod_carries_the_payload():
     start = incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id=RUN_ID, script="x",
                                    resource="r", payload="KIT")
     env = {e["name"]: e["value"] for e in start["spec"]["containers"][0]["env"]}
-    assert env[incluster.PAYLOAD_ENV] == "KIT"
+    assert env[incluster.PAYLOAD_ENV] == "KIT"  # (no $ to escape)
     with pytest.raises(ValueError):
         incluster.pod_manifest(node="n", namespace="ns", image=IMAGE, run_id="$(reboot)", script="x", resource="r")
 

@@ -83,6 +83,12 @@ def _short(value: str, limit: int = 63) -> str:
     return f"{head}-{digest}"
 
 
+def k8s_literal(text: str) -> str:
+    """`text` as a container's command, args or env value that Kubernetes passes on unchanged: the kubelet
+    expands `$(NAME)` there and turns `$$` into `$`, so every `$` is written `$$`."""
+    return text.replace("$", "$$")
+
+
 def pod_manifest(*, node: str, namespace: str, image: str, run_id: str, script: str, resource: str,
                  mode: str = "start", attempt: int = 0, payload: str | None = None) -> dict:
     """The pod that runs `script` on `node` (mode start), or waits for the result of run `run_id` (attach)."""
@@ -92,9 +98,9 @@ def pod_manifest(*, node: str, namespace: str, image: str, run_id: str, script: 
         raise ValueError(f"run id {run_id!r} is not 16-32 lower-case hex digits")
     env = []
     if mode == "start":
-        env.append({"name": SCRIPT_ENV, "value": script})
+        env.append({"name": SCRIPT_ENV, "value": k8s_literal(script)})
         if payload is not None:
-            env.append({"name": PAYLOAD_ENV, "value": payload})
+            env.append({"name": PAYLOAD_ENV, "value": k8s_literal(payload)})
     return {
         "apiVersion": "v1",
         "kind": "Pod",
@@ -121,7 +127,7 @@ def pod_manifest(*, node: str, namespace: str, image: str, run_id: str, script: 
                 "name": "run",
                 "image": image,
                 "imagePullPolicy": "IfNotPresent",
-                "command": [*ENTER, "/bin/sh", "-c", HOST_SCRIPT, "wasm-shim-fleet-run", mode, run_id],
+                "command": [*ENTER, "/bin/sh", "-c", k8s_literal(HOST_SCRIPT), "wasm-shim-fleet-run", mode, run_id],
                 "env": env,
                 "securityContext": {"privileged": True, "runAsUser": 0},
                 "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}},
