@@ -173,9 +173,11 @@ class Runner:
                 raise RunError(f"{self.where()}: {log.strip()}")
             if mode == "attach" and code == 3:
                 raise RunError(f"{self.where()}: {log.strip().splitlines()[-1] if log.strip() else 'no result'}")
-            if mode == "start" and code not in (None, 0, 137, 143) and "--- wasm-shim-fleet run" not in log:
-                # The host script failed before it started anything (no /bin/sh, a read-only run folder, not
-                # under a container runtime it knows).
+            if mode == "start" and code in (1, 2, 125, 126, 127) and log.strip() \
+                    and "--- wasm-shim-fleet run" not in log:
+                # The host script failed before it started anything and said why (no /bin/sh, a read-only run
+                # folder, not under a container runtime it knows). Any other end (killed, its runtime restarted,
+                # exit 255 "Unknown") is followed by an attach pod, which also says if the run never started.
                 raise RunError(f"{self.where()}: the runner could not start the command on the host "
                                f"(exit {code}): {log.strip()[-2000:]}")
             self.delete(name)
