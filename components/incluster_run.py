@@ -132,7 +132,7 @@ class Runner:
                     raise RunError(f"{self.where()}: the runner pod cannot start: {waiting.get('reason')}: "
                                    f"{waiting.get('message', '')} (image {self.a.image}: it must be present on "
                                    "or pullable by the node)")
-                if (cs.get("state") or {}).get("running") and running_since is None:
+                if "running" in (cs.get("state") or {}) and running_since is None:
                     running_since = time.monotonic()
             if running_since is not None or phase in ("Succeeded", "Failed"):
                 result = incluster.parse_result(self.logs(name), self.run_id)

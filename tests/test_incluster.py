@@ -5,6 +5,7 @@ itself, run for real under a stand-in container runtime process (no cluster need
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -325,3 +326,117 @@ def test_a_result_whose_pod_died_unacknowledged_is_read_by_an_attach_pod_and_the
     assert runs(runtime.root) == []
     gone = runtime("attach", RUN_ID)
     assert gone.returncode == 3 and "already reported" in gone.stderr
+
+
+# ------------------------------------------------------------------------- the runner, with a fake kubectl
+FAKE_KUBECTL = r'''#!/usr/bin/env python3
+"""A stand-in kubectl for the runner's unit tests: pods and their states come from a scenario file."""
+import json, sys
+from pathlib import Path
+state_file = Path(sys.argv[0]).with_name("state.json")
+st = json.loads(state_file.read_text())
+args = [a for a in sys.argv[1:] if not a.startswith("--kubeconfig") and a != st.get("kubeconfig")]
+st["calls"].append(args)
+def save(): state_file.write_text(json.dumps(st))
+verb = args[0]
+if verb == "create":
+    pod = json.loads(sys.stdin.read())
+    if st["create_errors"]:
+        save(); sys.stderr.write(st["create_errors"].pop(0)); save(); sys.exit(1)
+    st["pods"][pod["metadata"]["name"]] = {"pod": pod, "step": 0}
+    save(); print("pod/" + pod["metadata"]["name"]); sys.exit(0)
+name = args[2] if verb in ("get", "delete") else args[1]
+p = st["pods"].get(name)
+if verb == "get":
+    if p is None or p.get("deleted"):
+        save(); sys.stderr.write(f'Error from server (NotFound): pods "{name}" not found'); sys.exit(1)
+    steps = st["script"][list(st["pods"]).index(name)]["states"]
+    status = steps[min(p["step"], len(steps) - 1)]
+    p["step"] += 1
+    if status == "gone":
+        p["deleted"] = True; save(); sys.stderr.write("NotFound"); sys.exit(1)
+    save(); print(json.dumps({**p["pod"], "status": status})); sys.exit(0)
+if verb == "logs":
+    run = p["pod"]["metadata"]["labels"]["wasm-shim-fleet.io/run"]
+    save(); print(st["script"][list(st["pods"]).index(name)]["log"].replace("RUNID", run), end=""); sys.exit(0)
+if verb == "delete":
+    if p: p["deleted"] = True
+    save(); sys.exit(0)
+'''
+RUNNING = {"phase": "Running", "containerStatuses": [{"state": {"running": {}}}]}
+
+
+def _result_log(out: str, err: str, rc: int) -> str:
+    return _log(out, err, rc, "RUNID")
+
+
+@pytest.fixture
+def fake_kubectl(tmp_path, monkeypatch):
+    exe = tmp_path / "kubectl"
+    exe.write_text(FAKE_KUBECTL)
+    exe.chmod(0o755)
+    monkeypatch.setenv("KUBECTL", str(exe))
+    monkeypatch.setenv("WSF_KUBECONFIG", "")
+
+    def scenario(pods: list[dict], create_errors: list[str] | None = None):
+        (tmp_path / "state.json").write_text(json.dumps({"pods": {}, "calls": [], "script": pods,
+                                                         "create_errors": create_errors or []}))
+
+    def state() -> dict:
+        return json.loads((tmp_path / "state.json").read_text())
+
+    scenario.state = state
+    return scenario
+
+
+def _run(capsys, script: str = "echo hi\n") -> tuple[int, str, str]:
+    from components.incluster_run import main
+
+    rc = main(["--node", "node-a", "--namespace", "ns", "--image", IMAGE, "--resource", "r", "--script", script])
+    out, err = capsys.readouterr()
+    return rc, out, err
+
+
+def test_the_runner_prints_the_result_exits_with_its_status_and_acknowledges_by_deleting_the_pod(
+        fake_kubectl, capsys):
+    fake_kubectl([{"states": [{"phase": "Pending"}, RUNNING], "log": _result_log("changed\n", "warn\n", 3)}])
+    rc, out, err = _run(capsys)
+    assert (rc, out, err) == (3, "changed\n", "warn\n")
+    st = fake_kubectl.state()
+    (pod,) = st["pods"].values()
+    assert pod["deleted"]
+    assert pod["pod"]["spec"]["nodeName"] == "node-a"
+    assert [c[0] for c in st["calls"]].count("delete") == 1
+
+
+def test_a_pod_that_vanishes_before_the_result_is_followed_by_an_attach_pod(fake_kubectl, capsys):
+    fake_kubectl([{"states": [RUNNING, "gone"], "log": "partial"},
+                  {"states": [RUNNING], "log": _result_log("done\n", "", 0)}])
+    rc, out, err = _run(capsys)
+    assert (rc, out) == (0, "done\n")
+    assert "attaching again" in err
+    pods = list(fake_kubectl.state()["pods"].values())
+    assert [p["pod"]["spec"]["containers"][0]["command"][-2] for p in pods] == ["start", "attach"]
+    assert all(p["deleted"] for p in pods)
+    # both pods belong to the same run
+    assert len({p["pod"]["metadata"]["labels"][incluster.RUN_LABEL] for p in pods}) == 1
+
+
+def test_a_pod_that_cannot_pull_its_image_fails_the_command_with_the_reason_and_is_deleted(fake_kubectl, capsys):
+    waiting = {"phase": "Pending", "containerStatuses": [{"state": {"waiting": {
+        "reason": "ErrImagePull", "message": "failed to resolve reference"}}}]}
+    fake_kubectl([{"states": [waiting], "log": ""}])
+    rc, out, err = _run(capsys)
+    assert rc == 1 and "ErrImagePull: failed to resolve reference" in err and IMAGE in err
+    assert all(p["deleted"] for p in fake_kubectl.state()["pods"].values())
+
+
+def test_pod_creation_waits_for_a_new_namespaces_service_account_and_explains_other_refusals(fake_kubectl, capsys):
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}],
+                 create_errors=['Error from server (Forbidden): pods "x" is forbidden: error looking up service '
+                                'account ns/default: serviceaccount "default" not found'])
+    assert _run(capsys)[:2] == (0, "ok\n")
+    fake_kubectl([], create_errors=['Error from server (Forbidden): pods is forbidden: User "u" cannot create '
+                                    'resource "pods" in API group "" in the namespace "ns"'])
+    rc, _, err = _run(capsys)
+    assert rc == 1 and "deploy/rbac.yaml" in err
