@@ -295,6 +295,7 @@ def test_a_bump_whose_runner_pod_is_killed_mid_command_still_gets_its_one_result
     state = fleet.stack.export_stack().deployment["resources"]
     handlers = next(r for r in state if r["urn"].endswith(f"pool-d-{d.name}-handlers"))
     assert "attaching again" in handlers["outputs"]["stderr"]
+    print(f"\nkilled runner pod {killed[0]}; the command's stderr: {handlers['outputs']['stderr']!r}")
     assert handlers["outputs"]["stdout"].splitlines()[-1] == "changed"
     run_class(fleet, "wasmtime-fleettest-v1-4-2", {"d"})
     assert_nothing_left(fleet)
