@@ -18,6 +18,7 @@ from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deploye
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
+from components.incluster import InCluster, runner_namespace
 from components.nodepool import Bastion, RuntimeHandlerCheck, SshConnection, SshCredentials
 
 
@@ -94,8 +95,17 @@ else:
         kubeconfig = os.path.expanduser(kubeconfig)
     check = RuntimeHandlerCheck(kubeconfig, k8s_settings.context)
 
+# transport kubernetes: node commands run in pods of the runner namespace, created before them and deleted
+# after them (the config check refuses these pools in render mode and without a runner image).
+in_cluster = None
+if any(n.transport == "kubernetes" for n in plan.nodes) and not k8s_settings.render_dir:
+    assert k8s_settings.runner_image is not None  # checked by the config
+    in_cluster = InCluster(k8s_settings.runner_image, k8s_settings.runner_namespace, kubeconfig,
+                           k8s_settings.context,
+                           runner_namespace("runner-namespace", k8s_settings.runner_namespace, provider))
+
 fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider,
-                                         runtime_handler_check=check))
+                                         runtime_handler_check=check, in_cluster=in_cluster))
 pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)
 # What this update applies, read back by the next one (components.core.deployed.PLAN_OUTPUT).

@@ -4,8 +4,9 @@ adapter that does the reading lives here, outside the pure core.
 
 Reads: the Node objects (labels, node.status.runtimeHandlers) with `kubectl get nodes -o json` (the stack's
 kubernetes.kubeconfig/context, else kubectl's usual lookup); per node, over its transport (OpenSSH's `ssh`
-for ssh pools, with the node's pinned hostKey; `sh` for local pools), the sha256 of every
-`containerd-shim-*` binary and the containerd config the program edits. Nothing is written anywhere.
+for ssh pools, with the node's pinned hostKey; `sh` for local pools; a runner pod for kubernetes pools), the
+sha256 of every `containerd-shim-*` binary and the containerd config the program edits. Nothing is changed
+(a runner pod and its run folder on the node exist only while it reads).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from .core.check import NodeState, Report, check_fleet
-from .core.config import StackFileError, read_stack_file
+from .core.config import Kubernetes, StackFileError, read_stack_file
 from .core.plan import FleetPlan, NodePlan, plan_from_config
 
 #: Separates the two parts of the read script's output.
@@ -68,8 +69,23 @@ def parse_read_output(text: str) -> tuple[dict[str, str], dict[str, tuple[str, s
 
 
 def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path,
-                 timeout: float) -> subprocess.CompletedProcess[str]:
+                 timeout: float, k8s: Kubernetes | None = None) -> subprocess.CompletedProcess[str]:
     script = read_script(node)
+    if node.transport == "kubernetes":
+        # Through the cluster, in a runner pod like the program's own node commands (components/incluster_run.py).
+        if k8s is None or k8s.runner_image is None:
+            raise OSError("transport kubernetes needs kubernetes.runnerImage")
+        from .core import incluster as ic
+
+        runner = str(Path(__file__).resolve().parent / "incluster_run.py")
+        argv = ic.runner_interpreter(python=sys.executable, runner=runner, node=node.name,
+                                     namespace=k8s.runner_namespace, image=k8s.runner_image,
+                                     resource=f"check-{node.name}")
+        kubeconfig = k8s.kubeconfig or ""
+        if kubeconfig and "\n" not in kubeconfig:
+            kubeconfig = os.path.expanduser(kubeconfig)
+        env = {**os.environ, "WSF_KUBECONFIG": kubeconfig, "WSF_KUBE_CONTEXT": k8s.context or ""}
+        return subprocess.run([*argv, script], capture_output=True, text=True, env=env, timeout=timeout + 300)
     if node.transport == "local":
         env = {**os.environ, "WSF_NODE_ROOT": str((base_dir / node.node_root).resolve())}
         return subprocess.run(["sh", "-c", script], capture_output=True, text=True, env=env, timeout=timeout)
@@ -89,10 +105,11 @@ def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path
 
 
 def read_node_files(node: NodePlan, user: str, identity: str | None, base_dir: Path,
-                    timeout: float = 60) -> NodeState:
-    """The node's files as a NodeState (labels and runtime handlers left for the caller)."""
+                    timeout: float = 60, k8s: Kubernetes | None = None) -> NodeState:
+    """The node's files as a NodeState (labels and runtime handlers left for the caller). `k8s`: the stack's
+    kubernetes settings, for nodes of transport kubernetes."""
     try:
-        proc = _run_on_node(node, user, identity, base_dir, timeout)
+        proc = _run_on_node(node, user, identity, base_dir, timeout, k8s)
     except (OSError, subprocess.TimeoutExpired) as exc:
         return NodeState(node.name, labels=None, error=str(exc))
     if proc.returncode != 0:
@@ -125,7 +142,7 @@ def read_api_nodes(kubeconfig: str | None, context: str | None, kubectl: str | N
 
 
 def observe(plan: FleetPlan, api_nodes: Mapping[str, Any], user: str, identity: str | None,
-            base_dir: Path) -> dict[str, NodeState]:
+            base_dir: Path, k8s: Kubernetes | None = None) -> dict[str, NodeState]:
     states = {}
     for node in plan.nodes:
         obj = api_nodes.get(node.name)
@@ -133,7 +150,7 @@ def observe(plan: FleetPlan, api_nodes: Mapping[str, Any], user: str, identity: 
         handlers = None
         if obj and "runtimeHandlers" in obj.get("status", {}):
             handlers = [h.get("name", "") for h in obj["status"]["runtimeHandlers"]]
-        files = read_node_files(node, user, identity, base_dir)
+        files = read_node_files(node, user, identity, base_dir, k8s=k8s)
         states[node.name] = replace(files, labels=labels, runtime_handlers=handlers)
     return states
 
@@ -160,7 +177,8 @@ def check_main(stack_file: str, identity: str | None = None, as_json: bool = Fal
     except (OSError, RuntimeError, ValueError) as exc:
         print(f"check: cannot read the cluster's nodes: {exc}", file=sys.stderr)
         return 1
-    report: Report = check_fleet(plan, observe(plan, api_nodes, cfg.ssh.user, identity, base_dir))
+    report: Report = check_fleet(plan, observe(plan, api_nodes, cfg.ssh.user, identity, base_dir,
+                                                      cfg.kubernetes))
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:

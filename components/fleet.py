@@ -9,6 +9,7 @@ import pulumi
 
 from .core import naming
 from .core.plan import FleetPlan
+from .incluster import InCluster
 from .nodepool import NodePool, PlannedNodePoolArgs, RuntimeHandlerCheck, SshConnection
 from .runtimeclasses import RuntimeClassSet, RuntimeClassSetArgs
 
@@ -35,6 +36,8 @@ class ShimFleetArgs:
     k8s_provider: pulumi.ProviderResource | None = None
     #: Check each node's handlers in node.status.runtimeHandlers before labelling it (None: no check).
     runtime_handler_check: RuntimeHandlerCheck | None = None
+    #: How `transport: kubernetes` pools reach their nodes (components.incluster.InCluster).
+    in_cluster: InCluster | None = None
 
 
 class ShimFleet(pulumi.ComponentResource):
@@ -54,7 +57,8 @@ class ShimFleet(pulumi.ComponentResource):
             pool: NodePool(f"{name}-{pool}", PlannedNodePoolArgs(nodes=nodes, ssh=args.pool_ssh.get(pool, args.ssh),
                                                                   local_base=args.local_base,
                                                                   k8s_provider=args.k8s_provider,
-                                                                  runtime_handler_check=args.runtime_handler_check),
+                                                                  runtime_handler_check=args.runtime_handler_check,
+                                                                  in_cluster=args.in_cluster),
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }

@@ -27,6 +27,7 @@ from .core.flavors import Flavor
 from .core.kit_graph import kit_stage_dir, node_resources
 from .core.plan import NodePlan, RuntimeClassPlan
 from .core.pool import PENDING, CatalogEntry, NodeSpec, PoolSpec, plan_pool
+from .incluster import InCluster, node_command
 
 TYPE = "wasm-shim-fleet:index:NodePool"
 
@@ -164,6 +165,8 @@ class PlannedNodePoolArgs:
     #: Before labelling a node, check its handlers in node.status.runtimeHandlers (None: no check, e.g. when
     #: manifests are rendered instead of applied).
     runtime_handler_check: RuntimeHandlerCheck | None = None
+    #: How `transport: kubernetes` nodes are reached (components.incluster.InCluster); required for them.
+    in_cluster: InCluster | None = None
 
 
 class NodePoolArgsError(pulumi.InputPropertiesError, pulumi.RunError):
@@ -217,6 +220,7 @@ class NodePool(pulumi.ComponentResource):
         if isinstance(args, NodePoolArgs):
             nodes, conns, classes = _from_args(name, args)
             local_base, provider, check = None, args.k8s_provider, args.runtime_handler_check
+            in_cluster = None
         else:
             pools = {n.pool for n in args.nodes}
             if len(pools) > 1:
@@ -224,6 +228,7 @@ class NodePool(pulumi.ComponentResource):
             nodes, classes = list(args.nodes), ()
             conns = _from_ssh(nodes, args.ssh)
             local_base, provider, check = args.local_base, args.k8s_provider, args.runtime_handler_check
+            in_cluster = args.in_cluster
         props = {
             "pool": nodes[0].pool if nodes else None,
             "containerd": nodes[0].flavor if nodes else None,
@@ -241,7 +246,8 @@ class NodePool(pulumi.ComponentResource):
         #: node -> Output of its labels as the API server answered the label patch
         self.labels: dict[str, pulumi.Output[dict[str, str]]] = {}
         for node in nodes:
-            built = self.build_node_resources(name, node, conns.get(node.name), local_base, provider, check)
+            built = self.build_node_resources(name, node, conns.get(node.name), local_base, provider, check,
+                                              in_cluster)
             self.handlers[node.name] = built["handlers"].id.apply(lambda _, h=dict(node.handlers): h)
             self.labels[node.name] = built["labels"].metadata.apply(
                 lambda m: dict(m.labels or {}) if m is not None else {})
@@ -254,14 +260,18 @@ class NodePool(pulumi.ComponentResource):
 
     def build_node_resources(self, name: str, node: NodePlan, conn: _Conn | None, local_base: str | None,
                              provider: pulumi.ProviderResource | None,
-                             check: RuntimeHandlerCheck | None) -> dict[str, pulumi.Resource]:
+                             check: RuntimeHandlerCheck | None,
+                             in_cluster: InCluster | None = None) -> dict[str, pulumi.Resource]:
         """The one place a node's resources become pulumi resources: exactly as
         components.core.kit_graph.node_resources lays them out (names, order, dependencies, texts). A new
         transport adds its branch here. Returns them by role (kit, binary names, handlers, verify, labels)."""
         built: dict[str, pulumi.Resource] = {}
         by_role: dict[str, pulumi.Resource] = {}
         connection = None
-        if node.transport != "local":
+        if node.transport == "kubernetes":
+            if in_cluster is None:
+                raise ValueError(f"node {node.name}: transport kubernetes needs PlannedNodePoolArgs.in_cluster")
+        elif node.transport != "local":
             if conn is None:
                 raise ValueError(f"node {node.name}: transport ssh needs SSH settings (PlannedNodePoolArgs.ssh)")
             connection = conn.args()
@@ -280,6 +290,9 @@ class NodePool(pulumi.ComponentResource):
                        "WSF_KUBE_CONTEXT": check.context or ""}
                 built[r.name] = command.local.Command(r.name, create=r.create, environment=env,
                                                       interpreter=["/bin/sh", "-c"], opts=opts)
+            elif r.kind == "command" and node.transport == "kubernetes" and in_cluster is not None:
+                # Through the cluster: the same scripts, run on the node by a runner pod (components/incluster.py).
+                built[r.name] = node_command(r, node, in_cluster, opts)
             elif r.kind == "command" and node.transport == "local":
                 built[r.name] = command.local.Command(r.name, create=r.create, update=r.update, delete=r.delete,
                                                       interpreter=["/bin/sh", "-c"], opts=opts)

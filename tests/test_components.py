@@ -252,3 +252,48 @@ def test_a_plan_with_errors_creates_nothing(mocks):
     with pytest.raises(PlanError, match=r"nodePools\[0\]\.releases\[0\]"):
         ShimFleet("fleet", ShimFleetArgs(plan=plan))
     assert mocks.resources == {}
+
+
+def test_an_in_cluster_pool_runs_the_ssh_scripts_through_the_runner_after_its_namespace(mocks):
+    from components.fleet import ShimFleet, ShimFleetArgs
+    from components.incluster import RUNNER, InCluster, runner_namespace
+    from components.nodepool import SshConnection
+
+    image = "registry.example.org/runner@sha256:" + "ab" * 32
+    raw = stack([pool("k", ["slight@1.2.3"], ["node-k"], transport="kubernetes"),
+                 pool("s", ["slight@1.2.3"], ["node-s"])], versions=("1.2.3",))
+    del raw["nodePools"][0]["nodes"][0]["host"]
+    raw["kubernetes"] = {"runnerImage": image}
+
+    @pulumi.runtime.test
+    def program():
+        cfg, plan = plan_from_config(raw)
+        assert plan.ok, plan.errors
+        ns = runner_namespace("runner-namespace", cfg.kubernetes.runner_namespace)
+        fleet = ShimFleet("fleet", ShimFleetArgs(
+            plan=plan, ssh=SshConnection("root", 22, pulumi.Output.secret(KEY)),
+            in_cluster=InCluster(image, cfg.kubernetes.runner_namespace, "/kube/config", None, ns)))
+        return pulumi.Output.from_input(fleet.urn)
+
+    program()
+    _, plan = plan_from_config(raw)
+    (namespace,) = mocks.of_type("kubernetes:core/v1:Namespace").values()
+    assert namespace.inputs["metadata"]["name"] == "wasm-shim-fleet-runner"
+    assert namespace.inputs["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
+    local = mocks.of_type(COMMAND_LOCAL)
+    assert sorted(local) == ["fleet-k-node-k-bin-containerd-shim-slight-v1-2-3-v1", "fleet-k-node-k-handlers",
+                             "fleet-k-node-k-kit"]
+    node = plan.node("node-k")
+    for r in node_resources("fleet-k", node):
+        if r.kind != "command":
+            continue
+        inputs = local[r.name].inputs
+        assert (inputs["create"], inputs.get("delete")) == (r.create, r.delete)
+        argv = inputs["interpreter"]
+        assert argv[1] == RUNNER and argv[-1] == "--script"
+        assert argv[argv.index("--node") + 1] == "node-k" and argv[argv.index("--image") + 1] == image
+        assert argv[argv.index("--resource") + 1] == r.name
+        assert unwrap_secret(inputs["environment"])["WSF_KUBECONFIG"] == "/kube/config"
+    # the ssh pool beside it is unchanged
+    assert "fleet-s-node-s-handlers" in mocks.of_type(COMMAND_REMOTE)
+    assert sorted(mocks.of_type(COPY_TO_REMOTE)) == ["fleet-s-node-s-kit"]

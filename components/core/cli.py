@@ -47,7 +47,8 @@ def format_plan(plan: FleetPlan) -> str:
     lines += _table(rows)
     lines += ["", f"Nodes ({len(plan.nodes)})"]
     for n in plan.nodes:
-        where = f"{n.host}:{n.port}" if n.transport == "ssh" else f"local {n.node_root}"
+        where = {"ssh": f"{n.host}:{n.port}", "kubernetes": "through the cluster"}.get(n.transport,
+                                                                                   f"local {n.node_root}")
         lines.append(f"  {n.name}  pool {n.pool}  {n.flavor}  {where}")
         lines.append(f"    releases: {', '.join(n.releases) or '-'}")
         if n.retiring:

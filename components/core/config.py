@@ -20,12 +20,12 @@ from typing import Any
 
 import semver
 
-from . import naming
+from . import incluster, naming
 from .flavors import FLAVORS
 
 NAMESPACE = "wasm-shim-fleet"
 DEFAULT_RUNTIME = "wasmtime"
-TRANSPORTS = ("ssh", "local")
+TRANSPORTS = ("ssh", "local", "kubernetes")
 DEPRECATION_MODES = ("off", "warn", "error")
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -49,7 +49,7 @@ POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport",
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
-K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels")
+K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels", "runnerImage", "runnerNamespace")
 DEPRECATION_KEYS = ("mode", "keep")
 
 
@@ -112,7 +112,7 @@ class Node:
 class Pool:
     name: str
     flavor: str
-    transport: str  # "ssh" or "local"
+    transport: str  # "ssh", "local" or "kubernetes"
     releases: tuple[str, ...]  # release keys, labelled
     retiring: tuple[str, ...]  # release keys, installed but no longer labelled
     nodes: tuple[Node, ...]
@@ -151,6 +151,10 @@ class Kubernetes:
     #: Take over a label another field manager owns (server-side apply force). Off: such a label is a
     #: conflict error that names the label and its manager.
     force_labels: bool = False
+    #: transport kubernetes: the image of the pods that run node commands, pinned by digest
+    runner_image: str | None = None
+    #: transport kubernetes: the namespace the program creates for those pods
+    runner_namespace: str = incluster.DEFAULT_NAMESPACE
 
 
 @dataclass(frozen=True)
@@ -697,6 +701,15 @@ def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: di
                         "node {name} is already in {first}; a node belongs to one pool: list all of its "
                         "releases in that pool")
     host = m.get("host")
+    if transport == "kubernetes":
+        # The node is reached through the cluster by its name: an address, port or host key would be unused.
+        for key in ("host", "port", "hostKey"):
+            if m.get(key) is not None:
+                c.error(f"{path}.{key}", f"{_show(m.get(key))}: transport kubernetes reaches node "
+                                         f"{_show(m.get('name'))} through the cluster by its name; remove {key}")
+        if name is None or any(m.get(k) is not None for k in ("host", "port", "hostKey")):
+            return None
+        return Node(name, "", None, None, path)
     if host is None and transport == "local":
         host = "localhost"
     host = _check_host(c, host, f"{path}.host")
@@ -728,8 +741,9 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
         ok = False
     transport = m.get("transport", "ssh")
     if transport not in TRANSPORTS:
-        c.error(f"{base}.transport", f"{_show(transport)} is not a transport; use ssh (nodes over SSH) or local "
-                                     "(commands on this machine against a node-root folder)")
+        c.error(f"{base}.transport", f"{_show(transport)} is not a transport; use ssh (nodes over SSH), kubernetes "
+                                     "(node commands in a privileged pod on each node, through the cluster) or "
+                                     "local (commands on this machine against a node-root folder)")
         ok = False
     local_root = m.get("localRoot", "nodes")
     if not isinstance(local_root, str) or not _SAFE_PATH.match(local_root):
@@ -853,6 +867,19 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
         c.error("kubernetes.forceLabels", f"{_show(force)} must be true or false (default false: a label another "
                                           "field manager set is a conflict error, never silently taken over)")
         force = False
+    image = m.get("runnerImage")
+    if image is not None:
+        why = incluster.image_problem(image)
+        if why is not None:
+            c.error("kubernetes.runnerImage", f"{_show(image, 100)} {why}; pin it as "
+                                              "<registry>/<repository>@sha256:<digest> (see deploy/runner)")
+            image = None
+    namespace = m.get("runnerNamespace", incluster.DEFAULT_NAMESPACE)
+    why = naming.dns_label_problem(namespace) if isinstance(namespace, str) else "is not a string"
+    if why is not None:
+        c.error("kubernetes.runnerNamespace", f"{_show(namespace)} {why}; it names the namespace the program "
+                                              f"creates for its runner pods, e.g. {incluster.DEFAULT_NAMESPACE}")
+        namespace = incluster.DEFAULT_NAMESPACE
     render = vals["renderDir"]
     if render is not None:
         base = Path(base_dir) if base_dir is not None else Path(".")
@@ -861,7 +888,7 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
             c.warn("kubernetes.renderDir", f"{_show(render)} is outside the project folder, so manifests (node "
                                            "names, labels) are written where this stack does not own the files; "
                                            "use a folder inside the project such as rendered/<stack>")
-    return Kubernetes(vals["kubeconfig"], vals["context"], render, force)
+    return Kubernetes(vals["kubeconfig"], vals["context"], render, force, image, namespace)
 
 
 def _check_deprecation(c: _Checker, value: Any) -> Deprecation:
@@ -936,13 +963,14 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
     ssh = _check_ssh(c, raw.get("ssh"), need_ssh, plaintext=secret_keys is not None and "ssh" not in secret_keys)
     kubernetes = _check_kubernetes(c, raw.get("kubernetes"), base_dir)
+    _check_in_cluster(c, pools, kubernetes, raw.get("kubernetes"))
     deprecation = _check_deprecation(c, raw.get("deprecation"))
     for pool in pools:
         for key in (*pool.releases, *pool.retiring):
-            if pool.transport == "ssh" and releases[key].url.startswith("file:"):
+            if pool.transport != "local" and releases[key].url.startswith("file:"):
                 c.warn(pool.path, f"pool {_show(pool.name)} pins {key}, whose url {_show(releases[key].url)} is a "
-                                  "file: URL: over SSH each node reads that path on its own disk; serve the "
-                                  "artifact over https for remote nodes")
+                                  f"file: URL: over {pool.transport} each node reads that path on its own disk; "
+                                  "serve the artifact over https for remote nodes")
     _check_shared_hosts(c, pools, ssh)
     used = {k for p in pools for k in (*p.releases, *p.retiring) if p.nodes}
     for key, rel in releases.items():
@@ -950,6 +978,26 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
             c.warn(rel.path, f"{key} is in the catalog but installed on no node; pin it in a pool or remove it")
     cfg = FleetConfig(runtime, releases, pools, ssh, kubernetes, deprecation, prefix)
     return cfg, c.problems
+
+
+def _check_in_cluster(c: _Checker, pools: tuple[Pool, ...], k8s: Kubernetes, raw: Any) -> None:
+    """Pools of transport kubernetes need a cluster to run their pods in, and a runner image."""
+    in_cluster = [p for p in pools if p.transport == "kubernetes"]
+    if not in_cluster:
+        return
+    if k8s.render_dir is not None:
+        for pool in in_cluster:
+            c.error(f"{pool.path}.transport", f"pool {_show(pool.name)}: transport kubernetes runs node commands "
+                                              "through the cluster, but kubernetes.renderDir renders manifests "
+                                              "instead of applying them (no cluster); remove renderDir, or use "
+                                              "transport ssh or local for this pool")
+    has_image = isinstance(raw, Mapping) and raw.get("runnerImage") is not None
+    if k8s.runner_image is None and not has_image and any(p.nodes for p in in_cluster):
+        c.error("kubernetes.runnerImage", f"missing; pool {_show(in_cluster[0].name)} (transport kubernetes) runs "
+                                          "its node commands in pods of this image: set it to an image with "
+                                          "/wsf-enter (deploy/runner), pinned by digest, e.g. "
+                                          "registry.example.org/wasm-shim-fleet/runner@sha256:<digest> "
+                                          "(see deploy/runner)")
 
 
 def _check_shared_hosts(c: _Checker, pools: tuple[Pool, ...], ssh: Ssh) -> None:

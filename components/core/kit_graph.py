@@ -9,8 +9,9 @@ old graph. The graph below makes that the safe order on a node:
 - the kit (the shared node logic, components/core/kit/wsf.sh) is delivered first, by reference: over SSH a
   `command:remote:CopyToRemote` of a staged folder `kit/<sha256>/wsf.sh` + `kit/selected` (components.nodepool
   writes it, kit_stage_dir names it), for
-  local nodes a command that copies the staged file and checks it; the other scripts never name a kit, so a
-  kit change changes this resource only;
+  local nodes a command that copies the staged file and checks it, through the cluster (transport kubernetes)
+  a command whose runner pod carries the staged file and whose script checks it; the other scripts never name
+  a kit, so a kit change changes this resource only;
 - adding a release: the binary is installed, then the handler table names it and containerd is restarted
   and checked, then the labels that promise it appear (P1, P2);
 - with a cluster to label (not in render mode), `verify` checks between the table and the labels that the
@@ -50,6 +51,9 @@ class NodeResource:
     remote_path: str | None = None
     #: the binary's name, for role binary
     binary: str | None = None
+    #: transport kubernetes: a local file the runner pod carries to the node with the script (the kit),
+    #: found there as "$WSF_RUN_PAYLOAD"
+    payload: str | None = None
 
 
 def node_prefix(pool_component: str, node: NodePlan) -> str:
@@ -105,6 +109,15 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
                                create=nodescript.kit_copy_script(node, kit_file, root, sha),
                                delete=nodescript.kit_remove_script(node, root))
+    elif node.transport == "kubernetes":
+        # Through the cluster: the runner pod carries the staged kit file; the script keeps it only if it hashes
+        # to the sha256 written in this text (components/core/incluster.py).
+        from . import incluster
+
+        kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
+                               create=incluster.kit_payload_script(node, None, sha),
+                               delete=nodescript.kit_remove_script(node),
+                               payload=os.path.join(kit_stage_dir(sha), "kit", sha, nodescript.KIT_NAME))
     else:
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (), kind="copy",
                                copy_source=os.path.join(kit_stage_dir(sha), "kit"),

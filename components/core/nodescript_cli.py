@@ -29,8 +29,12 @@ def _resources(node: NodePlan, base: str) -> str:
     for r in node_resources(f"fleet-{node.pool}", node, base):
         after = f", after {', '.join(r.depends_on)}" if r.depends_on else ""
         kind = {"copy": "command:remote:CopyToRemote", "patch": "kubernetes:core/v1:NodePatch",
-                "command": "command:local:Command" if node.transport == "local" else "command:remote:Command"}
+                "verify": "command:local:Command",
+                "command": "command:remote:Command" if node.transport == "ssh" else "command:local:Command"}
         out.append(f"##### {r.name} ({kind[r.kind]}{after})\n")
+        if r.kind == "command" and node.transport == "kubernetes":
+            out.append("# runs on the node in a runner pod (transport kubernetes: components/incluster_run.py)"
+                       + (f"; the pod carries {r.payload} as \"$WSF_RUN_PAYLOAD\"" if r.payload else "") + "\n")
         if r.kind == "copy":
             out.append(f"# source: FileArchive {r.copy_source} (kit/<sha256>/wsf.sh and kit/selected; the kit is "
                        f"printed by `node-script STACK NODE kit`)\n# remotePath: {r.remote_path}\n")

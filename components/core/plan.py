@@ -77,8 +77,9 @@ class NodePlan:
 
     @property
     def node_root(self) -> str:
-        """Where the node's files live: / over SSH, <localRoot>/<node> for the local transport."""
-        return "/" if self.transport == "ssh" else f"{self.local_root.rstrip('/')}/{self.name}"
+        """Where the node's files live: / over SSH and through the cluster, <localRoot>/<node> for the local
+        transport."""
+        return f"{self.local_root.rstrip('/')}/{self.name}" if self.transport == "local" else "/"
 
     def to_json(self, full: bool = False) -> dict[str, Any]:
         """What the node runs; `full` adds how it is reached and its settings (the plan a stack records)."""

@@ -62,7 +62,7 @@ def stack_schema() -> dict[str, Any]:
     pin = _s("<shim>@<version>, e.g. slight@1.2.3", pattern="^[^@]+@[^@]+$")
     node = _object({
         "name": _s("the Kubernetes node name (`kubectl get nodes`)"),
-        "host": _s("SSH address: host name or IP, without port"),
+        "host": _s("SSH address: host name or IP, without port (not for transport kubernetes)"),
         "port": {**PORT, "description": "SSH port (default: ssh.port)"},
         "hostKey": _s("pinned host key: a line of `ssh-keyscan -t ed25519 HOST` without the host name"),
     }, NODE_KEYS, ("name",))
@@ -72,7 +72,9 @@ def stack_schema() -> dict[str, Any]:
         "releases": {"type": "array", "items": pin, "description": "what every node runs, labelled"},
         "retiring": {"type": "array", "items": pin, "description": "installed and handled, no longer labelled"},
         "nodes": {"type": "array", "items": node},
-        "transport": {"enum": list(TRANSPORTS), "description": "ssh (default) or local (node = folder)"},
+        "transport": {"enum": list(TRANSPORTS),
+                      "description": "ssh (default), kubernetes (node commands through the cluster) or local "
+                                     "(node = folder)"},
         "localRoot": _s("transport local: node roots are <localRoot>/<node> (default nodes)"),
         "restart": _s("shell command that restarts containerd (default: the flavor's)"),
         "seedConfig": _s("transport local: containerd config copied into a node root without one"),
@@ -87,6 +89,10 @@ def stack_schema() -> dict[str, Any]:
         "renderDir": _s("write manifests here (inside the project) instead of applying them"),
         "forceLabels": {"type": "boolean", "default": False,
                         "description": "take over labels another field manager set (default false: conflict error)"},
+        "runnerImage": _s("transport kubernetes: image of the node-command pods (nsenter), pinned by digest",
+                          pattern="@sha256:[0-9a-f]{64}$"),
+        "runnerNamespace": _s("transport kubernetes: namespace the program creates for those pods "
+                              "(default wasm-shim-fleet-runner)"),
     }, K8S_KEYS)
     deprecation = _object({"mode": {"enum": list(DEPRECATION_MODES)},
                            "keep": {"type": "integer", "minimum": 1, "default": 2}}, DEPRECATION_KEYS)

@@ -318,6 +318,9 @@ class Cluster:
             "--service-account-issuer=https://kubernetes.default.svc.cluster.local",
             f"--service-cluster-ip-range={SERVICE_CIDR}",
             "--authorization-mode=RBAC",
+            # as on kubeadm and managed clusters: privileged pods exist (transport kubernetes runs node commands
+            # in them), and Pod Security admission decides per namespace
+            "--allow-privileged=true",
             # RuntimeClass is on by default; named so that turning it off is a visible change
             "--enable-admission-plugins=RuntimeClass",
             "--endpoint-reconciler-type=none",

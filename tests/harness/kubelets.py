@@ -28,7 +28,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +72,8 @@ class RealNode:
     healthz_port: int = 0
     kubelet: subprocess.Popen | None = field(default=None, repr=False)
     host: SshHost | None = None
+    #: more settings of the node's environment (its containerd's and its sshd sessions'), e.g. CURL_CA_BUNDLE
+    extra_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def socket(self) -> Path:
@@ -89,7 +91,7 @@ class RealNode:
     def env(self) -> dict[str, str]:
         """The node's session environment (sshd) and the environment its containerd starts with."""
         return {"WSF_NODE_ROOT": str(self.root), "CONTAINERD_BIN": self.containerd,
-                "PATH": f"{self.bin_dir}:{Path(self.containerd).parent}:{HOST_PATH}"}
+                "PATH": f"{self.bin_dir}:{Path(self.containerd).parent}:{HOST_PATH}", **self.extra_env}
 
     def ctr(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         return subprocess.run(["ctr", "--address", str(self.socket), "-n", "k8s.io", *args], capture_output=True,
@@ -363,8 +365,11 @@ def _stop_kubelet(node: RealNode) -> None:
 
 @contextmanager
 def real_nodes(cluster, kubelet: str, specs: Sequence[tuple[str, str, str]], work: Path,
-               ssh: bool = True, extra_env: dict[str, str] | None = None) -> Iterator[NodeSet]:
+               ssh: bool | Collection[str] = True, extra_env: dict[str, str] | None = None) -> Iterator[NodeSet]:
     """Start one real node per spec (label, containerd binary, flavor), joined to `cluster`; stop them all.
+
+    `ssh`: whether the nodes get an sshd test host, or the labels of the nodes that do. `extra_env`: settings
+    of every node's environment (its containerd's and its sshd sessions').
 
     `work` must be a short path (unix sockets): node roots are `work/<label>`. Nodes are named 127.0.0.2,
     127.0.0.3, ... in spec order."""
@@ -391,7 +396,7 @@ def real_nodes(cluster, kubelet: str, specs: Sequence[tuple[str, str, str]], wor
         for i, (label, binary, flavor) in enumerate(specs):
             node = RealNode(label=label, name=f"127.0.0.{i + 2}", root=work / label, containerd=binary,
                             flavor=flavor, cgroup_root=f"/wsf-{tag}-{label}", bridge=f"wsf{tag}{label}"[:15],
-                            subnet=f"10.{88 + i}.{int(tag) % 250}.0/24")
+                            subnet=f"10.{88 + i}.{int(tag) % 250}.0/24", extra_env=dict(extra_env or {}))
             nodes[label] = node
             for d in ("etc/containerd", "etc/cni/net.d", "usr/local/bin", "var/log", "run"):
                 (node.root / d).mkdir(parents=True, exist_ok=True)
@@ -406,11 +411,12 @@ def real_nodes(cluster, kubelet: str, specs: Sequence[tuple[str, str, str]], wor
         for node in nodes.values():
             cluster.wait_for(lambda node=node: _kubelet_alive(node) and cluster.node_ready(node.name),
                              f"kubelet of node {node.label} ({node.name}) to be Ready", timeout=300)
-        if ssh:
+        with_ssh = [n for n in nodes.values() if ssh is True or (ssh and n.label in ssh)]
+        if with_ssh:
             ssh_dir = work / "sshd"
             ssh_dir.mkdir()
-            hosts = start_hosts(ssh_dir, len(nodes), env=[{**n.env, **(extra_env or {})} for n in nodes.values()])
-            for node, host in zip(nodes.values(), hosts, strict=True):
+            hosts = start_hosts(ssh_dir, len(with_ssh), env=[n.env for n in with_ssh])
+            for node, host in zip(with_ssh, hosts, strict=True):
                 node.host = host
         yield NodeSet(nodes, work, pause_ref, hello_ref)
     finally:

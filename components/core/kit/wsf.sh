@@ -223,6 +223,12 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
             return 0
         fi
     fi
+    # A node whose /usr/local/bin is read-only (GKE's Container-Optimized OS, Bottlerocket) cannot take a shim
+    # binary: say so before anything is downloaded or changed.
+    if [ -d "$BIN" ] && ! (: > "$BIN/.$ib_name.wsf-tmp") 2>"$WORK/write.err"; then
+        die "$BIN is not writable on this node ($(sed -n 's/.*: //p' "$WORK/write.err" | head -n 1)): shim binaries cannot be installed here (a read-only node image such as Container-Optimized OS or Bottlerocket); nothing was changed"
+    fi
+    rm -f -- "$BIN/.$ib_name.wsf-tmp"
     # Download and verify before anything on the node changes.
     ib_dl=$WORK/$ib_name.download
     fetch "$ib_url" "$ib_dl" || die "download of $ib_url failed: $(tail -n 1 "$WORK/fetch.err" 2>/dev/null)"
