@@ -92,11 +92,10 @@ def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
     """The fleet under mocks; `short_traces`: with the program's own stack traces, as __main__.py sets it
     (components/stack_traces.py), else the SDK's whole-stack ones."""
     import pulumi
-    from pulumi.runtime import resource as sdk_resource
 
     from components.fleet import ShimFleet, ShimFleetArgs
     from components.nodepool import SshConnection
-    from components.stack_traces import keep_program_frames
+    from components.stack_traces import keep_program_frames, keep_whole_stacks
 
     class Counter(pulumi.runtime.Mocks):
         count = 0
@@ -116,13 +115,12 @@ def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
         fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=SshConnection("root", 22, "k")))
         return fleet.urn
 
-    sdk_trace = sdk_resource._get_stack_trace  # noqa: SLF001 (restored below)
     if short_traces:
         keep_program_frames()
     try:
         program()
     finally:
-        sdk_resource._get_stack_trace = sdk_trace  # noqa: SLF001
+        keep_whole_stacks()
     pulumi.runtime.settings.reset_options()
     return Counter.count
 

@@ -33,6 +33,9 @@ from pulumi.runtime.proto import source_pb2
 #: innermost ones).
 MAX_FRAMES = 10
 
+#: The SDK's own function, as imported (to compare with, and to put back).
+SDK_STACK_TRACE = getattr(sdk_resource, "_get_stack_trace", None)
+
 _SDK_DIR = os.path.dirname(os.path.abspath(pulumi.__file__)) + os.sep
 _STDLIB_DIR = os.path.abspath(sysconfig.get_paths()["stdlib"]) + os.sep
 
@@ -84,7 +87,13 @@ def program_stack_trace() -> source_pb2.StackTrace:
 def keep_program_frames() -> bool:
     """Make the SDK send `program_stack_trace()` with every registration from now on. Returns False (and
     changes nothing) when the installed SDK has no `_get_stack_trace` to replace."""
-    if not callable(getattr(sdk_resource, "_get_stack_trace", None)):
+    if not callable(SDK_STACK_TRACE):
         return False
     sdk_resource._get_stack_trace = program_stack_trace  # noqa: SLF001
     return True
+
+
+def keep_whole_stacks() -> None:
+    """Undo keep_program_frames: the SDK's own stack traces again."""
+    if SDK_STACK_TRACE is not None:
+        sdk_resource._get_stack_trace = SDK_STACK_TRACE  # noqa: SLF001

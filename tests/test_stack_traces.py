@@ -25,8 +25,8 @@ def requests(monkeypatch, tmp_path):
         return original(self, request)
 
     monkeypatch.setattr(sdk_mocks.MockMonitor, "RegisterResource", register)
-    # the SDK's function, restored after the test whatever keep_program_frames did
-    monkeypatch.setattr(sdk_resource, "_get_stack_trace", sdk_resource._get_stack_trace)  # noqa: SLF001
+    # the SDK's own function during the test (whatever ran before in this process), restored afterwards
+    monkeypatch.setattr(sdk_resource, "_get_stack_trace", stack_traces.SDK_STACK_TRACE)  # noqa: SLF001
     pulumi.runtime.set_mocks(Recorder(), preview=False)
     yield seen
     pulumi.runtime.settings.reset_options()
@@ -47,7 +47,8 @@ def _frames(request) -> list[tuple[str, int]]:
 
 def test_the_pinned_sdk_has_the_function_that_is_replaced():
     # An SDK upgrade that renames it makes keep_program_frames a no-op: this test says so.
-    assert callable(getattr(sdk_resource, "_get_stack_trace", None))
+    assert callable(stack_traces.SDK_STACK_TRACE)
+    assert stack_traces.SDK_STACK_TRACE.__module__ == "pulumi.runtime.resource"
 
 
 def test_short_traces_are_the_first_program_frames_of_the_sdks_own_traces(requests, test_plan_stack):
