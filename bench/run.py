@@ -479,7 +479,8 @@ def bench_kit(r: Results, quick: bool) -> None:
                     stack.workspace.env_vars.update(PULUMI_SKIP_CHECKPOINTS="true", PULUMI_EXPERIMENTAL="true")
                 os.chdir(project)  # the program resolves node roots and file: paths against its cwd
                 t0 = time.perf_counter()
-                result = stack.up(color="never")
+                progress = {"on_event": worlds.EventClock()} if os.environ.get("WSF_BENCH_PROGRESS") else {}
+                result = stack.up(color="never", **progress)
                 up_seconds[n] = time.perf_counter() - t0
                 assert result.summary.result == "succeeded"
                 r.add(f"up_seconds_{n}_local_nodes", up_seconds[n], f"s ({n * 4} resources)")
