@@ -88,11 +88,14 @@ def bench_plan(r: Results, quick: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------- program/mocks
-def _program_under_mocks(raw: dict) -> int:
+def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
+    """The fleet under mocks; `short_traces`: with the program's own stack traces, as __main__.py sets it
+    (components/stack_traces.py), else the SDK's whole-stack ones."""
     import pulumi
 
     from components.fleet import ShimFleet, ShimFleetArgs
     from components.nodepool import SshConnection
+    from components.stack_traces import keep_program_frames, keep_whole_stacks
 
     class Counter(pulumi.runtime.Mocks):
         count = 0
@@ -112,7 +115,12 @@ def _program_under_mocks(raw: dict) -> int:
         fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=SshConnection("root", 22, "k")))
         return fleet.urn
 
-    program()
+    if short_traces:
+        keep_program_frames()
+    try:
+        program()
+    finally:
+        keep_whole_stacks()
     pulumi.runtime.settings.reset_options()
     return Counter.count
 
@@ -128,9 +136,10 @@ def _peak_rss_mib(nodes: int) -> float:
 
 
 def bench_program(r: Results, quick: bool) -> None:
-    """The program as __main__.py runs it: with Python's cyclic GC off (see there). The same figures with the
-    GC on are printed for comparison: full collections walking the SDK's ~900 000 live objects at 1000 nodes
-    are what made the program slower than linear."""
+    """The program as __main__.py runs it: with Python's cyclic GC off and the program's own stack traces (see
+    there). The same figures with the GC on, and with the SDK's whole-stack traces, are printed for comparison:
+    full collections walking the SDK's ~900 000 live objects at 1000 nodes are what made the program slower
+    than linear, and capturing whole stacks was the SDK's largest single per-resource cost."""
     _program_under_mocks(fleet_config(10))  # imports and first-use costs out of the 100-node figure
     for label, suffix in ((False, ""), (True, "_gc_on")):
         seconds = {}
@@ -149,6 +158,13 @@ def bench_program(r: Results, quick: bool) -> None:
             gc.enable()
         r.add(f"scaling_ratio_1000_over_100{suffix}", round(seconds[1000] / seconds[100], 2),
               "x (linear = 10)" + (" (gc on)" if label else ""))
+    gc.disable()
+    try:
+        full = timed(lambda: _program_under_mocks(fleet_config(1000), short_traces=False), repeat=1)
+    finally:
+        gc.enable()
+    r.add("program_seconds_1000_nodes_full_traces", full,
+          "s (gc off, the SDK's whole-stack trace per resource: before components/stack_traces.py)")
     r.add("program_peak_mib_1000_nodes", _peak_rss_mib(1000), "MiB (peak RSS of a fresh process, gc off)")
     if not quick:
         tracemalloc.start()
@@ -350,6 +366,11 @@ KIT_METRICS = ("state_bytes_per_node", "checkpoint_bytes_per_node", "up_seconds_
 
 #: Sizes of the real-engine local-node runs (WSF_BENCH_KIT_NODES=100,300 to change them).
 KIT_NODES = tuple(int(n) for n in os.environ.get("WSF_BENCH_KIT_NODES", "100,1000").split(","))
+#: WSF_BENCH_SKIP_CHECKPOINTS=1: run the kit group's engine operations with PULUMI_SKIP_CHECKPOINTS=true.
+SKIP_CHECKPOINTS = os.environ.get("WSF_BENCH_SKIP_CHECKPOINTS", "") not in ("", "0")
+#: WSF_BENCH_KIT_STEPS=up,noop,kit,destroy: which operations after the first `up` run (the nodes are folders in a
+#: temporary directory, removed at the end either way).
+KIT_STEPS = set(os.environ.get("WSF_BENCH_KIT_STEPS", "up,noop,kit,destroy").split(","))
 
 
 def max_resource_script_lines() -> tuple[int, str]:
@@ -403,6 +424,31 @@ def _local_world(bin_dir: Path, nodes: int, work: Path):
     return project, stack
 
 
+def node_state_bytes(deployment: dict) -> tuple[dict[str, int], dict[str, int]]:
+    """Bytes of each node's resources in an exported checkpoint (compact JSON, as `len(json.dumps(...))`
+    counts them), and the same bytes by field: `<role>.<key>` for each top-level key of a resource, with
+    `inputs`/`outputs` split into their properties (`kit.outputs.stdout`, ...)."""
+    per_node: dict[str, int] = {}
+    fields: dict[str, int] = {}
+    for res in deployment.get("resources", []):
+        name = res["urn"].split("::")[-1]
+        parts = name.split("-")
+        if not name.startswith("fleet-pool-") or len(parts) < 5:
+            continue
+        node = "-".join(parts[3:5])
+        role = "bin" if parts[5:6] == ["bin"] else "-".join(parts[5:])
+        per_node[node] = per_node.get(node, 0) + len(json.dumps(res))
+        for key, value in res.items():
+            if key in ("inputs", "outputs") and isinstance(value, dict):
+                for prop, v in value.items():
+                    k = f"{role}.{key}.{prop}"
+                    fields[k] = fields.get(k, 0) + len(json.dumps({prop: v})) - 1
+            else:
+                k = f"{role}.{key}"
+                fields[k] = fields.get(k, 0) + len(json.dumps({key: value})) - 1
+    return per_node, fields
+
+
 def bench_kit(r: Results, quick: bool) -> None:
     """The node kit: script sizes; and under the real engine, `up` of 100 and 1000 local-transport nodes (each a
     folder with a containerd config, one binary, restart ':', manifests rendered to files), the checkpoint it
@@ -428,33 +474,32 @@ def bench_kit(r: Results, quick: bool) -> None:
         with worlds.on_path(bin_dir):
             for n in (100,) if quick else KIT_NODES:
                 project, stack = _local_world(bin_dir, n, work)
+                if SKIP_CHECKPOINTS:
+                    # the engine's opt-in: no checkpoint after each step, only the final state (README, "Scale")
+                    stack.workspace.env_vars.update(PULUMI_SKIP_CHECKPOINTS="true", PULUMI_EXPERIMENTAL="true")
                 os.chdir(project)  # the program resolves node roots and file: paths against its cwd
                 t0 = time.perf_counter()
-                result = stack.up(color="never")
+                progress = {"on_event": worlds.EventClock()} if os.environ.get("WSF_BENCH_PROGRESS") else {}
+                result = stack.up(color="never", **progress)
                 up_seconds[n] = time.perf_counter() - t0
                 assert result.summary.result == "succeeded"
                 r.add(f"up_seconds_{n}_local_nodes", up_seconds[n], f"s ({n * 4} resources)")
                 deployment = stack.export_stack().deployment
-                per_node: dict[str, int] = {}
-                traces = 0
-                for res in deployment.get("resources", []):
-                    parts = res["urn"].split("::")[-1].split("-")
-                    if res["urn"].split("::")[-1].startswith("fleet-pool-") and len(parts) >= 5:
-                        node = "-".join(parts[3:5])
-                        per_node[node] = per_node.get(node, 0) + len(json.dumps(res))
-                        traces += len(json.dumps(res.get("stackTrace", [])))
+                per_node, fields = node_state_bytes(deployment)
                 if n == 100:
                     r.add("state_bytes_per_node", round(sum(per_node.values()) / len(per_node)),
                           "bytes (the node's 4 resources in the checkpoint)")
-                    r.add("state_bytes_per_node_stack_traces", round(traces / len(per_node)),
-                          "bytes of it: the Python SDK's stackTrace of each registration")
+                    for field, size in sorted(fields.items(), key=lambda kv: -kv[1]):
+                        r.add(f"state_bytes_per_node_{field}", round(size / len(per_node)),
+                              "bytes of it (a field of the node's resources; kind.field)")
                     r.add("checkpoint_bytes_per_node", round(len(json.dumps(deployment)) / n),
                           "bytes (whole checkpoint / nodes)")
-                t0 = time.perf_counter()
-                noop = stack.up(color="never")
-                r.add(f"noop_up_seconds_{n}_local_nodes", time.perf_counter() - t0,
-                      f"s ({sum(v for k, v in noop.summary.resource_changes.items() if k != 'same')} changes)")
-                if n == 100:
+                if "noop" in KIT_STEPS:
+                    t0 = time.perf_counter()
+                    noop = stack.up(color="never")
+                    r.add(f"noop_up_seconds_{n}_local_nodes", time.perf_counter() - t0,
+                          f"s ({sum(v for k, v in noop.summary.resource_changes.items() if k != 'same')} changes)")
+                if n == 100 and "kit" in KIT_STEPS:
                     other = nodescript.kit_text() + "# the same kit, one comment longer\n"
                     real = nodescript.kit_text
                     nodescript.kit_text = lambda: other  # noqa: B023 (restored below)
@@ -470,7 +515,10 @@ def bench_kit(r: Results, quick: bool) -> None:
                     r.add("table_resources_changed_on_kit_change",
                           sum(1 for ln in changed.stdout.splitlines() if "-handlers" in ln and "update" in ln),
                           "handler tables (so 0 containerd restarts)")
-                stack.destroy(color="never")
+                if "destroy" in KIT_STEPS:
+                    t0 = time.perf_counter()
+                    stack.destroy(color="never")
+                    r.add(f"destroy_seconds_{n}_local_nodes", time.perf_counter() - t0, "s")
                 os.chdir(old_cwd)
             for n in up_seconds:
                 if n != 100 and 100 in up_seconds:

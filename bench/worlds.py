@@ -11,6 +11,7 @@ import http.server
 import os
 import ssl
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -109,6 +110,9 @@ class EventClock:
     which URNs it touched."""
 
     def __init__(self) -> None:
+        self.start = time.monotonic()
+        #: WSF_BENCH_PROGRESS=N: print to stderr how long the first N, 2N, ... resource steps took
+        self.progress = int(os.environ.get("WSF_BENCH_PROGRESS", "0") or 0)
         self.urns: dict[str, str] = {}  # urn -> op
         self.first_start: float | None = None
         self.last_done: float | None = None
@@ -120,6 +124,8 @@ class EventClock:
         pre, out = event.resource_pre_event, event.res_outputs_event
         if pre is not None:
             self.urns[pre.metadata.urn] = str(getattr(pre.metadata.op, "value", pre.metadata.op))
+            if self.progress and len(self.urns) % self.progress == 0:
+                print(f"# {len(self.urns)} resource steps after {now - self.start:.1f} s", file=sys.stderr, flush=True)
             if "command:remote:Command" in pre.metadata.type:
                 self.first_start = now if self.first_start is None else self.first_start
                 self.in_flight += 1

@@ -173,12 +173,15 @@ class Fleet:
 def run_program(main: Path) -> None:
     """A project's __main__.py exactly as `pulumi up` runs it (as an Automation API inline program: the
     Python language host cannot be built here), reading the stack's config."""
+    from components.stack_traces import keep_whole_stacks
+
     gc_was_on = gc.isenabled()
     try:
         runpy.run_path(str(main), run_name="__main__")
     finally:
         if gc_was_on:  # the program turns the cyclic GC off for its own short process, not for the test run
             gc.enable()
+        keep_whole_stacks()  # and shortens the SDK's stack traces for it (components/stack_traces.py)
 
 
 def _program() -> None:

@@ -1,5 +1,6 @@
-"""Faults against a real containerd 1.6 node: after each, the node's config is valid and loadable, containerd
-runs, and the original config is recoverable (uninstall gives back its exact bytes)."""
+"""Faults against real containerd nodes (Debian's 1.6, and 2.2 and 2.3 built from Go modules: config versions 2,
+3 and 4): after each, the node's config is valid and loadable, containerd runs, and the original config is
+recoverable (uninstall gives back its exact bytes)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from components.core import containerd, nodescript
+from components.core.flavors import FLAVORS
 from components.core.nodescript import install_script, uninstall_script
 
 from .helpers import debug_kit, install_kit, last_line, sample_node, snapshot
@@ -20,9 +22,15 @@ DAEMON_PATHS = ("var/lib/containerd", "run", "var/log", "opt")
 STATE = "var/lib/wasm-shim-fleet"
 
 
-@pytest.fixture
-def node(make_node, containerd1):
-    n = make_node("containerd-1", containerd1)
+#: containerd release -> (flavor, the session fixture that provides its binary)
+DAEMONS = {"1.6": ("containerd-1", "containerd1"), "2.2": ("containerd-2", "containerd2"),
+           "2.3": ("containerd-2", "containerd23")}
+
+
+@pytest.fixture(params=list(DAEMONS))
+def node(request, make_node):
+    flavor, binary = DAEMONS[request.param]
+    n = make_node(flavor, request.getfixturevalue(binary))
     n.original = n.seed()
     return n
 
@@ -40,7 +48,7 @@ def assert_recoverable(node, plan) -> None:
 
 
 def test_a_wrong_sha256_changes_nothing_at_all(node) -> None:
-    plan = sample_node("containerd-1", sha_override={"slight@1.2.3": "0" * 64})
+    plan = sample_node(node.flavor, sha_override={"slight@1.2.3": "0" * 64})
     before = snapshot(node.root, ignore=DAEMON_PATHS)
     pid, restarts = node.pid(), node.restarts()
     result = node.run(install_script(plan))
@@ -52,11 +60,11 @@ def test_a_wrong_sha256_changes_nothing_at_all(node) -> None:
     assert {p for p in set(after) - set(before) if not p.startswith(f"{STATE}/kit")} == {STATE, f"{STATE}/lock"}
     assert {k: after[k] for k in before} == before
     assert (node.pid(), node.restarts()) == (pid, restarts)
-    assert_recoverable(node, sample_node("containerd-1"))
+    assert_recoverable(node, sample_node(node.flavor))
 
 
 def test_a_failed_download_changes_nothing(node) -> None:
-    plan = sample_node("containerd-1", url_override={"spin@0.3.0": "https://127.0.0.1:9/nothing-listens-here"})
+    plan = sample_node(node.flavor, url_override={"spin@0.3.0": "https://127.0.0.1:9/nothing-listens-here"})
     result = node.run(install_script(plan))
     assert result.returncode == 1
     assert "download of https://127.0.0.1:9/nothing-listens-here failed" in result.stderr
@@ -67,7 +75,7 @@ def test_a_failed_download_changes_nothing(node) -> None:
 
 @pytest.mark.parametrize("step", [*nodescript.BINARY_STEPS, *nodescript.TABLE_STEPS])
 def test_an_install_killed_at_each_step_converges_when_re_run(node, step: str) -> None:
-    plan = sample_node("containerd-1")
+    plan = sample_node(node.flavor)
     killed = node.run(install_script(plan, kit=debug_kit(step)))
     assert killed.returncode in (-9, 137), killed.stderr
     node.dump_runtimes()  # whatever the step, the file on disk is a valid config
@@ -75,7 +83,8 @@ def test_an_install_killed_at_each_step_converges_when_re_run(node, step: str) -
     assert again.returncode == 0, again.stderr
     assert last_line(again.stdout) == "changed"
     assert {h: node.loaded_runtimes().get(h) for h in plan.handlers} == plan.handlers
-    assert node.config.read_bytes() == containerd.append_block(node.original.decode(), plan.handlers, 2).encode()
+    assert node.config.read_bytes() == containerd.append_block(node.original.decode(), plan.handlers,
+                                                               FLAVORS[node.flavor].config_version).encode()
     third = node.run(install_script(plan))
     assert (third.returncode, last_line(third.stdout)) == (0, "unchanged")
     assert not list(node.root.rglob("*.wsf-tmp"))
@@ -84,7 +93,7 @@ def test_an_install_killed_at_each_step_converges_when_re_run(node, step: str) -
 
 @pytest.mark.parametrize("step", nodescript.REMOVE_STEPS)
 def test_an_uninstall_killed_at_each_step_converges_when_re_run(node, step: str) -> None:
-    plan = sample_node("containerd-1")
+    plan = sample_node(node.flavor)
     assert node.run(install_script(plan)).returncode == 0
     install_kit(node.root, debug_kit(step))  # a kit that dies at `step`, selected
     killed = node.run(uninstall_script(plan))
@@ -100,7 +109,7 @@ def test_an_uninstall_killed_at_each_step_converges_when_re_run(node, step: str)
 
 
 def test_a_restart_that_fails_on_the_new_config_is_rolled_back(node) -> None:
-    plan = sample_node("containerd-1")
+    plan = sample_node(node.flavor)
     node.refuse_if = containerd.BEGIN  # this "containerd" will not start on a config holding our block
     restarts = node.restarts()
     result = node.run(install_script(plan))
@@ -117,7 +126,7 @@ def test_a_restart_that_fails_on_the_new_config_is_rolled_back(node) -> None:
 
 
 def test_a_containerd_that_does_not_come_back_is_rolled_back_and_reported(node) -> None:
-    plan = sample_node("containerd-1")
+    plan = sample_node(node.flavor)
     # A restart command that stops containerd and starts nothing (a broken unit, say).
     stop_only = f"kill $(cat '{node.root}/run/containerd-test-daemon.pid')"
     result = node.run(install_script(plan), restart=stop_only, env={"WSF_CONTAINERD_WAIT": "3"})
@@ -164,7 +173,7 @@ def fill(folder: Path) -> Path:
 
 
 def test_a_full_disk_under_the_binaries_fails_cleanly(node, tmpfs) -> None:
-    plan = sample_node("containerd-1")
+    plan = sample_node(node.flavor)
     bindir = tmpfs(node.root / "usr/local/bin", "64k")
     filler = fill(bindir)
     result = node.run(install_script(plan))
