@@ -41,15 +41,15 @@ echo "=== restart-containerd.sh: starting $CONTAINERD_BIN" >> "$log"
 "$CONTAINERD_BIN" --config "$cfg" </dev/null >>"$log" 2>&1 &
 pid=$!
 echo "$pid" > "$pidfile"
-i=0
-while [ $i -lt 150 ]; do
+# At most 60 s, each probe bounded (a containerd stuck at start accepts the connection and never answers).
+deadline=$(($(date +%s) + 60))
+while [ "$(date +%s)" -lt "$deadline" ]; do
     if ! alive "$pid"; then
         echo "containerd exited at start: $(tail -n 1 "$log")" >&2
         exit 1
     fi
-    if ctr --address "$sock" version >/dev/null 2>&1; then exit 0; fi
+    if timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then exit 0; fi
     sleep 0.2
-    i=$((i + 1))
 done
-echo "containerd did not answer on $sock within 30s" >&2
+echo "containerd did not answer on $sock within 60s; its log ends: $(tail -n 1 "$log")" >&2
 exit 1
