@@ -18,14 +18,13 @@ Tests run in order on one module-scoped fleet. Run: venv/bin/python -m pytest -m
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,17 +33,17 @@ import pytest
 from components.core import incluster
 from components.core.plan import plan_from_config
 from tests.e2e.cluster import Cluster, api_path
-from tests.e2e.conftest import PROJECT, run_program
+from tests.e2e.conftest import PROJECT
 from tests.e2e.engine import offline_stack
 from tests.harness import images
 from tests.harness.https import ArtifactServer
 from tests.harness.images import HELLO_LINE
-from tests.harness.kubelets import NodeSet, RealNode, host_snapshot, leftovers, real_nodes
+from tests.harness.kubelets import host_snapshot, leftovers, real_nodes
 from tests.harness.nodes import RESTART, become_subreaper, reap_children
 from tests.harness.runner_image import build_runner_image
 from tests.harness.workloads import spread_deployment
 
-from .conftest import MEMBER, REPO, SHIM, VERSIONS
+from .conftest import MEMBER, REPO, SHIM, VERSIONS, World, _program
 
 pytestmark = pytest.mark.nodes
 
@@ -53,23 +52,15 @@ NS = incluster.DEFAULT_NAMESPACE
 STATE = "var/lib/wasm-shim-fleet"
 
 
-@dataclass
-class Fleet:
-    cluster: Cluster
-    nodes: NodeSet
-    server: ArtifactServer
-    dist: Path
-    stack: Any
-    work: Path
+@dataclass(kw_only=True)
+class Fleet(World):
+    """The nodes tier's world (tests/nodes/conftest.py), with the runner image and the stack's own kubeconfig."""
+
     runner: str
     #: each node's containerd config as the node had it before the program ran (destroy must give it back)
     originals: dict[str, bytes]
     #: the stack's kubeconfig: the user `wasm-shim-fleet`, with exactly the rights of deploy/rbac.yaml
     kubeconfig: Path
-    applied: dict[str, Any] = field(default_factory=dict, repr=False)
-
-    def node(self, label: str) -> RealNode:
-        return self.nodes[label]
 
     def catalog(self, wrong: frozenset[str] = frozenset()) -> dict:
         entries = []
@@ -101,17 +92,6 @@ class Fleet:
                 "ssh": {"user": "root", "port": 22, "privateKey": self.node("b").host.key_file.read_text()},
                 "kubernetes": {"kubeconfig": str(self.kubeconfig), "runnerImage": self.runner}}
 
-    def set_config(self, raw: dict[str, Any]) -> None:
-        import pulumi.automation as auto
-
-        values = {f"{PROJECT}:{k}": auto.ConfigValue(json.dumps(v), secret=(k == "ssh")) for k, v in raw.items()}
-        self.stack.set_all_config(values)
-        self.applied = raw
-
-    def labels(self, label: str) -> dict[str, str]:
-        node = self.cluster.get(api_path("v1", "nodes", name=self.node(label).name))
-        return {k: v for k, v in node["metadata"].get("labels", {}).items() if k.startswith("wasmtime-")}
-
     def runner_pods(self) -> list[dict]:
         """Every pod the runner made, in any namespace."""
         sel = f"{incluster.MANAGED_BY[0]}={incluster.MANAGED_BY[1]}"
@@ -123,10 +103,6 @@ class Fleet:
     def restarts(self, label: str) -> int:
         log = self.node(label).root / "var/log/restarts"
         return len(log.read_text().splitlines()) if log.exists() else 0
-
-
-def _program() -> None:
-    run_program(REPO / "__main__.py")
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +126,8 @@ def fleet(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bin
                 assert [n.label for n in nodes.nodes.values() if n.host is not None] == ["b"]
                 kubeconfig = limited_kubeconfig(cluster, work)
                 stack = offline_stack(toolchain_bin, work, PROJECT, "incluster", _program)
-                f = Fleet(cluster, nodes, server, shim_dist, stack, work, runner, originals, kubeconfig)
+                f = Fleet(cluster=cluster, nodes=nodes, server=server, dist=shim_dist, stack=stack, work=work,
+                          runner=runner, originals=originals, kubeconfig=kubeconfig)
                 try:
                     yield f
                 finally:
