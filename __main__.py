@@ -46,7 +46,7 @@ def read_config() -> tuple[dict, set[str], list[Problem]]:
 # would walk the Pulumi SDK's live futures and outputs again and again (about 6 s of 15 s at 1000 nodes,
 # bench/RESULTS.md) without finding garbage worth it; peak memory is the same without it.
 gc.disable()
-# Each registration's stack trace: the program's own frames, not the whole stack (components/stack_traces.py):
+# Each registration's stack trace: the line that built the resource, not the whole stack (components/stack_traces.py):
 # ~2 KB less state per resource, and less time per registration.
 keep_program_frames()
 

@@ -125,6 +125,45 @@ def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
     return Counter.count
 
 
+def _sdk_floor_seconds(resources: int) -> float:
+    """Seconds for the Pulumi SDK alone to register `resources` pulumi-command `local.Command`s with two 500-byte
+    scripts each, under the same mocks, in groups of 5 chained by depends_on like a node's resources: the cost
+    of a resource that no code of the project can lower (no plan, no scripts, no components but one parent)."""
+    import pulumi
+    import pulumi_command as command
+
+    class Null(pulumi.runtime.Mocks):
+        def new_resource(self, args):
+            return [f"{args.name}-id", {}]
+
+        def call(self, args):
+            return {}
+
+    pulumi.runtime.set_mocks(Null(), preview=False)
+    create, delete = "echo " + "c" * 495, "echo " + "d" * 495
+
+    @pulumi.runtime.test
+    def program():
+        parent = pulumi.ComponentResource("bench:index:Floor", "floor")
+        last = None
+        for i in range(resources):
+            deps = [last] if last is not None and i % 5 else None
+            last = command.local.Command(f"r{i}", create=create, delete=delete, interpreter=["/bin/sh", "-c"],
+                                         opts=pulumi.ResourceOptions(parent=parent, depends_on=deps))
+        return parent.urn
+
+    from components.stack_traces import keep_program_frames, keep_whole_stacks
+
+    keep_program_frames()
+    t0 = time.perf_counter()
+    try:
+        program()
+    finally:
+        keep_whole_stacks()
+        pulumi.runtime.settings.reset_options()
+    return time.perf_counter() - t0
+
+
 def _peak_rss_mib(nodes: int) -> float:
     """Peak resident memory of a fresh interpreter that evaluates the program under mocks for `nodes` nodes."""
     code = ("import gc, resource, sys; gc.disable(); sys.path.insert(0, sys.argv[1]); import run; "
@@ -165,6 +204,13 @@ def bench_program(r: Results, quick: bool) -> None:
         gc.enable()
     r.add("program_seconds_1000_nodes_full_traces", full,
           "s (gc off, the SDK's whole-stack trace per resource: before components/stack_traces.py)")
+    gc.disable()
+    try:
+        floor = min(_sdk_floor_seconds(5000) for _ in range(1 if quick else 2))
+    finally:
+        gc.enable()
+    r.add("sdk_floor_ms_per_command_resource", round(floor / 5, 3),
+          "ms (gc off): the SDK alone, 5 000 pulumi-command Commands under the same mocks, no project code")
     r.add("program_peak_mib_1000_nodes", _peak_rss_mib(1000), "MiB (peak RSS of a fresh process, gc off)")
     if not quick:
         tracemalloc.start()

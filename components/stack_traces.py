@@ -1,4 +1,4 @@
-"""Short resource stack traces: the program's own frames instead of the whole Python stack.
+"""Short resource stack traces: the frame that built the resource instead of the whole Python stack.
 
 With every resource registration the Pulumi Python SDK (pulumi 3.272, `pulumi/runtime/resource.py`,
 `_get_stack_trace`) sends the whole call stack below the resource's constructor: the program's frames, then
@@ -7,11 +7,12 @@ the language host's, runpy's and asyncio's, ~15-25 frames. The engine keeps that
 engine has a setting that turns it off, and capturing it (`traceback.extract_stack`, which reads every
 frame's source line) is one of the SDK's larger per-resource costs.
 
-`keep_program_frames()` replaces that function with one that selects the same frames the same way (below
-the resource's own constructor, where the SDK starts) and keeps them only while they are the program's own:
-it stops at the first frame in the Pulumi SDK or the Python standard library (the code that ran the
-program), and after MAX_FRAMES. The first frame, and so `sourcePosition`, is what the SDK would send.
-On a fleet's node resources this turns ~2.4 KB of state per resource into ~0.4 KB.
+`keep_program_frames()` replaces that function with one that finds the same first frame the same way (below
+the resource's own constructor, where the SDK starts) and sends that frame alone, when it is the program's
+own (not in the Pulumi SDK or the Python standard library): the line that built the resource. The SDK
+derives `sourcePosition` from that first frame, so it stays what the SDK would send; what is dropped are the
+callers below it (the program's, then the language host's, runpy's and asyncio's). On a fleet's node
+resources this turns ~2.4 KB of state per resource into ~0.1 KB (a URI and a line).
 
 The program's entry point (`__main__.py`) calls it, like `gc.disable()`: a setting of this short-lived
 process, not of the components, which a program of your own may use without it.
@@ -29,9 +30,6 @@ import pulumi
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime.proto import source_pb2
 
-#: At most this many frames per resource (a program that builds resources deep in its own calls keeps the
-#: innermost ones).
-MAX_FRAMES = 10
 
 #: The SDK's own function, as imported (to compare with, and to put back).
 SDK_STACK_TRACE = getattr(sdk_resource, "_get_stack_trace", None)
@@ -58,9 +56,8 @@ def _outside_program(filename: str) -> bool:
 
 
 def program_stack_trace() -> source_pb2.StackTrace:
-    """The program's frames of the current stack, innermost first, as the SDK's `_get_stack_trace` would
-    start them: below the third `__init__` frame from the top (Resource, Custom/ComponentResource, the
-    resource's own class)."""
+    """The first frame the SDK's `_get_stack_trace` would send, alone: the one below the third `__init__` frame
+    from the top (Resource, Custom/ComponentResource, the resource's own class), if it is the program's."""
     frame = sys._getframe(1)  # noqa: SLF001 (walking frames is what the SDK's traceback.extract_stack does)
     inits = 0
     while frame is not None:
@@ -71,17 +68,12 @@ def program_stack_trace() -> source_pb2.StackTrace:
         frame = frame.f_back
     if frame is None or frame.f_back is None:
         return source_pb2.StackTrace()
-    frames = []
     frame = frame.f_back
-    while frame is not None and len(frames) < MAX_FRAMES:
-        filename = frame.f_code.co_filename
-        if _outside_program(filename):
-            break
-        uri = _position_uri(filename)
-        pc = source_pb2.SourcePosition(uri=uri, line=frame.f_lineno) if uri is not None else None
-        frames.append(source_pb2.StackFrame(pc=pc))
-        frame = frame.f_back
-    return source_pb2.StackTrace(frames=frames)
+    if _outside_program(frame.f_code.co_filename):
+        return source_pb2.StackTrace()
+    uri = _position_uri(frame.f_code.co_filename)
+    pc = source_pb2.SourcePosition(uri=uri, line=frame.f_lineno) if uri is not None else None
+    return source_pb2.StackTrace(frames=[source_pb2.StackFrame(pc=pc)])
 
 
 def keep_program_frames() -> bool:

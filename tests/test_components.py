@@ -6,6 +6,8 @@ components.core.kit_graph (the same data the components are built from) and prov
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -158,15 +160,14 @@ def test_local_transport_uses_local_commands_under_the_project(mocks):
     assert mocks.of_type(COMMAND_REMOTE) == {}
     commands = mocks.of_type(COMMAND_LOCAL)
     table = commands["fleet-dev-dev-node-handlers"].inputs
-    assert "if [ -z \"${WSF_NODE_ROOT:-}\" ]; then WSF_NODE_ROOT='/srv/project/nodes/dev-node'; fi" in table["create"]
-    assert "if [ -z \"${WSF_RESTART:-}\" ]; then WSF_RESTART=':'; fi" in table["create"]
+    assert "set -eu; WSF_NODE_ROOT=${WSF_NODE_ROOT:-'/srv/project/nodes/dev-node'} WSF_RESTART=${WSF_RESTART:-':'}\n" in table["create"]
     assert "environment" not in table
     assert table["interpreter"] == ["/bin/sh", "-c"]
     kit = commands["fleet-dev-dev-node-kit"].inputs["create"]
     sha = nodescript.kit_sha256()
-    assert f"cp '{kit_stage_dir(sha)}/kit/{sha}/wsf.sh'" in kit
+    assert f"s={sha};" in kit and f"cp '{os.path.dirname(kit_stage_dir(sha))}'\"/$s/kit/$s/wsf.sh\" \"$t\"" in kit
     assert (Path(kit_stage_dir(sha)) / "kit" / sha / "wsf.sh").read_text() == nodescript.kit_text()
-    assert "local node: start from" not in table["create"]  # no seedConfig: nothing is copied
+    assert "cp " not in table["create"]  # no seedConfig: nothing is copied
 
 
 def test_a_local_pool_can_name_its_own_restart_command(mocks):
@@ -174,7 +175,7 @@ def test_a_local_pool_can_name_its_own_restart_command(mocks):
                 versions=("1.2.3",))
     run(raw)
     create = mocks.of_type(COMMAND_LOCAL)["fleet-lab-lab-node-handlers"].inputs["create"]
-    assert "WSF_RESTART='touch restarted'" in create
+    assert "WSF_RESTART=${WSF_RESTART:-'touch restarted'}" in create
 
 
 def test_local_node_with_a_seed_config_copies_it_only_when_the_node_has_none(mocks):
@@ -182,9 +183,8 @@ def test_local_node_with_a_seed_config_copies_it_only_when_the_node_has_none(moc
                 versions=("1.2.3",))
     run(raw)
     create = mocks.of_type(COMMAND_LOCAL)["fleet-dev-dev-node-handlers"].inputs["create"]
-    target = "\"${WSF_NODE_ROOT%/}\"'/etc/containerd/config.toml'"
-    assert (f"if [ ! -e {target} ]; then mkdir -p \"$(dirname {target})\" && cp '/srv/project/seed/config.toml' "
-            f"{target}; fi") in create
+    assert "c=\"${WSF_NODE_ROOT%/}\"'/etc/containerd/config.toml'" in create
+    assert "[ -e \"$c\" ] || { mkdir -p \"${c%/*}\" && cp '/srv/project/seed/config.toml' \"$c\"; }" in create
 
 
 def test_adding_a_pool_is_purely_additive(mocks):
@@ -220,8 +220,9 @@ def test_node_graph_orders_kit_then_binaries_then_handler_table_then_labels(test
     graph = {g.name: g for g in node_resources("fleet-c", plan.node("node-c"))}
     assert list(graph)[0] == "fleet-c-node-c-kit" and graph["fleet-c-node-c-kit"].depends_on == ()
     table = graph["fleet-c-node-c-handlers"]
+    # after every binary, and so after the kit (each binary follows it); a URN fewer in every node's state
     assert sorted(table.depends_on) == ["fleet-c-node-c-bin-containerd-shim-slight-v1-2-3-v1",
-                                        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-4-v1", "fleet-c-node-c-kit"]
+                                        "fleet-c-node-c-bin-containerd-shim-slight-v1-2-4-v1"]
     for name, g in graph.items():
         if g.role == "binary":
             assert g.depends_on == ("fleet-c-node-c-kit",), name
@@ -297,3 +298,10 @@ def test_an_in_cluster_pool_runs_the_ssh_scripts_through_the_runner_after_its_na
     # the ssh pool beside it is unchanged
     assert "fleet-s-node-s-handlers" in mocks.of_type(COMMAND_REMOTE)
     assert sorted(mocks.of_type(COPY_TO_REMOTE)) == ["fleet-s-node-s-kit"]
+
+
+def test_a_node_without_binaries_orders_its_handler_table_after_the_kit(test_plan_stack):
+    _, plan = plan_from_config(test_plan_stack)
+    bare = dataclasses.replace(plan.node("node-c"), binaries={}, handlers={})
+    graph = {g.name: g for g in node_resources("fleet-c", bare)}
+    assert graph["fleet-c-node-c-handlers"].depends_on == ("fleet-c-node-c-kit",)

@@ -170,8 +170,8 @@ def test_a_layout_of_your_own_is_checked_and_defined_in_the_nodes_scripts(mocks)
     table = mocks.of_type(COMMAND_REMOTE)["shims-node-a-handlers"].inputs["create"]
     assert "        lab-containerd) FLAVOR=lab-containerd CONFIG_VERSION=2" in table
     assert "CONFIG_PATH='/opt/lab/containerd.toml'" in table and "wsf 1 lab-containerd apply-table" in table
-    assert "WSF_RESTART='systemctl restart lab-containerd'" in table
-    assert table.index(". \"$k/$WSF_KIT/wsf.sh\"") < table.index("wsf_flavor() {")  # defined after the kit
+    assert "WSF_RESTART=${WSF_RESTART:-'systemctl restart lab-containerd'}" in table
+    assert table.index(". \"$d/kit/$WSF_KIT/wsf.sh\"") < table.index("wsf_flavor() {")  # defined after the kit
 
     broken = ContainerdLayout(name="containerd-1", config_version=5, config_path="etc/x", template=False,
                               restart="", loaded_config_path="/x/../y", socket="/run/s")

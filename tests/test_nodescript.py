@@ -460,7 +460,7 @@ def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path
                 assert script in text
     # relative file: URLs, node roots and seed configs resolve against the stack file's folder
     assert f"file://{tmp_path}/artifacts/spin" in text and "file:artifacts" not in text
-    assert f"WSF_NODE_ROOT='{tmp_path}/nodes/node-a'" in text and f"'{tmp_path}/seed/config.toml'" in text
+    assert f"WSF_NODE_ROOT=${{WSF_NODE_ROOT:-'{tmp_path}/nodes/node-a'}}" in text and f"'{tmp_path}/seed/config.toml'" in text
     text = text.replace(kit_stage_dir(nodescript.kit_sha256()), "~/.cache/wasm-shim-fleet/kit-stage/<kit sha256>")
     golden(GOLDEN_SCRIPTS / "node-script-resources.txt",
            text.replace(str(tmp_path), "/srv/project").replace(nodescript.kit_sha256(), "<kit sha256>"))
@@ -537,8 +537,14 @@ def test_a_missing_or_altered_kit_fails_truthfully_and_changes_nothing(tmp_path:
     for script in (nodescript.apply_table_script(node), nodescript.remove_table_script(node)):
         result = run_script(script, tmp_path, path=path)
         assert result.returncode == 1
-        assert "no node kit" in result.stderr and f"(selected: {sha})" in result.stderr
+        assert "error: no valid node kit in " in result.stderr and "(pulumi up delivers it)" in result.stderr
         assert len(result.stderr.strip().splitlines()) == 1
+    assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap
+    shutil.rmtree(kit.parent)  # missing: the same one line (no shell message about the file it cannot open)
+    snap = snapshot(tmp_path, ignore=("minimal-bin",))
+    result = run_script(nodescript.apply_table_script(node), tmp_path, path=path)
+    assert result.returncode == 1 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "error: no valid node kit in " in result.stderr
     assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap
 
 

@@ -73,7 +73,7 @@ def test_the_example_installs_on_the_machines_it_makes_through_their_outputs(eng
         assert conn["privateKey"] == f"login key of {node}"  # each machine's own login: credentials per node
         kit = engine.of_type(COPY_TO_REMOTE)[f"shims-{node}-kit"]
         assert secret(kit.inputs["connection"])["port"] == conn["port"]
-        assert "WSF_RESTART=':'" in commands[f"shims-{node}-handlers"].inputs["create"]
+        assert "WSF_RESTART=${WSF_RESTART:-':'}" in commands[f"shims-{node}-handlers"].inputs["create"]
     assert set(engine.of_type(NODE_PATCH)) == {"shims-node-a-labels", "shims-node-b-labels"}
     assert out["names"] == ["wasmtime-slight", "wasmtime-slight-v1", "wasmtime-slight-v1-2",
                             "wasmtime-slight-v1-2-4"]

@@ -127,8 +127,9 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
         out.append(NodeResource(binary_resource(pool_component, node, b.name), "binary", (kit_res.name,),
                                 create=nodescript.install_binary_script(node, b, root),
                                 delete=nodescript.remove_binary_script(node, b, root), binary=b.name))
+    # After the binaries (and so after the kit, which each of them follows); on a node with none, after the kit.
     handlers = NodeResource(handlers_resource(pool_component, node), "handlers",
-                            (kit_res.name, *(r.name for r in out[1:])),
+                            tuple(r.name for r in out[1:]) or (kit_res.name,),
                             create=nodescript.apply_table_script(node, root, seed),
                             delete=nodescript.remove_table_script(node, root))
     if not verify:

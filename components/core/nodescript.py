@@ -153,28 +153,26 @@ def _root(node: NodePlan, root: str | None) -> str:
 def _script(node: NodePlan, what: str, call: str, root: str | None, *, restart: bool = False,
             leftovers: tuple[str, ...] = (), before: str = "") -> str:
     """A resource script: its defaults, the check of the node's selected kit, then one call of the kit.
-    `leftovers` (removals): the files that show something is left to remove; with no valid kit and none of
-    them, a removal has nothing to do (a new or reimaged node, or one already cleaned up) and succeeds.
-    Kept short: every resource keeps its texts twice in the stack's state (inputs and outputs)."""
-    lines = ["#!/bin/sh", f"# wasm-shim-fleet: {what} on node {node.name} (pool {node.pool}), by the node kit",
-             "set -eu",
-             f'if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi']
+    `leftovers` (removals): the files (shell words, "$d" is the state folder) that show something is left to
+    remove; with no valid kit and none of them, a removal has nothing to do (a new or reimaged node, or one
+    already cleaned up) and succeeds.
+    Kept short: every resource keeps its texts twice in the stack's state (inputs and outputs), so the common
+    lines are terse and name the kit's folder once."""
+    defaults = f"WSF_NODE_ROOT=${{WSF_NODE_ROOT:-{shq(_root(node, root))}}}"
     if restart:
-        lines.append(f'if [ -z "${{WSF_RESTART:-}}" ]; then WSF_RESTART={shq(restart_command(node))}; fi')
-    lines.append(f'k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; WSF_KIT=$(cat "$k/selected" 2>/dev/null) || WSF_KIT=none')
-    check = f'[ "$(sha256sum < "$k/$WSF_KIT/{KIT_NAME}" 2>/dev/null | cut -c1-64)" = "$WSF_KIT" ] || {{'
-    fail = ('echo "wasm-shim-fleet: error: no node kit in $k matches its sha256 (selected: $WSF_KIT); '
-            'deliver it: pulumi up"')
+        defaults += f" WSF_RESTART=${{WSF_RESTART:-{shq(restart_command(node))}}}"
+    lines = [f"# wasm-shim-fleet: {what} on node {node.name}", f"set -eu; {defaults}",
+             f'd=${{WSF_NODE_ROOT%/}}{STATE_DIR}; WSF_KIT=$(cat "$d/kit/selected" 2>/dev/null) || WSF_KIT=-']
+    check = f'[ "$(sha256sum 2>/dev/null <"$d/kit/$WSF_KIT/{KIT_NAME}")" = "$WSF_KIT  -" ] || {{'
+    fail = 'echo "wasm-shim-fleet: error: no valid node kit in $d/kit (pulumi up delivers it)"'
     if leftovers:
         lines += [check,
-                  f"    for f in {' '.join(shq(p) for p in leftovers)}; do",
-                  f'        [ ! -e "${{WSF_NODE_ROOT%/}}$f" ] || {{ {fail} >&2; exit 1; }}',
-                  "    done",
-                  '    echo "wasm-shim-fleet: no node kit, and nothing of this left to remove"; echo unchanged; exit 0',
-                  "}"]
+                  f"    for f in {' '.join(leftovers)}; do",
+                  f'        [ ! -e "$f" ] || {{ {fail} >&2; exit 1; }}; done',
+                  '    echo "wasm-shim-fleet: nothing to remove (no node kit)"; echo unchanged; exit 0; }']
     else:
         lines.append(f"{check} {fail} >&2; exit 1; }}")
-    lines += [before + f'. "$k/$WSF_KIT/{KIT_NAME}"', call]
+    lines += [before + f'. "$d/kit/$WSF_KIT/{KIT_NAME}"', call]
     return "\n".join(lines) + "\n"
 
 
@@ -192,7 +190,7 @@ def _call(node: NodePlan, verb: str, *values: str, sep: str = " ") -> str:
 #: a binary install command, by which the policy pack finds them (install_binary_call).
 INSTALL_BINARY = "install-binary"
 _CALL = re.compile(rf"^wsf [0-9]+ [a-z0-9-]+ {INSTALL_BINARY}((?:[^\n]*\\\n)*[^\n]*)$", re.M)
-_HEADER = re.compile(r"^# wasm-shim-fleet: install (\S+) \(.*\) on node (\S+) \(pool ", re.M)
+_HEADER = re.compile(r"^# wasm-shim-fleet: install \S+ on node (\S+)$", re.M)
 
 
 @dataclass(frozen=True)
@@ -221,13 +219,13 @@ def install_binary_call(script: str) -> InstallCall | None:
         return None
     name, url, sha, member, *probe = values
     header = _HEADER.search(script)
-    node = header.group(2) if header and header.group(1) == name else None
+    node = header.group(1) if header else None
     return InstallCall(name, url, sha, member, probe[0] if probe else "none", node)
 
 
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
-    return _script(node, f"install {binary.name} ({binary.release})",
+    return _script(node, f"install {binary.release}",
                    _call(node, INSTALL_BINARY, binary.name, binary.url, binary.sha256, binary.member or "",
                          binary.probe, sep=" \\\n    "), root)
 
@@ -235,9 +233,10 @@ def install_binary_script(node: NodePlan, binary: Binary, root: str | None = Non
 def remove_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Remove one shim binary; the kit refuses while the node's config still names its runtime_type."""
     handler = binary.name[len("containerd-shim-"):-len("-v1")]
-    return _script(node, f"remove {binary.name} ({binary.release})",
+    return _script(node, f"remove {binary.release}",
                    _call(node, "remove-binary", binary.name, naming.runtime_type(handler)), root,
-                   leftovers=(f"/usr/local/bin/{binary.name}", f"{STATE_DIR}/binaries/{binary.name}.sha256"))
+                   leftovers=(f'"${{WSF_NODE_ROOT%/}}"{shq("/usr/local/bin/" + binary.name)}',
+                              f'"$d"/binaries/{shq(binary.name + ".sha256")}'))
 
 
 def apply_table_script(node: NodePlan, root: str | None = None, seed: str | None = None) -> str:
@@ -246,9 +245,8 @@ def apply_table_script(node: NodePlan, root: str | None = None, seed: str | None
     node root first when it has none."""
     before = ""
     if seed is not None:
-        target = f'"${{WSF_NODE_ROOT%/}}"{shq(node.containerd.config_path)}'
-        before = (f"# local node: start from {seed} when the node root has no containerd config\n"
-                  f'if [ ! -e {target} ]; then mkdir -p "$(dirname {target})" && cp {shq(seed)} {target}; fi\n')
+        before = (f'c="${{WSF_NODE_ROOT%/}}"{shq(node.containerd.config_path)}\n'
+                  f'[ -e "$c" ] || {{ mkdir -p "${{c%/*}}" && cp {shq(seed)} "$c"; }}\n')
     pairs = [f"{h}={t}" for h, t in node.handlers.items()]
     what = "write the containerd handler table" if pairs else "remove the containerd handler table (no handler left)"
     return _script(node, what, _call(node, "apply-table", *pairs, sep=" \\\n    "), root, restart=True,
@@ -258,24 +256,20 @@ def apply_table_script(node: NodePlan, root: str | None = None, seed: str | None
 def remove_table_script(node: NodePlan, root: str | None = None) -> str:
     """Remove the managed block, restoring the config's original bytes, and restart containerd once."""
     return _script(node, "remove the containerd handler table", _call(node, "remove-table"), root, restart=True,
-                   leftovers=tuple(f"{STATE_DIR}/{f}" for f in ("table.sha256", "config.orig", "config.prev",
-                                                                "config.prev.absent")))
+                   leftovers=('"$d"/table.sha256', '"$d"/config.orig', '"$d"/config.prev*'))
 
 
 # ---------------------------------------------------------------------------------- kit delivery
 def _kit_install(node: NodePlan, root: str | None, sha: str, source: str) -> str:
     """A script that puts the kit in kit/<sha>/, checks its sha256 and selects it. `source`: shell lines that
     write the kit to "$t"."""
-    return f"""#!/bin/sh
-# wasm-shim-fleet: deliver the node kit to node {node.name} (pool {node.pool}): checked, then selected
-set -eu
-if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi
+    return f"""# wasm-shim-fleet: deliver the node kit to node {node.name}: checked, then selected
+set -eu; WSF_NODE_ROOT=${{WSF_NODE_ROOT:-{shq(_root(node, root))}}}
 k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; s={sha}; mkdir -p "$k/$s"; t=$k/$s/.{KIT_NAME}.wsf-tmp
-{source}if [ "$(sha256sum < "$t" | cut -c1-64)" != "$s" ]; then
-    rm -f "$t"; echo "wasm-shim-fleet: error: the kit's sha256 is not $s; nothing was changed" >&2; exit 1
-fi
+{source}[ "$(sha256sum <"$t")" = "$s  -" ] || {{
+    rm -f "$t"; echo "wasm-shim-fleet: error: the kit's sha256 is not $s; nothing was changed" >&2; exit 1; }}
 mv -f "$t" "$k/$s/{KIT_NAME}"
-if [ "$(cat "$k/selected" 2>/dev/null || true)" = "$s" ]; then echo unchanged; exit 0; fi
+[ "$(cat "$k/selected" 2>/dev/null || true)" != "$s" ] || {{ echo unchanged; exit 0; }}
 echo "$s" > "$k/.selected.wsf-tmp" && mv -f "$k/.selected.wsf-tmp" "$k/selected"
 echo "wasm-shim-fleet: selected node kit $s"; echo changed
 """
@@ -284,7 +278,13 @@ echo "wasm-shim-fleet: selected node kit $s"; echo changed
 def kit_copy_script(node: NodePlan, kit_file: str, root: str | None = None, sha: str | None = None) -> str:
     """Deliver the kit by reference from a file this machine can read (local nodes)."""
     sha = sha or kit_sha256()
-    return _kit_install(node, root, sha, f"cp {shq(kit_file)} \"$t\"\n")
+    head, _, tail = kit_file.partition(f"/{sha}/")
+    tail = tail.replace(sha, "$s")
+    if tail and re.fullmatch(r"[A-Za-z0-9._/$-]+", tail):  # the staged copy, whose path names the sha256 ($s)
+        source = f'cp {shq(head)}"/$s/{tail}" "$t"\n'
+    else:
+        source = f"cp {shq(kit_file)} \"$t\"\n"
+    return _kit_install(node, root, sha, source)
 
 
 def kit_inline_script(node: NodePlan, root: str | None = None, text: str | None = None) -> str:
@@ -299,15 +299,13 @@ def kit_inline_script(node: NodePlan, root: str | None = None, text: str | None 
 def kit_remove_script(node: NodePlan, root: str | None = None) -> str:
     """Delete of a local node's kit resource: remove the kit once no binary or table of ours is left (a replaced
     kit resource leaves it to the kit that replaced it)."""
-    return f"""#!/bin/sh
-# wasm-shim-fleet: remove the node kit from node {node.name} once nothing of ours is left there
-set -eu
-if [ -z "${{WSF_NODE_ROOT:-}}" ]; then WSF_NODE_ROOT={shq(_root(node, root))}; fi
+    return f"""# wasm-shim-fleet: remove the node kit from node {node.name} when nothing of ours is left
+set -eu; WSF_NODE_ROOT=${{WSF_NODE_ROOT:-{shq(_root(node, root))}}}
 d=${{WSF_NODE_ROOT%/}}{STATE_DIR}
 for f in "$d"/binaries/*.sha256 "$d"/table.sha256 "$d"/config.prev*; do
-    if [ -e "$f" ]; then echo "wasm-shim-fleet: keeping the node kit: $f is still there"; echo unchanged; exit 0; fi
+    [ ! -e "$f" ] || {{ echo "wasm-shim-fleet: keeping the node kit: $f is still there"; echo unchanged; exit 0; }}
 done
-if [ ! -e "$d/kit" ]; then echo unchanged; exit 0; fi
+[ -e "$d/kit" ] || {{ echo unchanged; exit 0; }}
 rm -rf "$d/kit"; echo "wasm-shim-fleet: removed $d/kit"; echo changed
 """
 

@@ -116,7 +116,7 @@ def last_line(text: str) -> str:
 
 
 #: The kit's step marker, and the one of a debug kit that kills its own run at one step.
-STEP = 'step() {\n    say "$2"\n}\n'
+STEP = 'step() {\n    [ -z "${2:-}" ] || say "$2"\n}\n'
 
 
 def debug_kit(kill_at: str) -> str:
@@ -124,7 +124,7 @@ def debug_kit(kill_at: str) -> str:
     (to prove that a run interrupted there converges when re-run). Never sent by the program."""
     text = nodescript.kit_text()
     assert text.count(STEP) == 1, "the kit's step() changed: update tests/integration/helpers.py"
-    killing = f'step() {{\n    say "$2"\n    if [ "$1" = {nodescript.shq(kill_at)} ]; then kill -9 $$; fi\n}}\n'
+    killing = f'step() {{\n    [ -z "${{2:-}}" ] || say "$2"\n    if [ "$1" = {nodescript.shq(kill_at)} ]; then kill -9 $$; fi\n}}\n'
     return text.replace(STEP, killing)
 
 

@@ -88,10 +88,11 @@ ORIGINAL_PREFIX='# wasm-shim-fleet original: '
 say() { printf 'wasm-shim-fleet: %s\n' "$*"; }
 # One line on stderr, then exit 1: the caller (pulumi-command, an operator) sees the reason.
 die() { printf 'wasm-shim-fleet: error: %s\n' "$*" >&2; exit 1; }
-# Progress marker between the steps of a change: step <id> <message>. A run interrupted between any two
+# Progress marker between the steps of a change: step <id> [message]. A run interrupted between any two
 # steps converges when re-run (the fault tests prove it at every id, with a kit of their own that dies here).
+# Only steps with a message print: what is printed stays in the stack's state (pulumi-command keeps stdout).
 step() {
-    say "$2"
+    [ -z "${2:-}" ] || say "$2"
 }
 sha256_of() {
     wsf_h=$(sha256sum < "$1") || return 1
@@ -232,12 +233,12 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
     # Download and verify before anything on the node changes.
     ib_dl=$WORK/$ib_name.download
     fetch "$ib_url" "$ib_dl" || die "download of $ib_url failed: $(tail -n 1 "$WORK/fetch.err" 2>/dev/null)"
-    step binary-downloaded "downloaded"
+    step binary-downloaded
     ib_got=$(sha256_of "$ib_dl") || die "cannot read the download of $ib_url (disk full?)"
     if [ "$ib_got" != "$ib_want" ]; then
         die "sha256 mismatch for $ib_url: expected $ib_want, got $ib_got; nothing was changed"
     fi
-    step binary-verified "sha256 verified"
+    step binary-verified
     # Stage beside the target and rename: a running shim keeps its old inode (never 'text file busy').
     mkdir -p -- "$BIN" "$STATE/binaries" || die "cannot create $BIN"
     ib_tmp=$BIN/.$ib_name.wsf-tmp
@@ -254,15 +255,15 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
     chmod 0755 "$ib_tmp" || die "cannot chmod $ib_tmp"
     probe_binary "$ib_tmp" "$ib_name" "$ib_probe"
     ib_new=$(sha256_of "$ib_tmp") || die "cannot read $ib_tmp"
-    step binary-staged "staged"
+    step binary-staged
     if [ "$ib_have" = "$ib_new" ]; then
         rm -f -- "$ib_tmp"
     else
         mv -f -- "$ib_tmp" "$ib_dest" || die "cannot rename $ib_tmp to $ib_dest"
         CHANGED=1
-        say "installed $ib_dest"
+        say "installed $ib_dest (sha256 verified)"
     fi
-    step binary-installed "in place"
+    step binary-installed
     put_state "$ib_record" "$ib_want $ib_new"
 }
 # Run a staged shim binary with -v (probe version) before it replaces anything: a binary for another
@@ -755,9 +756,9 @@ apply_table() {
             validate_config "$at_new" "" install
         fi
         stage_config "$at_new"
-        step config-staged "staged the new config"
+        step config-staged
         save_prev
-        step config-saved "saved the current config"
+        step config-saved
         mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
         STAGED=
         CHANGED=1
@@ -768,7 +769,7 @@ apply_table() {
     step containerd-restarted "$RESTARTED"
     verify_loaded install || rollback "$RESTART_ERR"
     if [ "$WSF_RESTART" = ":" ]; then
-        step table-verified "$LOADED names every handler (containerd was not restarted)"
+        step table-verified "$LOADED names every handler"
     else
         step table-verified "containerd loaded every handler"
     fi
@@ -802,13 +803,13 @@ remove_table() {
         if [ "$rt_absent" = 1 ]; then
             step config-staged "the template holds nothing but our block: it goes"
             save_prev
-            step config-saved "saved the current config"
+            step config-saved
             rm -f -- "$CFG" || die "cannot remove $CFG"
         else
             stage_config "$rt_new"
-            step config-staged "staged the new config"
+            step config-staged
             save_prev
-            step config-saved "saved the current config"
+            step config-saved
             mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
             STAGED=
         fi
@@ -827,7 +828,7 @@ remove_table() {
     step containerd-restarted "$RESTARTED"
     verify_loaded remove || rollback "$RESTART_ERR"
     if [ "$WSF_RESTART" = ":" ]; then
-        step table-verified "$LOADED names none of our handlers (containerd was not restarted)"
+        step table-verified "$LOADED names none of our handlers"
     else
         step table-verified "containerd runs without our handlers"
     fi

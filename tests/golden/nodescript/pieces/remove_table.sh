@@ -1,14 +1,9 @@
-#!/bin/sh
-# wasm-shim-fleet: remove the containerd handler table on node node-a (pool pool-a), by the node kit
-set -eu
-if [ -z "${WSF_NODE_ROOT:-}" ]; then WSF_NODE_ROOT='/'; fi
-if [ -z "${WSF_RESTART:-}" ]; then WSF_RESTART='systemctl restart containerd'; fi
-k=${WSF_NODE_ROOT%/}/var/lib/wasm-shim-fleet/kit; WSF_KIT=$(cat "$k/selected" 2>/dev/null) || WSF_KIT=none
-[ "$(sha256sum < "$k/$WSF_KIT/wsf.sh" 2>/dev/null | cut -c1-64)" = "$WSF_KIT" ] || {
-    for f in '/var/lib/wasm-shim-fleet/table.sha256' '/var/lib/wasm-shim-fleet/config.orig' '/var/lib/wasm-shim-fleet/config.prev' '/var/lib/wasm-shim-fleet/config.prev.absent'; do
-        [ ! -e "${WSF_NODE_ROOT%/}$f" ] || { echo "wasm-shim-fleet: error: no node kit in $k matches its sha256 (selected: $WSF_KIT); deliver it: pulumi up" >&2; exit 1; }
-    done
-    echo "wasm-shim-fleet: no node kit, and nothing of this left to remove"; echo unchanged; exit 0
-}
-. "$k/$WSF_KIT/wsf.sh"
+# wasm-shim-fleet: remove the containerd handler table on node node-a
+set -eu; WSF_NODE_ROOT=${WSF_NODE_ROOT:-'/'} WSF_RESTART=${WSF_RESTART:-'systemctl restart containerd'}
+d=${WSF_NODE_ROOT%/}/var/lib/wasm-shim-fleet; WSF_KIT=$(cat "$d/kit/selected" 2>/dev/null) || WSF_KIT=-
+[ "$(sha256sum 2>/dev/null <"$d/kit/$WSF_KIT/wsf.sh")" = "$WSF_KIT  -" ] || {
+    for f in "$d"/table.sha256 "$d"/config.orig "$d"/config.prev*; do
+        [ ! -e "$f" ] || { echo "wasm-shim-fleet: error: no valid node kit in $d/kit (pulumi up delivers it)" >&2; exit 1; }; done
+    echo "wasm-shim-fleet: nothing to remove (no node kit)"; echo unchanged; exit 0; }
+. "$d/kit/$WSF_KIT/wsf.sh"
 wsf 1 containerd-1 remove-table
