@@ -30,7 +30,6 @@ import pulumi
 from pulumi.runtime import resource as sdk_resource
 from pulumi.runtime.proto import source_pb2
 
-
 #: The SDK's own function, as imported (to compare with, and to put back).
 SDK_STACK_TRACE = getattr(sdk_resource, "_get_stack_trace", None)
 

@@ -160,7 +160,8 @@ def test_local_transport_uses_local_commands_under_the_project(mocks):
     assert mocks.of_type(COMMAND_REMOTE) == {}
     commands = mocks.of_type(COMMAND_LOCAL)
     table = commands["fleet-dev-dev-node-handlers"].inputs
-    assert "set -eu; WSF_NODE_ROOT=${WSF_NODE_ROOT:-'/srv/project/nodes/dev-node'} WSF_RESTART=${WSF_RESTART:-':'}\n" in table["create"]
+    assert ("set -eu; WSF_NODE_ROOT=${WSF_NODE_ROOT:-'/srv/project/nodes/dev-node'} WSF_RESTART=${WSF_RESTART:-':'}\n"
+            in table["create"])
     assert "environment" not in table
     assert table["interpreter"] == ["/bin/sh", "-c"]
     kit = commands["fleet-dev-dev-node-kit"].inputs["create"]

@@ -124,7 +124,8 @@ def debug_kit(kill_at: str) -> str:
     (to prove that a run interrupted there converges when re-run). Never sent by the program."""
     text = nodescript.kit_text()
     assert text.count(STEP) == 1, "the kit's step() changed: update tests/integration/helpers.py"
-    killing = f'step() {{\n    [ -z "${{2:-}}" ] || say "$2"\n    if [ "$1" = {nodescript.shq(kill_at)} ]; then kill -9 $$; fi\n}}\n'
+    killing = (f'step() {{\n    [ -z "${{2:-}}" ] || say "$2"\n'
+               f'    if [ "$1" = {nodescript.shq(kill_at)} ]; then kill -9 $$; fi\n}}\n')
     return text.replace(STEP, killing)
 
 
