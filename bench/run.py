@@ -261,7 +261,7 @@ def bench_engine(r: Results, quick: bool) -> None:
             per_node = [sum(1 for u in clock.urns if u.split("::")[-1].startswith(f"fleet-{p['name']}-{nd['name']}-"))
                         for p in pools for nd in p["nodes"]]
             r.add("engine_resources_per_node", round(sum(per_node) / len(per_node), 2),
-                  "resources (kit + 2 binaries + handler table + label patch)")
+                  "resources (kit + 2 binaries + handler table + runtimeHandlers check + label patch)")
     except worlds.Unavailable as exc:
         _skip_all(r, ENGINE_METRICS, str(exc))
 
