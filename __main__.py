@@ -20,6 +20,7 @@ from components.deployed_state import read_deployed
 from components.fleet import ShimFleet, ShimFleetArgs
 from components.incluster import InCluster, runner_namespace
 from components.nodepool import Bastion, RuntimeHandlerCheck, SshConnection, SshCredentials
+from components.sdk_debug import drop_sdk_debug
 from components.stack_traces import keep_program_frames
 
 
@@ -49,6 +50,9 @@ gc.disable()
 # Each registration's stack trace: the line that built the resource, not the whole stack (components/stack_traces.py):
 # ~2 KB less state per resource, and less time per registration.
 keep_program_frames()
+# The SDK's ~4 debug messages per resource, each a blocking round trip to the engine that only `--debug`
+# shows (components/sdk_debug.py): not sent unless WSF_SDK_DEBUG=1.
+drop_sdk_debug()
 
 project_dir = os.getcwd()
 raw_config, secret_keys, key_problems = read_config()

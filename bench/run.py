@@ -270,10 +270,17 @@ def _skip_all(r: Results, metrics, reason: str) -> None:
 
 def bench_engine(r: Results, quick: bool) -> None:
     """`pulumi preview` of a fresh 100-node stack under the real engine (local backend), against a real
-    kube-apiserver with 100 kwok Nodes. Commands do not run in a preview, so no SSH host is needed."""
+    kube-apiserver with 100 kwok Nodes. Commands do not run in a preview, so no SSH host is needed.
+
+    The preview runs as `python -m components preview` runs it (components/run.py PREVIEW_ENV:
+    PULUMI_SKIP_CHECKPOINTS=true) and the program drops the SDK's debug messages (components/sdk_debug.py).
+    WSF_BENCH_ENGINE_CHECKPOINTS=1 runs it with the engine's default checkpoints instead, WSF_SDK_DEBUG=1 with
+    the SDK's debug messages (both: as before these settings)."""
     from bench import worlds
+    from components.run import PREVIEW_ENV
 
     n = int(os.environ.get("WSF_BENCH_ENGINE_NODES", "100"))
+    default_checkpoints = os.environ.get("WSF_BENCH_ENGINE_CHECKPOINTS", "") not in ("", "0")
     names = [f"node-{i}" for i in range(n)]
     try:
         bin_dir = worlds.toolchain()
@@ -288,6 +295,8 @@ def bench_engine(r: Results, quick: bool) -> None:
                                   for name in names[k:k + 10]]}
                 pools.append(pool)
             w.set_config(w.config(pools))
+            if not default_checkpoints:
+                w.stack.workspace.env_vars.update(PREVIEW_ENV)
             best, clock = float("inf"), None
             for _ in range(1 if quick else 2):
                 clock = worlds.EventClock()
@@ -298,7 +307,7 @@ def bench_engine(r: Results, quick: bool) -> None:
             per_node = [sum(1 for u in clock.urns if u.split("::")[-1].startswith(f"fleet-{p['name']}-{nd['name']}-"))
                         for p in pools for nd in p["nodes"]]
             r.add("engine_resources_per_node", round(sum(per_node) / len(per_node), 2),
-                  "resources (kit + 2 binaries + handler table + label patch)")
+                  "resources (kit + 2 binaries + handler table + runtimeHandlers check + label patch)")
     except worlds.Unavailable as exc:
         _skip_all(r, ENGINE_METRICS, str(exc))
 

@@ -9,6 +9,7 @@ import contextlib
 import functools
 import http.server
 import os
+import shutil
 import ssl
 import subprocess
 import sys
@@ -53,13 +54,31 @@ def world(bin_dir: Path, node_names: list[str], *, ssh_hosts: bool, host_env: di
 
     from tests.e2e.conftest import open_fleet
 
-    with on_path(bin_dir):
+    with on_path(bin_dir), engine_tmpdir():
         try:
             with open_fleet(bin_dir, node_names, ssh_hosts=ssh_hosts, host_env=host_env, stack_name="bench",
                             prefix="wsf-bench-") as fleet:
                 yield fleet
         except pytest.fail.Exception as exc:
             raise Unavailable(str(exc)) from None
+
+
+@contextlib.contextmanager
+def engine_tmpdir() -> Iterator[None]:
+    """TMPDIR of the engine runs (and their plugins) is a folder removed afterwards, as in the e2e tier: the
+    Kubernetes provider writes the kubeconfig it is given, client key included, to a temporary file it never
+    removes."""
+    tmp = tempfile.mkdtemp(prefix="wsf-bench-tmp-", dir="/tmp")
+    old = os.environ.get("TMPDIR")
+    os.environ["TMPDIR"] = tmp  # the Automation API passes os.environ on to the pulumi CLI
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("TMPDIR", None)
+        else:
+            os.environ["TMPDIR"] = old
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 class _Quiet(http.server.SimpleHTTPRequestHandler):

@@ -11,6 +11,8 @@ provider plugins. Settings:
   terminal, else the run stops with an error saying what to set;
 - no update check, no plugin download (`PULUMI_SKIP_UPDATE_CHECK`,
   `PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION`);
+- `preview` runs with `PULUMI_SKIP_CHECKPOINTS=true` (PREVIEW_ENV: a preview saves nothing, and without it
+  the engine serializes its whole in-memory state at every step);
 - the stack is created on first use inside `.state/workspace/`, from a copy of `Pulumi.<stack>.yaml`: the
   tracked stack file is read, never written (`pulumi stack init` would add `encryptionsalt` to it);
 - `python -m components export STACK` prints the stack's last deployment (`pulumi stack export`), which
@@ -46,6 +48,13 @@ _SECRETS_KEYS = re.compile(r"^(encryptionsalt|secretsprovider|encryptedkey):", r
 _SALT_LINE = re.compile(r"^encryptionsalt:.*$", re.M)
 
 EXIT_OK, EXIT_FAILED, EXIT_INPUT, EXIT_SETUP, EXIT_INTERRUPTED = 0, 1, 2, 3, 130
+
+#: What a preview runs with. A preview records nothing (both the file and the Cloud backend give it a
+#: snapshot persister that discards every save), yet pulumi 3.274 still serializes and checks its whole
+#: in-memory snapshot when each step starts and ends: a preview grows with steps x state, quadratic in the
+#: fleet (1 000 nodes: not done in 13 minutes; bench/RESULTS.md). With PULUMI_SKIP_CHECKPOINTS the engine
+#: does that once, at the end; for a preview nothing else changes, since no save is ever written.
+PREVIEW_ENV = {"PULUMI_SKIP_CHECKPOINTS": "true"}
 
 
 class Stop(Exception):
@@ -269,6 +278,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
         kwargs["continue_on_error"] = True
     if command == "preview" and as_json:
         kwargs["json"] = True
+    if command == "preview":
+        st.workspace.env_vars.update(PREVIEW_ENV)
 
     import pulumi.automation as auto
 

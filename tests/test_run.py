@@ -210,3 +210,34 @@ def test_in_a_terminal_without_a_passphrase_up_asks_for_one(tmp_path):
         proc.wait()
         os.close(main)
     assert b"PULUMI_CONFIG_PASSPHRASE skips this" in seen
+
+
+@pytest.mark.parametrize("command, skips", [("preview", True), ("up", False), ("destroy", False),
+                                            ("refresh", False)])
+def test_only_a_preview_runs_without_checkpoints(monkeypatch, command, skips):
+    """A preview saves nothing, so it runs with PULUMI_SKIP_CHECKPOINTS (the engine then serializes its
+    state once, not at every step); up, destroy and refresh keep a checkpoint after every step."""
+    from types import SimpleNamespace
+
+    from components.core.cli import build_parser
+
+    seen: dict[str, dict[str, str]] = {}
+
+    class Stack:
+        workspace = SimpleNamespace(env_vars={"PULUMI_BACKEND_URL": "file:///nowhere"})
+
+        def _result(self, name):
+            seen[name] = dict(self.workspace.env_vars)
+            summary = SimpleNamespace(resource_changes={"same": 1}, result="succeeded")
+            return SimpleNamespace(change_summary={"same": 1}, summary=summary, outputs={})
+
+        def __getattr__(self, name):
+            return lambda **kwargs: self._result(name)
+
+    monkeypatch.setattr(run, "check_plan", lambda path: None)
+    monkeypatch.setattr(run, "open_stack", lambda *a, **kw: Stack())
+    args = build_parser(run.add_engine_commands).parse_args([command, "dev"])
+    assert run.cmd_engine(args) == run.EXIT_OK
+    env = seen[command]
+    assert (env.get("PULUMI_SKIP_CHECKPOINTS") == "true") is skips, env
+    assert env["PULUMI_BACKEND_URL"] == "file:///nowhere"
