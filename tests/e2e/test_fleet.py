@@ -132,6 +132,9 @@ def _normalise(text: str, fleet: Fleet) -> str:
     text = text.replace(nodescript.kit_sha256(), "<kit-sha256>")
     text = re.sub(r"archive\(file:[0-9a-f]+\)", "archive(file:<hash>)", text)  # the staged kit's hash
     text = text.replace(str(REPO), "<repo>")  # the restart command names the checkout's own test script
+    # The engine cuts a long script line at a fixed width, so how much of it follows <repo> depends on how long
+    # the checkout's path is: keep the line up to <repo> only.
+    text = re.sub(r"<repo>[^\\\"]*\.\.\.(?=\\n)", "<repo>...", text)
     return "\n".join(line.rstrip() for line in text.splitlines() if line.strip()) + "\n"
 
 
