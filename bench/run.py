@@ -88,13 +88,12 @@ def bench_plan(r: Results, quick: bool) -> None:
 
 
 # --------------------------------------------------------------------------------------- program/mocks
-def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
-    """The fleet under mocks; `short_traces`: with the program's own stack traces, as __main__.py sets it
-    (components/stack_traces.py), else the SDK's whole-stack ones."""
+def _run_under_mocks(build: Callable[[], object], short_traces: bool = True) -> int:
+    """Run `build` (returns an Output or resource URN to wait for) as a Pulumi program under mocks that answer
+    every registration at once; returns how many resources it registered. `short_traces`: with the program's
+    own stack traces, as __main__.py sets it (components/stack_traces.py), else the SDK's whole-stack ones."""
     import pulumi
 
-    from components.fleet import ShimFleet, ShimFleetArgs
-    from components.nodepool import SshConnection
     from components.stack_traces import keep_program_frames, keep_whole_stacks
 
     class Counter(pulumi.runtime.Mocks):
@@ -108,21 +107,26 @@ def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
             return {}
 
     pulumi.runtime.set_mocks(Counter(), preview=False)
-
-    @pulumi.runtime.test
-    def program():
-        _, plan = plan_from_config(raw)
-        fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=SshConnection("root", 22, "k")))
-        return fleet.urn
-
     if short_traces:
         keep_program_frames()
     try:
-        program()
+        pulumi.runtime.test(build)()
     finally:
         keep_whole_stacks()
-    pulumi.runtime.settings.reset_options()
+        pulumi.runtime.settings.reset_options()
     return Counter.count
+
+
+def _program_under_mocks(raw: dict, short_traces: bool = True) -> int:
+    """The fleet under mocks (see _run_under_mocks)."""
+    from components.fleet import ShimFleet, ShimFleetArgs
+    from components.nodepool import SshConnection
+
+    def program():
+        _, plan = plan_from_config(raw)
+        return ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=SshConnection("root", 22, "k"))).urn
+
+    return _run_under_mocks(program, short_traces)
 
 
 def _sdk_floor_seconds(resources: int) -> float:
@@ -132,17 +136,8 @@ def _sdk_floor_seconds(resources: int) -> float:
     import pulumi
     import pulumi_command as command
 
-    class Null(pulumi.runtime.Mocks):
-        def new_resource(self, args):
-            return [f"{args.name}-id", {}]
-
-        def call(self, args):
-            return {}
-
-    pulumi.runtime.set_mocks(Null(), preview=False)
     create, delete = "echo " + "c" * 495, "echo " + "d" * 495
 
-    @pulumi.runtime.test
     def program():
         parent = pulumi.ComponentResource("bench:index:Floor", "floor")
         last = None
@@ -152,15 +147,8 @@ def _sdk_floor_seconds(resources: int) -> float:
                                          opts=pulumi.ResourceOptions(parent=parent, depends_on=deps))
         return parent.urn
 
-    from components.stack_traces import keep_program_frames, keep_whole_stacks
-
-    keep_program_frames()
     t0 = time.perf_counter()
-    try:
-        program()
-    finally:
-        keep_whole_stacks()
-        pulumi.runtime.settings.reset_options()
+    _run_under_mocks(program)
     return time.perf_counter() - t0
 
 

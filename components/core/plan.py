@@ -155,13 +155,10 @@ class RuntimeClassPlan:
                 "shim": self.shim, "scope": self.scope}
 
 
-@dataclass(frozen=True)
-class FleetPlan:
-    runtime: str
-    runtime_classes: tuple[RuntimeClassPlan, ...]
-    nodes: tuple[NodePlan, ...]
+class HasProblems:
+    """`errors` and `ok` of a plan that carries its `problems` (FleetPlan, pool.PoolPlan)."""
+
     problems: tuple[Problem, ...]
-    label_prefix: str = ""  # the stack's labelPrefix
 
     @property
     def errors(self) -> list[Problem]:
@@ -170,6 +167,15 @@ class FleetPlan:
     @property
     def ok(self) -> bool:
         return not self.errors
+
+
+@dataclass(frozen=True)
+class FleetPlan(HasProblems):
+    runtime: str
+    runtime_classes: tuple[RuntimeClassPlan, ...]
+    nodes: tuple[NodePlan, ...]
+    problems: tuple[Problem, ...]
+    label_prefix: str = ""  # the stack's labelPrefix
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:

@@ -25,7 +25,7 @@ from typing import Any
 
 from .config import DEFAULT_RUNTIME, Problem, check_config, connection_problems
 from .flavors import FLAVORS, Flavor, flavor_problems
-from .plan import NodePlan, RuntimeClassPlan, build_plan
+from .plan import HasProblems, NodePlan, RuntimeClassPlan, build_plan
 
 
 class _Pending:
@@ -89,18 +89,10 @@ class PoolSpec:
 
 
 @dataclass(frozen=True)
-class PoolPlan:
+class PoolPlan(HasProblems):
     nodes: tuple[NodePlan, ...]
     runtime_classes: tuple[RuntimeClassPlan, ...]
     problems: tuple[Problem, ...]
-
-    @property
-    def errors(self) -> list[Problem]:
-        return [p for p in self.problems if p.severity == "error"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.errors
 
 
 _PLACEHOLDER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPENDINGPENDINGPENDINGPENDINGPENDINGPENDINGPEND"
