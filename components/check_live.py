@@ -23,7 +23,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .core.check import NodeState, Report, check_fleet
+from .core import agent
+from .core.check import NodeState, Report, check_agent_pool, check_fleet
 from .core.config import Kubernetes, StackFileError, read_stack_file
 from .core.plan import FleetPlan, NodePlan, plan_from_config
 
@@ -179,11 +180,31 @@ def check_main(stack_file: str, identity: str | None = None, as_json: bool = Fal
         return 1
     report: Report = check_fleet(plan, observe(plan, api_nodes, cfg.ssh.user, identity, base_dir,
                                                       cfg.kubernetes))
+    report = with_agent_pools(report, plan, cfg.kubernetes, api_nodes)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print(report.words(), end="")
     return 0 if report.clean else 2
+
+
+def with_agent_pools(report: Report, plan: FleetPlan, k8s: Kubernetes, api_nodes: Mapping[str, Any]) -> Report:
+    """The report with every agent pool's nodes, as their agents published them on the Nodes (no SSH, no pod)."""
+    if not plan.agent_pools:
+        return report
+    drift, nodes, info = list(report.drift), list(report.nodes), dict(report.info)
+    for pool in plan.agent_pools:
+        state = agent.agent_state(plan, pool, k8s.force_labels)
+        desired = agent.desired_hash(state, image=k8s.agent_image or "", api_server=k8s.agent_api_server)
+        found, checked, notes = check_agent_pool(plan, pool, desired, api_nodes)
+        drift += found
+        nodes += [n for n in checked if n not in nodes]
+        info.update(notes)
+        selected = [n for n in checked if agent.selects(pool.node_selector,
+                                                        api_nodes[n]["metadata"].get("labels") or {})]
+        print(f"pool {pool.name} (agent): selects {len(selected)} node(s) with "
+              f"{', '.join(f'{k}={v}' for k, v in sorted(pool.node_selector.items()))}", file=sys.stderr)
+    return Report(tuple(drift), tuple(nodes), info)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
