@@ -146,6 +146,8 @@ def daemonset(pool: AgentPoolPlan, *, namespace: str, image: str, desired: str, 
         {"name": "WSF_POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
         {"name": "WSF_AGENT_MODE", "value": mode},
     ]
+    if mode == "install":  # an agent that ends on a node its DaemonSet no longer selects uninstalls it there
+        env.append({"name": "WSF_DAEMONSET", "value": daemonset_name(pool.name)})
     if api_server:
         host, _, port = api_server.rpartition(":")
         env += [{"name": "KUBERNETES_SERVICE_HOST", "value": host.strip("[]")},

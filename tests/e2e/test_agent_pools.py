@@ -32,7 +32,7 @@ from .conftest import Fleet, open_fleet
 pytestmark = pytest.mark.e2e
 
 IMAGE = "registry.invalid/wasm-shim-fleet/node@sha256:" + "5e" * 32
-NS = "wsf-agents"
+NS = "wasm-shim-fleet"  # the default agentNamespace, whose objects deploy/rbac.yaml names
 SELECT = ("example.org/wasm", "spin")
 NODES = ("kw-1", "kw-2", "kw-3")
 X, X1 = "slight@1.2.3", "slight@1.2.4"
@@ -43,6 +43,7 @@ def world(toolchain_bin: Path) -> Iterator[Fleet]:
     with open_fleet(toolchain_bin, NODES, ssh_hosts=False, stack_name="agents", prefix="wsf-e2e-ag-") as w:
         for name in NODES[:2]:
             label(w, name, {SELECT[0]: SELECT[1]})
+        w.limited = w.cluster.limited_kubeconfig(w.workdir)  # type: ignore[attr-defined]
         yield w
 
 
@@ -62,7 +63,9 @@ def config(w: Fleet, releases: list[str], **pool) -> dict:
     return {"runtime": "wasmtime", "shims": shims,
             "nodePools": [{"name": "spin", "containerd": "containerd-2", "releases": releases,
                            "nodeSelector": {SELECT[0]: SELECT[1]}, "rollout": {"timeoutSeconds": 120}, **pool}],
-            "kubernetes": {"kubeconfig": str(w.cluster.kubeconfig), "agentImage": IMAGE, "agentNamespace": NS}}
+            # the stack's identity has exactly the rights of deploy/rbac.yaml
+            "kubernetes": {"kubeconfig": str(w.limited), "agentImage": IMAGE,  # type: ignore[attr-defined]
+                           "agentNamespace": NS}}
 
 
 def command_stdout(world: Fleet, name: str) -> str:
