@@ -96,17 +96,16 @@ class AgentAccess(pulumi.ComponentResource):
                  provider: pulumi.ProviderResource | None = None, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__(ACCESS_TYPE, name, {"namespace": settings.namespace}, opts)
         ns = settings.namespace
-        pools = [a.name for a in plan.agent_pools]
 
         def o(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
 
         self.namespace = _k8s("Namespace", f"{name}-namespace", agent.namespace_manifest(ns), o())
         role = _k8s("ClusterRole", f"{name}-clusterrole", agent.cluster_role(ns), o())
-        binding = _k8s("ClusterRoleBinding", f"{name}-clusterrolebinding", agent.cluster_role_binding(ns, pools),
+        binding = _k8s("ClusterRoleBinding", f"{name}-clusterrolebinding", agent.cluster_role_binding(ns),
                        o(role))
         local_role = _k8s("Role", f"{name}-role", agent.role(ns), o(self.namespace))
-        local_binding = _k8s("RoleBinding", f"{name}-rolebinding", agent.role_binding(ns, pools),
+        local_binding = _k8s("RoleBinding", f"{name}-rolebinding", agent.role_binding(ns),
                              o(local_role))
         policy = _k8s("ValidatingAdmissionPolicy", f"{name}-policy",
                       agent.admission_policy(ns, plan.runtime, plan.label_prefix), o())

@@ -77,6 +77,12 @@ class Cluster:
     def node(self, name: str) -> dict | None:
         return self._json("get", "node", name)
 
+    def last_log_line(self, pod: str) -> str:
+        """The agent's last log line (what it says when it could not even report on its Node)."""
+        p = self.k("logs", pod, "-n", self.ns, "--tail", "5")
+        lines = [ln for ln in (p.stdout or "").splitlines() if ln.strip()] if p.returncode == 0 else []
+        return lines[-1][-300:] if lines else ""
+
     def apply(self, manifest: Mapping[str, Any]) -> None:
         p = self.k("apply", "-f", "-", stdin=json.dumps(manifest))
         if p.returncode != 0:
@@ -111,6 +117,14 @@ def _agent_status(cluster: Cluster, node: str, key: str) -> dict | None:
     return agent.parse_status(((found.get("metadata") or {}).get("annotations") or {}).get(key))
 
 
+def _logged(cluster: Cluster, pod: Mapping[str, Any] | None) -> str:
+    """What an agent that wrote no report last logged."""
+    if not pod:
+        return "no report"
+    line = cluster.last_log_line(pod["metadata"]["name"])
+    return f"no report; its agent last logged: {line}" if line else "no report"
+
+
 def _names(nodes: list[str], limit: int = 8) -> str:
     shown = ", ".join(sorted(nodes)[:limit])
     return shown + (f" and {len(nodes) - limit} more" if len(nodes) > limit else "")
@@ -143,6 +157,8 @@ def rollout(cluster: Cluster, job: Mapping[str, Any], clock=time.monotonic, slee
             print(f"pool {pool}: {want} node(s) converged to {desired[:12]}")
             return 0
         pods = cluster.pods({k: v for k, v in job.get("selector", agent.selector_labels(pool)).items()})
+        done = sum(1 for p in pods if _ready(p) and ((p.get("metadata") or {}).get("annotations") or {}).get(
+            agent.DESIRED_ANNOTATION) == desired)
         waiting = []
         for pod in pods:
             annotations = (pod.get("metadata") or {}).get("annotations") or {}
@@ -158,15 +174,17 @@ def rollout(cluster: Cluster, job: Mapping[str, Any], clock=time.monotonic, slee
                 elif status.get("state") == "failed" and int(status.get("attempts") or 0) >= int(job["failAfter"]):
                     why = f"{status.get('reason') or 'failed'} ({status.get('attempts')} attempts)"
             if why is not None:
-                raise RunError(f"pool {pool}: the rollout stopped at node {node}: {why}. {updated} of {want} "
+                raise RunError(f"pool {pool}: the rollout stopped at node {node}: {why}. {done} of {want} "
                                "node(s) run the new state; every node not yet reached keeps what it ran (its "
                                "pods and labels). Fix the cause and run `pulumi up` again")
         now = clock()
         if now > deadline:
             detail = []
+            by_node = {(p.get("spec") or {}).get("nodeName"): p for p in pods}
             for node in sorted(waiting)[:8]:
                 status = _agent_status(cluster, node, job["statusAnnotation"]) if node != "(unscheduled)" else None
-                said = f"{status.get('state')}: {status.get('reason') or '-'}" if status else "no report"
+                said = (f"{status.get('state')}: {status.get('reason') or '-'}" if status
+                        else _logged(cluster, by_node.get(node)))
                 detail.append(f"{node} ({said})")
             raise RunError(f"pool {pool}: the rollout did not finish within {job['timeoutSeconds']}s: {updated} of "
                            f"{want} node(s) updated, {available} available; waiting for "
@@ -226,7 +244,8 @@ def uninstall(cluster: Cluster, job: Mapping[str, Any], clock=time.monotonic, sl
                     raise RunError(f"pool {pool}: node {node} cannot uninstall: {why}. Fix the cause and run the "
                                    "destroy (or up) again; nodes that did uninstall stay clean")
             if clock() > deadline:
-                late = [(p.get("spec") or {}).get("nodeName") or p["metadata"]["name"] for p in pods if not _ready(p)]
+                late = [f"{(p.get('spec') or {}).get('nodeName') or p['metadata']['name']} ({_logged(cluster, p)})"
+                        for p in pods if not _ready(p)]
                 raise RunError(f"pool {pool}: the uninstall did not finish within {job['timeoutSeconds']}s: {ready} "
                                f"of {want} node(s) done; not done: {_names(late) or 'pods not yet created'} (a node "
                                "that is not Ready cannot run it: bring it back, or delete the Node, then run the "

@@ -128,6 +128,9 @@ class FakeCluster:
     def node(self, name: str) -> dict | None:
         return self.now.get("nodes", {}).get(name)
 
+    def last_log_line(self, pod: str) -> str:
+        return self.now.get("logs", {}).get(pod, "")
+
     def apply(self, manifest: Mapping[str, Any]) -> None:
         self.applied.append({"at": self.i, **manifest})
 
@@ -204,7 +207,7 @@ def test_a_rollout_stops_at_the_node_whose_agent_keeps_failing_and_names_it_and_
         agent_run.rollout(cluster, rollout_job(), clock, clock.sleep)
     text = str(exc.value)
     assert "the rollout stopped at node b: sha256 mismatch for https://x/y" in text
-    assert "(3 attempts)" in text and "1 of 3 node(s) run the new state" in text
+    assert "(3 attempts)" in text and "0 of 3 node(s) run the new state" in text
     assert "every node not yet reached keeps what it ran" in text
     assert cluster.i == 1  # the first report (1 attempt) did not fail the rollout
 
@@ -246,6 +249,15 @@ def test_a_rollout_that_does_not_finish_in_time_names_the_nodes_it_waits_for():
     assert "did not finish within 30s: 1 of 2 node(s) updated" in str(exc.value)
     assert "a (converging: -)" in str(exc.value)
     assert 30 < clock.t <= 34
+
+
+def test_a_rollout_timeout_quotes_the_last_log_line_of_an_agent_that_could_not_report():
+    cluster = FakeCluster([{"ds": ds(NEW, 1, 1, 0), "pods": [pod("a", NEW, False)],
+                            "logs": {"agent-a": "wsf-agent[p/a]: failed: read node a: HTTP 403: forbidden"}}])
+    clock = Clock(cluster)
+    with pytest.raises(RunError) as exc:
+        agent_run.rollout(cluster, rollout_job(timeout=30), clock, clock.sleep)
+    assert "a (no report; its agent last logged: wsf-agent[p/a]: failed: read node a: HTTP 403" in str(exc.value)
 
 
 def test_a_rollout_of_a_daemonset_changed_outside_pulumi_is_an_error():
@@ -296,3 +308,37 @@ def test_the_runner_refuses_a_job_that_is_not_json_or_not_known(capsys):
     assert agent_run.main(["--job", json.dumps({"action": "none"})]) == 0
     err = capsys.readouterr().err
     assert "is not JSON" in err and "unknown job action 'explode'" in err
+
+
+def test_a_stack_mixes_ssh_local_in_cluster_and_agent_pools(mocks):
+    """Every kind of pool in one stack: each builds its own resources, the RuntimeClasses cover them all."""
+    from components.agent import AgentSettings
+    from components.fleet import ShimFleet, ShimFleetArgs
+    from components.incluster import InCluster
+    from components.nodepool import SshConnection
+    from tests.test_components import KEY
+
+    raw = agent_stack([agent_pool("ag", ["slight@1.2.4"])], runnerImage=IMAGE)
+    raw["ssh"] = {"user": "root", "privateKey": "k"}
+    raw["nodePools"] += [
+        {"name": "s", "containerd": "containerd-1", "releases": ["slight@1.2.3"],
+         "nodes": [{"name": "node-s", "host": "10.0.0.4"}]},
+        {"name": "l", "containerd": "containerd-1", "transport": "local", "releases": ["slight@1.2.3"],
+         "nodes": [{"name": "node-l"}]},
+        {"name": "k", "containerd": "containerd-2", "transport": "kubernetes", "releases": ["slight@1.2.4"],
+         "nodes": [{"name": "node-k"}]},
+    ]
+
+    @pulumi.runtime.test
+    def program():
+        cfg, plan = plan_from_config(raw)
+        assert plan.ok, plan.errors
+        fleet = ShimFleet("fleet", ShimFleetArgs(
+            plan=plan, ssh=SshConnection("root", 22, pulumi.Output.secret(KEY)), local_base="/srv/project",
+            in_cluster=InCluster(IMAGE), agents=AgentSettings(image=IMAGE)))
+        return pulumi.Output.from_input(fleet.urn)
+
+    program()
+    assert {"fleet-s-node-s-handlers", "fleet-l-node-l-handlers", "fleet-k-node-k-handlers",
+            "fleet-ag-daemonset", "fleet-ag-rollout"} <= set(mocks.resources)
+    assert "fleet-classes-wasmtime-slight-v1-2-4" in mocks.resources  # called for by pools k and ag

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from . import incluster, naming, nodescript
@@ -244,23 +244,25 @@ def role(namespace: str) -> dict[str, Any]:
                       {"apiGroups": ["apps"], "resources": ["daemonsets"], "verbs": ["get"]}]}
 
 
-def _subjects(namespace: str, pools: Sequence[str]) -> list[dict[str, str]]:
-    return [{"kind": "ServiceAccount", "name": naming.agent_name(p), "namespace": namespace} for p in sorted(pools)]
+def _subjects(namespace: str) -> list[dict[str, str]]:
+    """Every ServiceAccount of the agents' namespace (where only the pools' agents run): a binding that does not
+    change when pools come and go, so that a pool being removed keeps its rights until its uninstall is done."""
+    return [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": f"system:serviceaccounts:{namespace}"}]
 
 
-def cluster_role_binding(namespace: str, pools: Sequence[str]) -> dict[str, Any]:
+def cluster_role_binding(namespace: str) -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
             "metadata": {"name": cluster_name(namespace), "labels": _common_labels()},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole",
                         "name": cluster_name(namespace)},
-            "subjects": _subjects(namespace, pools)}
+            "subjects": _subjects(namespace)}
 
 
-def role_binding(namespace: str, pools: Sequence[str]) -> dict[str, Any]:
+def role_binding(namespace: str) -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
             "metadata": {"name": "wasm-shim-fleet-agent", "namespace": namespace, "labels": _common_labels()},
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "wasm-shim-fleet-agent"},
-            "subjects": _subjects(namespace, pools)}
+            "subjects": _subjects(namespace)}
 
 
 def _cel(text: str) -> str:

@@ -347,12 +347,9 @@ def resources(plan: FleetPlan) -> dict[tuple[str, ...], tuple[str, Any]]:
         out[("Command", a.name, "cleanup")] = ("", state)
         out[("ServiceAccount", a.name)] = ("", ())
     if plan.agent_pools:
-        shared = tuple(sorted(a.name for a in plan.agent_pools))
-        for kind in ("Namespace", "ClusterRole", "Role", "ValidatingAdmissionPolicy",
-                     "ValidatingAdmissionPolicyBinding"):
+        for kind in ("Namespace", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
             out[(kind, "agents")] = ("", (plan.runtime, plan.label_prefix))
-        for kind in ("ClusterRoleBinding", "RoleBinding"):
-            out[(kind, "agents")] = ("", shared)
     return out
 
 
