@@ -376,9 +376,10 @@ def status_script(node: NodePlan) -> str:
 
 
 def _agent_script(node: NodePlan, what: str, scripts: list[str]) -> str:
+    # Each part runs in its own sh: the node's settings, however they were given, must reach every part.
     return (f"# wasm-shim-fleet: {what}\n"
             f"# run by the node agent of pool {node.pool} on its node, each part in its own sh, in order\n"
-            "set -eu\n" + _run_each(scripts))
+            "set -eu\nexport WSF_NODE_ROOT WSF_RESTART\n" + _run_each(scripts))
 
 
 def agent_scripts(node: NodePlan) -> dict[str, str]:

@@ -87,7 +87,14 @@ def _agent_scripts(releases: list[str], restart: str) -> dict[str, str]:
     return nodescript.agent_scripts(plan.agent_pools[0].node)
 
 
+def _host_traces() -> list[str]:
+    """What of ours would be on this machine's own root if a script ignored WSF_NODE_ROOT."""
+    return sorted(str(p) for p in Path("/usr/local/bin").glob("containerd-shim-slight-*")) + \
+        [str(p) for p in (Path("/var/lib/wasm-shim-fleet"),) if p.exists()]
+
+
 def test_the_agents_scripts_install_bump_report_and_uninstall_with_the_real_kit(make_node, containerd1, tmp_path):
+    before = _host_traces()
     node = make_node("containerd-1", containerd1)
     original = node.seed()
     kit = tmp_path / "kit.sh"
@@ -127,3 +134,6 @@ def test_the_agents_scripts_install_bump_report_and_uninstall_with_the_real_kit(
     assert node.config.read_bytes() == original
     assert not list(bin_dir.glob("containerd-shim-*"))
     assert not (node.root / "var/lib/wasm-shim-fleet/kit").exists()
+    # every part of the agent's scripts acted on the node root it was given (settings passed as the
+    # harness passes them: shell assignments in front of the text), never on this machine's own root
+    assert _host_traces() == before
