@@ -228,6 +228,16 @@ def install_binary_call(script: str) -> InstallCall | None:
     return InstallCall(name, url, sha, member, probe[0] if probe else "none", node)
 
 
+def install_binary_calls(script: str) -> list[InstallCall]:
+    """Every kit call installing a binary in a script that makes several (an agent pool's `binaries` script)."""
+    out = []
+    for part in re.split(r"(?m)^(?=# wasm-shim-fleet: install \S+ on )", script):
+        call = install_binary_call(part)
+        if call is not None:
+            out.append(call)
+    return out
+
+
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
     return _script(node, f"install {binary.release}",
