@@ -14,7 +14,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from components.agent import AgentSettings
-from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
+from components.core.config import NAMESPACE, Problem, config_key_problems, kubeconfig_is_contents, strip_namespace
 from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deployed
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
@@ -98,10 +98,12 @@ if k8s_settings.render_dir:
     provider = k8s.Provider("k8s", render_yaml_to_directory=os.path.join(project_dir, k8s_settings.render_dir),
                             kubeconfig="")
 else:
-    provider = k8s.Provider("k8s", kubeconfig=k8s_settings.kubeconfig, context=k8s_settings.context)
     kubeconfig = k8s_settings.kubeconfig
-    if kubeconfig and "\n" not in kubeconfig:
+    if kubeconfig and not kubeconfig_is_contents(kubeconfig):
         kubeconfig = os.path.expanduser(kubeconfig)
+    # A secret: given as contents, the kubeconfig (its keys, tokens) must not be stored in plain text in the state.
+    provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret(kubeconfig) if kubeconfig else None,
+                            context=k8s_settings.context)
     check = RuntimeHandlerCheck(kubeconfig, k8s_settings.context)
 
 # transport kubernetes: node commands run in pods of the runner namespace, created before them and deleted

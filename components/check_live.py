@@ -25,8 +25,9 @@ from typing import Any
 
 from .core import agent
 from .core.check import NodeState, Report, check_agent_pool, check_fleet
-from .core.config import Kubernetes, StackFileError, read_stack_file
+from .core.config import Kubernetes, StackFileError, kubeconfig_is_contents, read_stack_file
 from .core.plan import FleetPlan, NodePlan, plan_from_config
+from .kubeconfig import kubectl_kubeconfig
 
 #: Separates the two parts of the read script's output.
 _MARK = "--- wasm-shim-fleet check: config"
@@ -83,7 +84,7 @@ def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path
                                      namespace=k8s.runner_namespace, image=k8s.runner_image,
                                      resource=f"check-{node.name}")
         kubeconfig = k8s.kubeconfig or ""
-        if kubeconfig and "\n" not in kubeconfig:
+        if kubeconfig and not kubeconfig_is_contents(kubeconfig):
             kubeconfig = os.path.expanduser(kubeconfig)
         env = {**os.environ, "WSF_KUBECONFIG": kubeconfig, "WSF_KUBE_CONTEXT": k8s.context or ""}
         return subprocess.run([*argv, script], capture_output=True, text=True, env=env, timeout=timeout + 300)
@@ -128,13 +129,8 @@ def read_api_nodes(kubeconfig: str | None, context: str | None, kubectl: str | N
     if context:
         argv += ["--context", context]
     with tempfile.TemporaryDirectory(prefix="wsf-check-") as tmp:
-        if kubeconfig:
-            path = os.path.expanduser(kubeconfig)
-            if "\n" in kubeconfig or not os.path.exists(path):
-                p = Path(tmp) / "kubeconfig"
-                p.touch(mode=0o600)
-                p.write_text(kubeconfig)
-                path = str(p)
+        path = kubectl_kubeconfig(kubeconfig, tmp)
+        if path:
             argv += ["--kubeconfig", path]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:

@@ -1230,6 +1230,12 @@ def _did_you_mean(key: Any, choices: Collection[str]) -> str:
     return f" (did you mean {near[0]}?)" if near else ""
 
 
+def kubeconfig_is_contents(value: str) -> bool:
+    """Whether `kubernetes.kubeconfig` holds the file's contents rather than its path: more than one line (YAML),
+    or one line of JSON (as CI secrets often hold it). A path is one line and never starts with '{'."""
+    return "\n" in value or value.lstrip().startswith("{")
+
+
 def connection_problems(path: str, *, host: Any = None, port: Any = None, host_key: Any = None,
                         user: Any = None) -> list[Problem]:
     """The stack file's rules for how a node is reached, for values that arrive late (a caller's pulumi Outputs,
