@@ -45,7 +45,7 @@ from tests.harness.kubelets import host_snapshot, leftovers, real_nodes
 from tests.harness.nodes import RESTART, become_subreaper, reap_children
 from tests.harness.workloads import spread_deployment
 
-from .conftest import MEMBER, REPO, SHIM, VERSIONS, World, _program
+from .conftest import MEMBER, REPO, SHIM, VERSIONS, World, _program, dashed, shim_that_ran
 
 pytestmark = pytest.mark.nodes
 
@@ -221,10 +221,24 @@ def test_the_proposals_test_plan_with_agent_pools(agents: Agents):
         reported = {h["name"] for h in node["status"].get("runtimeHandlers", [])}
         assert set(plan.agent_pool("c").node.handlers) <= reported
     assert len(agents.events("Converged")) >= 4
-    # exact X on a, c, d; exact X+1 on b, c, d; the series and "any" classes everywhere
-    run_class(agents, "wasmtime-fleettest-v1-4-0", {"a", "c", "d"})
-    run_class(agents, "wasmtime-fleettest-v1-4-1", {"b", "c", "d"})
-    run_class(agents, "wasmtime-fleettest-v1-4", {"a", "b", "c", "d"})
+    # exact X on a, c, d; exact X+1 on b, c, d; the series and "any" classes everywhere, each pod on the shim
+    # version its class promises on that node (containerd's record of the runtime, the binary its task runs)
+    newest = {"a": "1.4.0", "b": "1.4.1", "c": "1.4.1", "d": "1.4.1"}
+    plan_runs = {
+        "wasmtime-fleettest-v1-4-0": {"a": "1.4.0", "c": "1.4.0", "d": "1.4.0"},
+        "wasmtime-fleettest-v1-4-1": {"b": "1.4.1", "c": "1.4.1", "d": "1.4.1"},
+        "wasmtime-fleettest-v1-4": newest, "wasmtime-fleettest-v1": newest, "wasmtime-fleettest": newest,
+    }
+    for runtime_class, expected in plan_runs.items():
+        for pod in run_class(agents, runtime_class, set(expected)):
+            label = agents.nodes.by_name(pod["spec"]["nodeName"]).label
+            version = expected[label]
+            assert f"containerd-shim-fleettest {version} runs _start" in \
+                agents.cluster.kubectl("logs", pod["metadata"]["name"]).stdout
+            runtime, exe, printed = shim_that_ran(agents, pod)
+            assert runtime == f"io.containerd.fleettest-{dashed(version)}.v1", (runtime_class, label)
+            assert exe == str(agents.node(label).bin_dir / f"containerd-shim-fleettest-{dashed(version)}-v1")
+            assert version in printed
 
 
 def test_check_reads_the_agent_pools_from_what_the_agents_publish(agents: Agents):
@@ -377,8 +391,15 @@ def test_a_node_selected_by_two_pools_is_refused_there_and_nothing_changes(agent
 def test_a_node_that_leaves_the_pool_is_uninstalled_by_its_agent(agents: Agents):
     e = agents.node("e")
     agents.label_node("e", {POOL_LABEL: None})
-    agents.cluster.wait_for(lambda: agents.fleet_labels("e") == {} and e.config.read_bytes() == agents.originals["e"]
-                            and not list(e.bin_dir.glob("containerd-shim-*")), "node e uninstalled", timeout=180)
+    try:
+        agents.cluster.wait_for(lambda: agents.fleet_labels("e") == {}
+                                and e.config.read_bytes() == agents.originals["e"]
+                                and not list(e.bin_dir.glob("containerd-shim-*")), "node e uninstalled", timeout=300)
+    except TimeoutError as exc:
+        pods = agents.cluster.pods(NS)
+        logs = "\n".join(agents.cluster.kubectl("logs", "-n", NS, p["metadata"]["name"], "--tail=20",
+                                                check=False).stdout for p in pods if p["spec"].get("nodeName") == e.name)
+        raise AssertionError(f"{exc}\nlabels {agents.fleet_labels('e')}; agent of e:\n{logs}") from None
     agents.cluster.wait_for(lambda: "e" not in agents.agent_pods("c"), "the agent pod of node e to end", timeout=120)
     uninstalled = [ev for ev in agents.events("Uninstalled") if e.name in ev["message"]]
     assert uninstalled, agents.events("Uninstalled")
