@@ -174,7 +174,7 @@ def test_a_layout_of_your_own_is_checked_and_defined_in_the_nodes_scripts(mocks)
     assert table.index(". \"$d/kit/$WSF_KIT/wsf.sh\"") < table.index("wsf_flavor() {")  # defined after the kit
 
     broken = ContainerdLayout(name="containerd-1", config_version=5, config_path="etc/x", template=False,
-                              restart="", loaded_config_path="/x/../y", socket="/run/s")
+                              restart=" ", loaded_config_path="/x/../y", socket="/run/s")
     with pytest.raises(NodePoolArgsError) as err:
         NodePool("other", args(containerd=broken))
     assert {e["property_path"] for e in err.value.errors} == {

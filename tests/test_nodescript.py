@@ -162,7 +162,7 @@ def test_installed_config_matches_golden_file_and_the_python_reference(
     flv = FLAVORS[flavor]
     original = INPUT[flavor].read_text() if INPUT[flavor] else None
     assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template,
-                                                      flv.create_base or "")
+                                                      flv.base_for(flv.config_version) or "")
     golden(GOLDEN_SCRIPTS / flavor / f"{config_name(flavor)}.after", cfg.read_text())
 
 
@@ -235,7 +235,7 @@ def test_a_node_without_handlers_gets_its_table_removed(tmp_path: Path, path: st
     ("containerd-1", "[plugins.cri.containerd]\n  snapshotter = \"overlayfs\"\n", "containerd-legacy"),
     ("containerd-legacy", "version = 2\n[plugins]\n", "containerd-1 or k3s or rke2"),
     ("containerd-1", "version = 3 # containerd 2.x\n\n[plugins]\n", "containerd-2"),
-    ("containerd-2", "# comment\nversion=2\nimports = [\n  \"/a.toml\",\n]\n[plugins]\n", "containerd-1"),
+    ("containerd-2", "# comment\nversion=1\nimports = [\n  \"/a.toml\",\n]\n[plugins]\n", "containerd-legacy"),
 ])
 def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
         flavor: str, text: str, fits: str, tmp_path: Path, path: str) -> None:
@@ -249,6 +249,104 @@ def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
                                                        "containerd-2": 3}[fits.split()[0]]
     after = snapshot(tmp_path, ignore=("minimal-bin", "var"))
     assert after == {k: v for k, v in snap.items() if not k.startswith("var")}
+
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+@pytest.mark.parametrize("flavor", ["containerd-1", "containerd-2"])
+def test_a_version_2_file_with_containerd_2_plugin_ids_is_refused_when_no_containerd_can_say_where_it_reads_it(
+        flavor: str, tmp_path: Path, path: str) -> None:
+    """AKS's containerd 2 config says version 2 but uses the 2.x plugin ids: containerd 2 reads its runtimes from
+    io.containerd.cri.v1.runtime, 1.x never does. Without a containerd on PATH to ask, neither table is safe."""
+    cfg = seed(tmp_path, flavor, (CORPUS / "aks-containerd-2.toml").read_text())
+    original = cfg.read_bytes()
+    result = run_script(nodescript.install_script(sample_node(flavor)), tmp_path, path=path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wasm-shim-fleet: error: {cfg} says config version 2 but uses containerd 2.x plugin ids (line 3: "
+        '[plugins."io.containerd.cri.v1.images"]): containerd 2.x reads its runtimes from '
+        "io.containerd.cri.v1.runtime and 1.x never does, and no containerd on this node's PATH reads the file to "
+        "say which one this node runs; put the node's containerd on PATH (containerd --version), then re-run; "
+        "nothing was changed")
+    assert cfg.read_bytes() == original
+
+
+def test_a_containerd_2_pool_writes_version_2_tables_into_a_version_2_file_of_the_1_x_plugin_ids(
+        tmp_path: Path, path: str) -> None:
+    """EKS's containerd 1.7 config (version 2, io.containerd.grpc.v1.cri) on a containerd 2 node: containerd 2
+    migrates those tables, and would drop the file's own runtimes under io.containerd.cri.v1.runtime tables."""
+    text = (CORPUS / "eks-al2023-containerd-1.7.toml").read_text()
+    cfg = seed(tmp_path, "containerd-2", text)
+    node = sample_node("containerd-2")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert "not validating: no containerd on PATH that reads config version 2" in result.stdout
+    assert cfg.read_text() == containerd.append_block(text, node.handlers, 2)
+
+
+@pytest.mark.parametrize(("root_config", "version"), [(None, 3), ("version = 2\n", 2), ("version = 3\n", 3)])
+def test_a_k0s_drop_in_follows_the_version_of_the_config_that_imports_it(
+        root_config: str | None, version: int, tmp_path: Path, path: str) -> None:
+    install_kit(tmp_path)
+    flavor = FLAVORS["k0s"]
+    if root_config is not None:
+        root = tmp_path / flavor.loaded_config_path.lstrip("/")
+        root.parent.mkdir(parents=True)
+        root.write_text(root_config + f'imports = ["{tmp_path}/etc/k0s/containerd.d/*.toml"]\n')
+    node = sample_node("k0s")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    cfg = tmp_path / flavor.config_path.lstrip("/")
+    assert cfg.read_text() == containerd.append_block(None, node.handlers, version, True, f"version = {version}")
+    gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path)
+    assert gone.returncode == 0, gone.stderr
+    assert not cfg.exists()
+
+
+@pytest.mark.parametrize("imports", [
+    'imports = ["conf.d/*.toml"]',  # relative to the config's folder, a glob
+    'imports = [\n  "/ROOT/etc/containerd/conf.d/99-other.toml", # the admin one\n]',  # several lines, a comment
+])
+def test_a_drop_in_that_defines_one_of_our_handlers_is_refused_naming_it(imports: str, tmp_path: Path,
+                                                                         path: str) -> None:
+    text = ("version = 2\n" + imports.replace("/ROOT", str(tmp_path))
+            + '\n\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n'
+            + '  runtime_type = "io.containerd.runc.v2"\n')
+    cfg = seed(tmp_path, "containerd-1", text)
+    dropin = tmp_path / "etc/containerd/conf.d/99-other.toml"
+    dropin.parent.mkdir()
+    dropin.write_text('# the admin one\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."slight-v1-2-3"]\n'
+                      '  runtime_type = "io.containerd.other.v1"\n')
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wasm-shim-fleet: error: refusing to add the handler table: the drop-in {dropin} line 2 (handler "
+        f"slight-v1-2-3), which containerd loads with {cfg}, defines that handler's table too and containerd "
+        "merges it over ours; remove that table from the drop-in or drop the handler from the pool; nothing was "
+        "changed")
+    assert cfg.read_text() == text
+
+
+def test_a_handler_table_that_a_distribution_renders_already_is_refused_before_the_template_changes(
+        tmp_path: Path, path: str) -> None:
+    """k3s renders a runtime for each shim it finds on PATH (ExtraRuntimes): ours under the same name would be a
+    table defined twice, which containerd refuses to start on."""
+    install_kit(tmp_path)
+    loaded = tmp_path / FLAVORS["k3s"].loaded_config_path.lstrip("/")
+    loaded.parent.mkdir(parents=True)
+    base = (CORPUS / "k3s-v2-config.toml").read_text()
+    loaded.write_text(base + '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."slight"]\n'
+                             '  runtime_type = "io.containerd.slight.v1"\n')
+    result = run_script(nodescript.install_script(sample_node("k3s")), tmp_path, path=path)
+    assert result.returncode == 1
+    line = base.count("\n") + 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wasm-shim-fleet: error: refusing to add the handler table: {loaded}, which k3s renders, already defines "
+        f'[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight] (line {line}) outside the '
+        "wasm-shim-fleet block (containerd refuses a table defined twice); remove it or drop the handler from the "
+        "pool; nothing was changed")
+    assert not (tmp_path / FLAVORS["k3s"].config_path.lstrip("/")).exists()
 
 
 def test_a_k3s_template_is_checked_against_the_version_of_the_config_k3s_renders(

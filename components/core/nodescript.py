@@ -81,8 +81,9 @@ def kit_data() -> str:
     """The kit's generated data block: containerd flavors, the flavors that fit each config version, the runtimes
     table of each version and the block markers."""
     lines = [DATA_BEGIN,
-             "# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
+             "# wsf_flavor NAME: FLAVOR CONFIG_VERSION TABLES TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
              *_flavor_function(FLAVORS.values()),
+             *_table_function(),
              "# The flavors that fit a config version (for the version mismatch error).",
               "fits() {", "    case $1 in"]
     for version in sorted({v for f in FLAVORS.values() for v in f.accepts}):
@@ -101,15 +102,22 @@ def _flavor_function(flavors: Iterable[Flavor]) -> list[str]:
     lines = ["wsf_flavor() {", "    case $1 in"]
     for f in flavors:
         lines.append(f"        {f.name}) FLAVOR={f.name} CONFIG_VERSION={f.config_version} "
-                     f"ACCEPTS={shq(' '.join(map(str, f.accepts)))} TEMPLATE={1 if f.template else 0}")
+                     f"TABLES={shq(' '.join(map(str, f.tables)))} TEMPLATE={1 if f.template else 0}")
         lines.append(f"            CONFIG_PATH={shq(f.config_path)} CREATE_BASE={shq(f.create_base or '')}")
         lines.append(f"            LOADED_CONFIG={shq(f.loaded_config_path)} SOCKET={shq(f.socket)} ;;")
     lines += ["        *) return 1 ;;", "    esac",
-              "    case $CONFIG_VERSION in"]
+              "    table_of \"$CONFIG_VERSION\"; RUNTIMES_TABLE=$wsf_table", "}"]
+    return lines
+
+
+def _table_function() -> list[str]:
+    """The kit's `table_of VERSION`: sets wsf_table to that config version's runtimes table (canonical key)."""
+    lines = ["# table_of VERSION: wsf_table, the runtimes table (canonical dotted key) of a config version.",
+             "table_of() {", "    case $1 in"]
     for version, table in RUNTIMES_TABLE.items():
         canonical = ".".join(containerd.toml_key(p) for p in split_key(table))
-        lines.append(f"        {version}) RUNTIMES_TABLE={shq(canonical)} ;;")
-    lines += ["    esac", "}"]
+        lines.append(f"        {version}) wsf_table={shq(canonical)} ;;")
+    lines += ["        *) return 1 ;;", "    esac", "}"]
     return lines
 
 

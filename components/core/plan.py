@@ -133,13 +133,15 @@ class NodePlan:
 def _layout_json(f: Flavor) -> dict[str, Any]:
     return {"name": f.name, "configVersion": f.config_version, "configPath": f.config_path,
             "template": f.template, "restart": f.restart, "loadedConfigPath": f.loaded_config_path,
-            "socket": f.socket, "createBase": f.create_base, "alsoAccepts": list(f.also_accepts)}
+            "socket": f.socket, "createBase": f.create_base, "alsoAccepts": list(f.also_accepts),
+            **({"alsoWrites": list(f.also_writes)} if f.also_writes else {})}
 
 
 def _layout_from_json(d: Mapping[str, Any]) -> Flavor:
     return Flavor(name=d["name"], config_version=d["configVersion"], config_path=d["configPath"],
                   template=d["template"], restart=d["restart"], loaded_config_path=d["loadedConfigPath"],
-                  socket=d["socket"], create_base=d.get("createBase"), also_accepts=tuple(d.get("alsoAccepts") or ()))
+                  socket=d["socket"], create_base=d.get("createBase"), also_accepts=tuple(d.get("alsoAccepts") or ()),
+                  also_writes=tuple(d.get("alsoWrites") or ()))
 
 
 @dataclass(frozen=True)
