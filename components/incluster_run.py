@@ -154,7 +154,22 @@ class Runner:
         p = self.k("logs", name, "-n", self.a.namespace, timeout=120)
         return p.stdout if p.returncode == 0 else ""
 
+    def check_namespace(self) -> None:
+        """Privileged pods go only into the namespace the program created for them (its managed-by label)."""
+        why = incluster.namespace_problem(self.a.namespace)
+        if why is None:
+            p = self.k("get", "namespace", self.a.namespace, "-o", "json")
+            if p.returncode != 0:
+                raise RunError(f"{self.where()}: cannot read namespace {self.a.namespace} (the program creates it "
+                               f"before any node command): {p.stderr.strip()}")
+            why = incluster.managed_namespace_problem(json.loads(p.stdout))
+        if why is not None:
+            raise RunError(f"{self.where()}: refusing to start a privileged runner pod in namespace "
+                           f"{self.a.namespace}: it {why}; set kubernetes.runnerNamespace to a namespace of its "
+                           f"own (default {incluster.DEFAULT_NAMESPACE}), which `pulumi up` creates")
+
     def run(self) -> int:
+        self.check_namespace()
         mode = "start"
         for attempt in range(MAX_ATTEMPTS):
             name = self.create(mode, attempt)

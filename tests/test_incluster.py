@@ -98,6 +98,14 @@ def test_a_bad_runner_namespace_is_an_error():
     assert "'Not_A_Label'" in msg and incluster.DEFAULT_NAMESPACE in msg
 
 
+@pytest.mark.parametrize("namespace", ["default", "kube-system", "kube-public", "kube-node-lease"])
+def test_a_runner_namespace_that_kubernetes_owns_is_an_error(namespace):
+    msg = errors(in_cluster_stack(runnerNamespace=namespace))["kubernetes.runnerNamespace"]
+    assert msg == (f"'{namespace}' is a namespace Kubernetes owns (default, kube-*): the program labels its runner "
+                   "namespace Pod Security privileged and deletes it with the stack; it names the namespace the "
+                   f"program creates for its runner pods, e.g. {incluster.DEFAULT_NAMESPACE}")
+
+
 def test_a_mixed_fleet_checks_ssh_only_for_its_ssh_pool():
     raw = in_cluster_stack()
     raw["nodePools"].append(pool("q", ["slight@1.2.3"], ["node-b"]))
@@ -345,6 +353,13 @@ if verb == "create":
         save(); sys.stderr.write(st["create_errors"].pop(0)); save(); sys.exit(1)
     st["pods"][pod["metadata"]["name"]] = {"pod": pod, "step": 0}
     save(); print("pod/" + pod["metadata"]["name"]); sys.exit(0)
+if verb == "get" and args[1] == "namespace":
+    ns = st.get("namespace", {"metadata": {"name": args[2], "labels": {
+        "app.kubernetes.io/managed-by": "wasm-shim-fleet"}}})
+    save()
+    if ns is None:
+        sys.stderr.write(f'Error from server (NotFound): namespaces "{args[2]}" not found'); sys.exit(1)
+    print(json.dumps(ns)); sys.exit(0)
 name = args[2] if verb in ("get", "delete") else args[1]
 p = st["pods"].get(name)
 if verb == "get":
@@ -378,9 +393,9 @@ def fake_kubectl(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECTL", str(exe))
     monkeypatch.setenv("WSF_KUBECONFIG", "")
 
-    def scenario(pods: list[dict], create_errors: list[str] | None = None):
+    def scenario(pods: list[dict], create_errors: list[str] | None = None, **extra):
         (tmp_path / "state.json").write_text(json.dumps({"pods": {}, "calls": [], "script": pods,
-                                                         "create_errors": create_errors or []}))
+                                                         "create_errors": create_errors or [], **extra}))
 
     def state() -> dict:
         return json.loads((tmp_path / "state.json").read_text())
@@ -440,3 +455,28 @@ def test_pod_creation_waits_for_a_new_namespaces_service_account_and_explains_ot
                                     'resource "pods" in API group "" in the namespace "ns"'])
     rc, _, err = _run(capsys)
     assert rc == 1 and "deploy/rbac.yaml" in err
+
+
+@pytest.mark.parametrize(("namespace", "why"), [
+    ({"metadata": {"name": "ns", "labels": {}}}, "has no label app.kubernetes.io/managed-by=wasm-shim-fleet"),
+    ({"metadata": {"name": "ns", "labels": {"app.kubernetes.io/managed-by": "helm"}}}, "has no label"),
+    (None, "cannot read namespace ns"),
+])
+def test_the_runner_starts_no_pod_in_a_namespace_the_program_did_not_create(fake_kubectl, capsys, namespace, why):
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}], namespace=namespace)
+    rc, out, err = _run(capsys)
+    assert rc == 1 and why in err and out == ""
+    assert fake_kubectl.state()["pods"] == {}
+
+
+def test_the_runner_refuses_a_namespace_of_kubernetes_own_without_asking_the_cluster(fake_kubectl, capsys):
+    from components.incluster_run import main
+
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}],
+                 namespace={"metadata": {"name": "kube-system", "labels": {
+                     "app.kubernetes.io/managed-by": "wasm-shim-fleet"}}})
+    rc = main(["--node", "node-a", "--namespace", "kube-system", "--image", IMAGE, "--resource", "r",
+               "--script", "echo hi"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "refusing to start a privileged runner pod in namespace kube-system" in err
+    assert fake_kubectl.state()["pods"] == {}

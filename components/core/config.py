@@ -876,6 +876,8 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
             image = None
     namespace = m.get("runnerNamespace", incluster.DEFAULT_NAMESPACE)
     why = naming.dns_label_problem(namespace) if isinstance(namespace, str) else "is not a string"
+    if why is None:
+        why = incluster.namespace_problem(namespace)
     if why is not None:
         c.error("kubernetes.runnerNamespace", f"{_show(namespace)} {why}; it names the namespace the program "
                                               f"creates for its runner pods, e.g. {incluster.DEFAULT_NAMESPACE}")

@@ -92,7 +92,8 @@ def stack_schema() -> dict[str, Any]:
         "runnerImage": _s("transport kubernetes: image of the node-command pods (nsenter), pinned by digest",
                           pattern="@sha256:[0-9a-f]{64}$"),
         "runnerNamespace": _s("transport kubernetes: namespace the program creates for those pods "
-                              "(default wasm-shim-fleet-runner)"),
+                              "(default wasm-shim-fleet-runner); not default or kube-*",
+                              **{"not": {"pattern": "^(default$|kube-)"}}),
     }, K8S_KEYS)
     deprecation = _object({"mode": {"enum": list(DEPRECATION_MODES)},
                            "keep": {"type": "integer", "minimum": 1, "default": 2}}, DEPRECATION_KEYS)
