@@ -47,7 +47,7 @@ RELEASE_KEYS = ("version", "url", "sha256", "binary", "probe")
 PROBES = ("version", "none")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
 NODE_KEYS = ("name", "host", "port", "hostKey")
-SSH_KEYS = ("user", "port", "privateKey", "proxy")
+SSH_KEYS = ("user", "port", "privateKey", "proxy", "insecureAcceptAnyHostKey")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
 K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels", "runnerImage", "runnerNamespace")
 DEPRECATION_KEYS = ("mode", "keep")
@@ -141,6 +141,8 @@ class Ssh:
     private_key: str | None = field(repr=False)
     proxy: Proxy | None = None
     proxy_private_key: str | None = field(default=None, repr=False)
+    #: Lab only: SSH nodes and the bastion may go without a pinned host key (pulumi-command then checks none).
+    insecure_accept_any_host_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -718,10 +720,6 @@ def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: di
     if (name is None or host is None or (m.get("port") is not None and port is None)
             or (m.get("hostKey") is not None and host_key is None)):
         return None
-    if transport == "ssh" and host_key is None:
-        c.warn(f"{path}.hostKey", f"node {_show(name)}: host key not pinned, so the SSH server's identity is not "
-                                  "verified; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the "
-                                  "host name)")
     return Node(name, host, port, host_key, path)
 
 
@@ -811,6 +809,11 @@ def _check_ssh(c: _Checker, value: Any, need: bool, plaintext: bool) -> Ssh:
     user = _check_user(c, m.get("user", "root"), "ssh.user") or "root"
     port = c.port(m.get("port", 22), "ssh.port") or 22
     key = _secret(c, m.get("privateKey"), "ssh.privateKey", need, plaintext)
+    insecure = m.get("insecureAcceptAnyHostKey", False)
+    if not isinstance(insecure, bool):
+        c.error("ssh.insecureAcceptAnyHostKey", f"{_show(insecure)} must be true or false (default false: every "
+                                                "SSH node and the bastion need a pinned hostKey)")
+        insecure = False
     proxy = None
     proxy_key = None
     if m.get("proxy") is not None:
@@ -827,12 +830,25 @@ def _check_ssh(c: _Checker, value: Any, need: bool, plaintext: bool) -> Ssh:
             pkey = _check_host_key(c, pm.get("hostKey"), "ssh.proxy.hostKey")
             proxy_key = _secret(c, pm.get("privateKey"), "ssh.proxy.privateKey", False, plaintext)
             if phost is not None and pm.get("hostKey") is None:
-                c.warn("ssh.proxy.hostKey", f"bastion {_show(phost)}: host key not pinned, so every connection "
-                                            "through it trusts whatever answers at that address; add hostKey "
-                                            "(a line of `ssh-keyscan -t ed25519 HOST` without the host name)")
+                _unpinned(c, "ssh.proxy.hostKey", f"bastion {_show(phost)}", "every connection through it",
+                          insecure)
             if phost is not None:
                 proxy = Proxy(phost, pport, puser, pkey, proxy_key is not None)
-    return Ssh(user, port, key, proxy, proxy_key)
+    return Ssh(user, port, key, proxy, proxy_key, insecure)
+
+
+def _unpinned(c: _Checker, path: str, who: str, what: str, insecure: bool) -> None:
+    """A host reached over SSH without a pinned host key: pulumi-command then checks none, and a man in the
+    middle receives the root command stream (and can answer "installed"). An error, unless the lab opt-out."""
+    if insecure:
+        c.warn(path, f"INSECURE: {who} accepts any SSH host key (ssh.insecureAcceptAnyHostKey is true), so {what} "
+                     "trusts whatever answers at that address and hands it the root command stream; pin hostKey "
+                     "before this stack reaches real machines")
+    else:
+        c.error(path, f"missing: {who} is reached over SSH, and without a pinned host key pulumi-command checks "
+                      f"none, so {what} trusts whatever answers at that address and hands it the root command "
+                      "stream; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the host name), or, "
+                      "in a lab only, set ssh.insecureAcceptAnyHostKey: true")
 
 
 def _secret(c: _Checker, value: Any, path: str, need: bool, plaintext: bool = False) -> str | None:
@@ -964,6 +980,13 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
     pools = _check_pools(c, raw.get("nodePools"), releases, FLAVORS if flavors is None else flavors)
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
     ssh = _check_ssh(c, raw.get("ssh"), need_ssh, plaintext=secret_keys is not None and "ssh" not in secret_keys)
+    for pool in pools:
+        if pool.transport != "ssh":
+            continue
+        for node in pool.nodes:
+            if node.host_key is None:
+                _unpinned(c, f"{node.path}.hostKey", f"node {_show(node.name)}", "every command sent to it",
+                          ssh.insecure_accept_any_host_key)
     kubernetes = _check_kubernetes(c, raw.get("kubernetes"), base_dir)
     _check_in_cluster(c, pools, kubernetes, raw.get("kubernetes"))
     deprecation = _check_deprecation(c, raw.get("deprecation"))

@@ -64,7 +64,8 @@ def stack_schema() -> dict[str, Any]:
         "name": _s("the Kubernetes node name (`kubectl get nodes`)"),
         "host": _s("SSH address: host name or IP, without port (not for transport kubernetes)"),
         "port": {**PORT, "description": "SSH port (default: ssh.port)"},
-        "hostKey": _s("pinned host key: a line of `ssh-keyscan -t ed25519 HOST` without the host name"),
+        "hostKey": _s("pinned host key: a line of `ssh-keyscan -t ed25519 HOST` without the host name; required "
+                      "for transport ssh (unless ssh.insecureAcceptAnyHostKey)"),
     }, NODE_KEYS, ("name",))
     pool = _object({
         "name": _s("pool name, a DNS label"),
@@ -80,9 +81,16 @@ def stack_schema() -> dict[str, Any]:
         "seedConfig": _s("transport local: containerd config copied into a node root without one"),
     }, POOL_KEYS, ("name",))
     proxy = _object({"host": _s("bastion host"), "port": PORT, "user": _s("bastion user"),
-                     "privateKey": SECRET, "hostKey": _s("the bastion's pinned host key")}, PROXY_KEYS, ("host",))
+                     "privateKey": SECRET,
+                     "hostKey": _s("the bastion's pinned host key; required (unless ssh.insecureAcceptAnyHostKey)")},
+                    PROXY_KEYS, ("host",))
     ssh = _object({"user": _s("login user on the nodes (default root)"), "port": {**PORT, "default": 22},
-                   "privateKey": SECRET, "proxy": proxy}, SSH_KEYS)
+                   "privateKey": SECRET, "proxy": proxy,
+                   "insecureAcceptAnyHostKey": {
+                       "type": "boolean", "default": False,
+                       "description": "LAB ONLY: SSH nodes and the bastion may go without a pinned hostKey; then "
+                                      "no host key is checked and a machine in the middle gets the root commands"}},
+                  SSH_KEYS)
     kubernetes = _object({
         "kubeconfig": _s("path or contents (default: the usual lookup)"),
         "context": _s("kubeconfig context"),
