@@ -251,6 +251,39 @@ def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
     assert after == {k: v for k, v in snap.items() if not k.startswith("var")}
 
 
+@pytest.mark.parametrize(("old", "new", "verb", "rule"), [
+    # a handler glob the kit took before: '*' and ']' would write TOML of the caller's choosing
+    ("'slight-v1-2-3=io.containerd.slight-v1-2-3.v1'", "'slight*]=io.containerd.slight-v1-2-3.v1'",
+     "apply-table", "handler=io.containerd.<name>.v<N>"),
+    ("'spin=io.containerd.spin-v0-3-0.v1'", "'spin=io.containerd.spin-v0-3-0.v1 x'", "apply-table",
+     "handler=io.containerd.<name>.v<N>"),
+    # a binary name that leaves /usr/local/bin
+    ("install-binary \\\n    'containerd-shim-spin-v0-3-0-v1'",
+     "install-binary \\\n    '../../../etc/cron.d/containerd-shim-x-v1'",
+     "install-binary", "a shim binary name containerd-shim-<name>-v<N>"),
+    # an archive member that leaves the archive's folder
+    ("'containerd-shim-slight-v1'", "'../containerd-shim-slight-v1'", "install-binary", "an archive member"),
+    # a URL with a character that belongs in no URL of ours
+    ("'file://", "'file://$HOME", "install-binary", "an https:// or file:/// URL"),
+])
+def test_the_kit_refuses_a_value_that_breaks_its_rule_whoever_wrote_the_script(
+        old: str, new: str, verb: str, rule: str, tmp_path: Path, path: str) -> None:
+    """The break-glass install script of a node, edited by hand (or an old script recorded in a state): the kit
+    checks its own arguments, changes nothing and says which value breaks which rule."""
+    cfg = seed(tmp_path, "containerd-1")
+    original = cfg.read_bytes()
+    script = nodescript.install_script(sample_node("containerd-1"))
+    assert old in script
+    result = run_script(script.replace(old, new, 1), tmp_path, path=path)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"wasm-shim-fleet: error: {verb}: '") and f"is not {rule}" in line, line
+    assert line.endswith("nothing was changed")
+    assert cfg.read_bytes() == original
+    assert not (tmp_path / "etc/cron.d").exists()
+    assert not list(tmp_path.rglob("containerd-shim-x-v1"))
+
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 

@@ -1329,10 +1329,7 @@ set_handlers() {  # handler=runtime_type ...
     HANDLER_NAMES=
     SHIM_BINARIES=
     for sh_pair in "$@"; do
-        case $sh_pair in
-            [a-z0-9]*=io.containerd.[a-z0-9]*.v[0-9]*) ;;
-            *) die "'$sh_pair' is not handler=io.containerd.<name>.v<N>" ;;
-        esac
+        is_pair "$sh_pair" || refuse apply-table "$sh_pair" "handler=io.containerd.<name>.v<N> (handler and name: DNS labels)"
         sh_t=${sh_pair#*=}
         sh_n=${sh_t#io.containerd.}
         HANDLERS="$HANDLERS $sh_pair"
@@ -1342,6 +1339,96 @@ set_handlers() {  # handler=runtime_type ...
     HANDLERS=${HANDLERS# }
     HANDLER_NAMES=${HANDLER_NAMES# }
     SHIM_BINARIES=${SHIM_BINARIES# }
+}
+
+# ------------------------------------------------------------------------------------- argument rules
+# The kit is the boundary on the node: every value it is called with is held to the characters that belong in it,
+# whoever wrote the calling script (the program, a break-glass script, a delete recorded in a state long ago).
+# A value that breaks its rule stops the call before anything is read or written.
+is_label() {  # a DNS label: [a-z0-9-], alphanumeric at both ends, at most 63
+    case $1 in ''|-*|*-|*[!a-z0-9-]*) return 1 ;; esac
+    [ "${#1}" -le 63 ]
+}
+is_digits() {
+    case $1 in ''|*[!0-9]*) return 1 ;; esac
+}
+is_runtime_type() {  # io.containerd.<label>.v<N>
+    case $1 in io.containerd.*.v*) ;; *) return 1 ;; esac
+    ir_n=${1#io.containerd.}
+    is_label "${ir_n%.v*}" && is_digits "${ir_n##*.v}" && [ "${#ir_n}" -le 80 ]
+}
+is_pair() {  # handler=runtime_type
+    case $1 in *=*) ;; *) return 1 ;; esac
+    is_label "${1%%=*}" && is_runtime_type "${1#*=}"
+}
+is_binary_name() {  # containerd-shim-<label>-v<N>
+    case $1 in containerd-shim-*-v*) ;; *) return 1 ;; esac
+    ib_n=${1#containerd-shim-}
+    is_label "${ib_n%-v*}" && is_digits "${ib_n##*-v}"
+}
+is_sha256() {
+    case $1 in *[!0-9a-f]*) return 1 ;; esac
+    [ "${#1}" = 64 ]
+}
+is_rel_path() {  # an archive member: parts of [A-Za-z0-9._+-] between single '/', no '..', not absolute
+    case $1 in ''|/*|*/|*//*|*[!A-Za-z0-9._+/-]*) return 1 ;; esac
+    case /$1/ in */../*|*/./*) return 1 ;; esac
+}
+is_abs_path() {  # an absolute path of plain characters, no '.' or '..' part
+    case $1 in /*) ;; *) return 1 ;; esac
+    case $1 in *[!A-Za-z0-9._/-]*|*//*) return 1 ;; esac
+    case $1/ in */../*|*/./*) return 1 ;; esac
+}
+is_url() {  # https://host[:port]/path or file:///path, of the characters a URL of ours may hold
+    case $1 in
+        https://*)
+            iu_rest=${1#https://}
+            iu_host=${iu_rest%%/*}
+            [ "$iu_host" != "$iu_rest" ] || return 1
+            case ${iu_host%:*} in ''|*[!A-Za-z0-9.-]*) return 1 ;; esac
+            case $iu_host in *:*) is_digits "${iu_host##*:}" || return 1 ;; esac
+            iu_path=/${iu_rest#*/} ;;
+        file:///*) iu_path=${1#file://} ;;
+        *) return 1 ;;
+    esac
+    case $iu_path in *[!A-Za-z0-9._~%/+:@=,-]*) return 1 ;; esac
+    [ "${#1}" -le 2048 ]
+}
+# Say which value of which call breaks which rule, the value cut and made printable, then stop.
+refuse() {  # verb value rule
+    rf_v=$(printf '%s' "$2" | head -c 120 | tr -c '[:print:]' '?')
+    die "$1: '$rf_v' is not $3; the calling script was not written by this program's rules: nothing was changed"
+}
+check_call() {  # verb values...
+    cc_verb=$1
+    shift
+    case $cc_verb in
+        install-binary)
+            is_binary_name "${1:-}" || refuse install-binary "${1:-}" "a shim binary name containerd-shim-<name>-v<N>"
+            is_url "${2:-}" || refuse install-binary "${2:-}" "an https:// or file:/// URL of plain characters"
+            is_sha256 "${3:-}" || refuse install-binary "${3:-}" "a sha256 (64 lower-case hex digits)"
+            if [ -n "${4:-}" ]; then
+                is_rel_path "$4" || refuse install-binary "$4" "an archive member (a relative path without '..')"
+            fi
+            case ${5:-none} in version|none) ;; *) refuse install-binary "$5" "a probe (version or none)" ;; esac
+            if [ -n "${6:-}" ]; then
+                if ! { is_digits "$6" && [ "${#6}" -le 13 ]; }; then refuse install-binary "$6" "a size in bytes"; fi
+            fi ;;
+        remove-binary)
+            is_binary_name "${1:-}" || refuse remove-binary "${1:-}" "a shim binary name containerd-shim-<name>-v<N>"
+            is_runtime_type "${2:-}" || refuse remove-binary "${2:-}" "a runtime_type io.containerd.<name>.v<N>" ;;
+        apply-table)
+            for cc_pair in "$@"; do
+                is_pair "$cc_pair" || refuse apply-table "$cc_pair" "handler=io.containerd.<name>.v<N> (handler and name: DNS labels)"
+            done ;;
+    esac
+    for cc_path in "$CONFIG_PATH" "$LOADED_CONFIG" "$SOCKET"; do
+        is_abs_path "$cc_path" || refuse "$FLAVOR" "$cc_path" "a plain absolute path (the flavor's files)"
+    done
+    case $WSF_NODE_ROOT in
+        *[!A-Za-z0-9_./-]*) refuse WSF_NODE_ROOT "$WSF_NODE_ROOT" "a plain path (the node root)" ;;
+    esac
+    case /$WSF_NODE_ROOT/ in */../*) refuse WSF_NODE_ROOT "$WSF_NODE_ROOT" "a path without '..' (the node root)" ;; esac
 }
 
 # ------------------------------------------------------------------------------------------- main
@@ -1359,6 +1446,7 @@ wsf() {  # call-version flavor verb args...
     wsf_verb=$3
     shift 3
     HANDLERS='' HANDLER_NAMES='' SHIM_BINARIES='' TABLE_SHA256=''
+    check_call "$wsf_verb" "$@"
     wsf_init
     lock_acquire
     prune_kits
