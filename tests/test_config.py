@@ -385,3 +385,17 @@ def test_config_paths_of_odd_keys_are_escaped_and_cut():
     paths = set(errors(raw))
     assert "nodePools[0]." + "x" * 60 + "…" in paths
     assert "shims.sl\\u0131ght" in paths
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "1MiB", True, (1 << 40) + 1])
+def test_max_bytes_is_a_whole_number_of_bytes(value):
+    raw = good()
+    raw["shims"]["slight"][0]["maxBytes"] = value
+    assert "is not a size in bytes from 1 to 1099511627776" in errors(raw)["shims.slight[0].maxBytes"]
+
+
+def test_max_bytes_reaches_the_release():
+    raw = good()
+    raw["shims"]["slight"][0]["maxBytes"] = 1024
+    cfg, problems = check_config(raw)
+    assert problems == [] and cfg.releases["slight@1.2.3"].max_bytes == 1024

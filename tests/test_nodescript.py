@@ -284,6 +284,20 @@ def test_the_kit_refuses_a_value_that_breaks_its_rule_whoever_wrote_the_script(
     assert not list(tmp_path.rglob("containerd-shim-x-v1"))
 
 
+def test_a_size_limit_reaches_the_kit_only_when_the_catalog_sets_one() -> None:
+    raw = sample_raw("containerd-1", urls="https")
+    _, plan = plan_from_config(raw)
+    binary = plan.node("node-a").binaries["containerd-shim-spin-v0-3-0-v1"]
+    script = nodescript.install_binary_script(plan.node("node-a"), binary)
+    assert nodescript.install_binary_call(script).probe == "version" and "1048576" not in script
+    raw["shims"]["spin"][0]["maxBytes"] = 1048576
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    limited = nodescript.install_binary_script(node, node.binaries["containerd-shim-spin-v0-3-0-v1"])
+    assert limited.rstrip().endswith("'version' \\\n    '1048576'")
+    assert nodescript.install_binary_call(limited).sha256 == binary.sha256  # the policy pack still reads it
+
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 

@@ -42,7 +42,11 @@ _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _SERIES_LIKE = re.compile(r"-v[0-9]")
 
 TOP_KEYS = ("runtime", "labelPrefix", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
-RELEASE_KEYS = ("version", "url", "sha256", "binary", "probe")
+RELEASE_KEYS = ("version", "url", "sha256", "binary", "probe", "maxBytes")
+#: The largest artifact a node downloads when its catalog entry sets no maxBytes (the kit's default), and the
+#: largest maxBytes may be.
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+MAX_MAX_BYTES = 1 << 40
 #: `probe`: how a node checks an installed shim binary before anything uses it (`-v`), or not at all.
 PROBES = ("version", "none")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
@@ -80,6 +84,7 @@ class Release:
     member: str | None  # archive member to install; None for a bare binary
     path: str  # stack config path of the entry, e.g. shims.slight[0]
     probe: str = "version"  # version: run the binary with -v on the node before installing it; none: do not
+    max_bytes: int | None = None  # the largest download a node accepts (None: DEFAULT_MAX_BYTES)
 
     @property
     def key(self) -> str:
@@ -552,6 +557,13 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str 
                                       "'._+-', '/' between parts, no '..'); use the member's path as `tar tzf` "
                                       "lists it")
             member = None
+    max_bytes = m.get("maxBytes")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                  or not 1 <= max_bytes <= MAX_MAX_BYTES):
+        c.error(f"{path}.maxBytes", f"{_show(max_bytes)} is not a size in bytes from 1 to {MAX_MAX_BYTES}; give the "
+                                    "largest artifact a node may download for this entry as a whole number (default "
+                                    f"{DEFAULT_MAX_BYTES}, 256 MiB), or remove the key")
+        return None
     probe = m.get("probe", "version")
     if probe not in PROBES:
         c.error(f"{path}.probe", f"{probe!r} is not one of {', '.join(PROBES)}; use version (run the binary with -v "
@@ -559,7 +571,7 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str 
         return None
     if version is None or url is None or sha is None or (m.get("binary") is not None and member is None):
         return None
-    return Release(shim, version, url, sha.lower(), member, path, probe)
+    return Release(shim, version, url, sha.lower(), member, path, probe, max_bytes)
 
 
 def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | None) -> dict[str, Release]:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import containerd, naming
+from .config import DEFAULT_MAX_BYTES
 from .flavors import FLAVORS, RUNTIMES_TABLE, Flavor
 from .plan import Binary, NodePlan
 
@@ -92,6 +93,8 @@ def kit_data() -> str:
               f"BEGIN_MARK={shq(containerd.BEGIN)}",
               f"END_MARK={shq(containerd.END)}",
               f"ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}",
+              "# The largest download when the catalog entry sets no maxBytes.",
+              f"DEFAULT_MAX_BYTES={DEFAULT_MAX_BYTES}",
               DATA_END]
     return "\n".join(lines) + "\n"
 
@@ -223,9 +226,9 @@ def install_binary_call(script: str) -> InstallCall | None:
         values = shlex.split(m.group(1).replace("\\\n", " "))
     except ValueError:
         return None
-    if len(values) not in (4, 5):
+    if len(values) not in (4, 5, 6):
         return None
-    name, url, sha, member, *probe = values
+    name, url, sha, member, *probe = values[:5]
     header = _HEADER.search(script)
     node = header.group(1) if header else None
     return InstallCall(name, url, sha, member, probe[0] if probe else "none", node)
@@ -233,9 +236,12 @@ def install_binary_call(script: str) -> InstallCall | None:
 
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
+    # The size limit goes into the call only when the catalog sets one (else the kit's default applies, and the
+    # scripts of existing binaries stay the same).
+    extra = () if binary.max_bytes is None else (str(binary.max_bytes),)
     return _script(node, f"install {binary.release}",
                    _call(node, INSTALL_BINARY, binary.name, binary.url, binary.sha256, binary.member or "",
-                         binary.probe, sep=" \\\n    "), root)
+                         binary.probe, *extra, sep=" \\\n    "), root)
 
 
 def remove_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:

@@ -35,11 +35,15 @@ class Binary:
     sha256: str
     member: str | None
     probe: str = "version"  # config.PROBES
+    #: The largest download the node accepts (None: the kit's default, config.DEFAULT_MAX_BYTES).
+    max_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"release": self.release, "url": self.url, "sha256": self.sha256}
+        out: dict[str, Any] = {"release": self.release, "url": self.url, "sha256": self.sha256}
         if self.member:
             out["member"] = self.member
+        if self.max_bytes is not None:
+            out["maxBytes"] = self.max_bytes
         if self.probe != "version":
             out["probe"] = self.probe
         return out
@@ -122,7 +126,7 @@ class NodePlan:
             handlers=dict(d.get("handlers") or {}), aliases=dict(d.get("aliases") or {}),
             labels=dict(d.get("labels") or {}),
             binaries={k: Binary(k, b["release"], b["url"], b["sha256"], b.get("member"),
-                                       b.get("probe", "version"))
+                                       b.get("probe", "version"), b.get("maxBytes"))
                       for k, b in (d.get("binaries") or {}).items()},
             local_root=d.get("localRoot") or "nodes", restart=d.get("restart"), seed_config=d.get("seedConfig"),
             force_labels=bool(d.get("forceLabels")), user=d.get("user"), proxy=d.get("proxy"),
@@ -255,7 +259,8 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     for alias in select_aliases(active):
         shim = aliases[alias].shim
         labels[naming.label_key(cfg.runtime, alias, shim, cfg.label_prefix)] = naming.LABEL_VALUE
-    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member, r.probe) for r in (*active, *retiring)}
+    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member, r.probe, r.max_bytes)
+                for r in (*active, *retiring)}
     return NodePlan(
         name=node.name,
         pool=pool.name,

@@ -49,6 +49,8 @@ class CatalogEntry:
     sha256: str
     binary: str | None = None
     probe: str = "version"
+    #: The largest download a node accepts for it (None: 256 MiB).
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
     catalog_index: dict[tuple[str, int], int] = {}
     for i, e in enumerate(spec.catalog):
         entry = {"version": e.version, "url": e.url, "sha256": e.sha256, "probe": e.probe}
+        if e.max_bytes is not None:
+            entry["maxBytes"] = e.max_bytes
         if e.binary is not None:
             entry["binary"] = e.binary
         catalog_index[(e.shim, len(shims.setdefault(e.shim, [])))] = i

@@ -15,9 +15,11 @@ import json
 from typing import Any
 
 from .config import (
+    DEFAULT_MAX_BYTES,
     DEPRECATION_KEYS,
     DEPRECATION_MODES,
     K8S_KEYS,
+    MAX_MAX_BYTES,
     NAMESPACE,
     NODE_KEYS,
     POOL_KEYS,
@@ -58,6 +60,8 @@ def stack_schema() -> dict[str, Any]:
         "binary": _s("member of the archive to install; omit for a bare binary"),
         "probe": {"enum": list(PROBES),
                   "description": "version (default): run the installed binary with -v before use; none: skip"},
+        "maxBytes": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_BYTES, "default": DEFAULT_MAX_BYTES,
+                     "description": "the largest download a node accepts for this entry (default 256 MiB)"},
     }, RELEASE_KEYS, ("version", "url", "sha256"))
     pin = _s("<shim>@<version>, e.g. slight@1.2.3", pattern="^[^@]+@[^@]+$")
     node = _object({

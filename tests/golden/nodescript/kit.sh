@@ -6,6 +6,7 @@
 # kit's sha256 is its folder's name, sources it and calls one entry point with its own values:
 #
 #   wsf <call version> <flavor> install-binary <name> <url> <sha256> <archive member or ''> [version|none]
+#                                              [largest download in bytes; default DEFAULT_MAX_BYTES]
 #   wsf <call version> <flavor> remove-binary  <name> <runtime_type>
 #   wsf <call version> <flavor> apply-table    <handler>=<runtime_type> ...   (sorted by handler)
 #   wsf <call version> <flavor> remove-table
@@ -18,7 +19,8 @@
 #   WSF_RESTART          command that restarts containerd (table scripts set it); ':' never restarts
 #   WSF_LOCK_WAIT        seconds to wait for another command's lock (600)
 #   WSF_CONTAINERD_WAIT  seconds to wait for containerd after a restart (60)
-# Needs sh, coreutils, tar (+gzip for .tar.gz), and curl or wget; uses flock, ctr and crictl when present.
+#   WSF_DOWNLOAD_TIMEOUT seconds a download may take in all, retries included (600)
+# Needs sh, coreutils, tar (+gzip for .tar.gz), and curl for https URLs; uses flock, ctr and crictl when present.
 # Exit 0 with a last line `changed` or `unchanged`; on failure non-zero with one line on stderr.
 #
 # State, all under $WSF_NODE_ROOT/var/lib/wasm-shim-fleet/:
@@ -87,6 +89,8 @@ fits() {
 BEGIN_MARK='# >>> wasm-shim-fleet managed handler table >>>'
 END_MARK='# <<< wasm-shim-fleet managed handler table <<<'
 ORIGINAL_PREFIX='# wasm-shim-fleet original: '
+# The largest download when the catalog entry sets no maxBytes.
+DEFAULT_MAX_BYTES=268435456
 # <<< data <<<
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -198,22 +202,38 @@ finish() {
 }
 
 # ------------------------------------------------------------------------------------------- binaries
-fetch() {  # url dest
+# Download (or copy a file: URL) to DEST, at most MAX bytes: a larger artifact is refused before its sha256 is
+# computed, whatever the server says it is. curl: -q first (root's ~/.curlrc does not apply), https only, redirects
+# too, a connect timeout and a total one (WSF_DOWNLOAD_TIMEOUT), --max-filesize for a size the server announces,
+# and a file size limit for the one it does not. FETCH_BIG is set when the artifact was too large.
+fetch() {  # url dest max-bytes
+    FETCH_BIG=
     case $1 in
         file://*%*) die "cannot read $1: percent-encoded file:// URLs are not supported" ;;
-        file://*) cp -- "${1#file://}" "$2" 2>"$WORK/fetch.err" ;;
+        file://*)
+            fe_size=$(stat -c %s -- "${1#file://}" 2>"$WORK/fetch.err") || return 1
+            if [ "$fe_size" -gt "$3" ]; then FETCH_BIG=$fe_size; return 1; fi
+            cp -- "${1#file://}" "$2" 2>"$WORK/fetch.err" ;;
         *)
-            if command -v curl >/dev/null 2>&1; then
-                curl -fsSL --retry 3 --connect-timeout 30 -o "$2" "$1" 2>"$WORK/fetch.err"
-            elif command -v wget >/dev/null 2>&1; then
-                wget -q -T 30 -t 3 -O "$2" "$1" 2>"$WORK/fetch.err"
-            else
-                die "neither curl nor wget is installed on the node: install one of them"
-            fi ;;
+            command -v curl >/dev/null 2>&1 ||
+                die "curl is not installed on the node: install it (downloads need curl, which keeps them and their redirects on https); nothing was changed"
+            fe_time=${WSF_DOWNLOAD_TIMEOUT:-600}
+            fe_rc=0
+            (
+                ulimit -f $(( $3 / 512 + 2 ))
+                exec curl -q -fsSL --proto =https --proto-redir =https --retry 3 --connect-timeout 30 \
+                    --max-time "$fe_time" --retry-max-time "$fe_time" --max-filesize "$3" -o "$2" -- "$1"
+            ) 2>"$WORK/fetch.err" || fe_rc=$?
+            fe_size=$(stat -c %s -- "$2" 2>/dev/null || echo 0)
+            if [ "$fe_rc" = 63 ] || [ "$fe_size" -gt "$3" ] || { [ "$fe_rc" != 0 ] && [ "$fe_size" -ge "$3" ]; }; then
+                FETCH_BIG='more'
+                return 1
+            fi
+            return "$fe_rc" ;;
     esac
 }
-install_binary() {  # name url sha256 member ("" for a bare binary) probe (version|none)
-    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4 ib_probe=$5
+install_binary() {  # name url sha256 member ("" for a bare binary) probe (version|none) [max-bytes]
+    ib_name=$1 ib_url=$2 ib_want=$3 ib_member=$4 ib_probe=$5 ib_max=${6:-$DEFAULT_MAX_BYTES}
     ib_dest=$BIN/$ib_name
     ib_record=$STATE/binaries/$ib_name.sha256
     ib_have=
@@ -239,7 +259,16 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
     rm -f -- "$BIN/.$ib_name.wsf-tmp"
     # Download and verify before anything on the node changes.
     ib_dl=$WORK/$ib_name.download
-    fetch "$ib_url" "$ib_dl" || die "download of $ib_url failed: $(tail -n 1 "$WORK/fetch.err" 2>/dev/null)"
+    if ! fetch "$ib_url" "$ib_dl" "$ib_max"; then
+        if [ -n "$FETCH_BIG" ]; then
+            ib_is=
+            if [ "$FETCH_BIG" != more ]; then ib_is=" ($FETCH_BIG bytes)"; fi
+            die "the artifact at $ib_url is larger than $ib_max bytes$ib_is, the most this catalog entry allows (maxBytes; default $DEFAULT_MAX_BYTES); nothing was changed"
+        fi
+        # curl's own line ("curl: (60) ..."), not the advice it prints after it
+        ib_why=$(sed -n '/^curl: ([0-9]*)/{p;q;}' "$WORK/fetch.err" 2>/dev/null || true)
+        die "download of $ib_url failed: ${ib_why:-$(tail -n 1 "$WORK/fetch.err" 2>/dev/null)}"
+    fi
     step binary-downloaded
     ib_got=$(sha256_of "$ib_dl") || die "cannot read the download of $ib_url (disk full?)"
     if [ "$ib_got" != "$ib_want" ]; then
@@ -1452,8 +1481,9 @@ wsf() {  # call-version flavor verb args...
     prune_kits
     case $wsf_verb in
         install-binary)
-            # the probe (5th value) came with the kit's first change of call 1; without it: no probe
-            case $# in 4) install_binary "$@" none ;; 5) install_binary "$@" ;; *) die "install-binary takes 5 values, not $#" ;; esac ;;
+            # the probe (5th value) came with the kit's first change of call 1; without it: no probe. The size
+            # limit (6th) is there only when the catalog entry sets one.
+            case $# in 4) install_binary "$@" none ;; 5|6) install_binary "$@" ;; *) die "install-binary takes 5 or 6 values, not $#" ;; esac ;;
         remove-binary) [ $# = 2 ] || die "remove-binary takes 2 values, not $#"; config_paths; remove_binary "$@" ;;
         apply-table)
             set_handlers "$@"
