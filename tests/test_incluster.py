@@ -310,6 +310,43 @@ def test_the_host_script_runs_the_script_with_the_runtimes_environment_and_forge
     assert runs(runtime.root) == []
 
 
+def test_the_host_script_keeps_its_run_private_and_stores_no_runtime_environment(runtime):
+    """The container runtime's environment (proxy credentials, a join token) reaches the script, never a file; the
+    script, its payload and its output are readable by root only."""
+    proc = runtime.start("start", RUN_ID, '#!/bin/sh\necho "from=$FROM_RUNTIME"\n', payload="PAYLOAD\n")
+    d = runtime.root / "var/lib/wasm-shim-fleet/runs" / RUN_ID
+    for line in proc.stdout:  # the whole result printed: the pod now waits for its acknowledgement
+        if line.startswith(incluster.result_markers(RUN_ID)[2]):
+            break
+    try:
+        assert (d / "out").read_text() == "from=yes\n"
+        assert not (d / "env").exists()
+        assert all("FROM_RUNTIME=yes" not in p.read_text(errors="replace") for p in d.iterdir() if p.is_file())
+        assert oct(d.parent.stat().st_mode & 0o777) == "0o700"
+        assert {p.name: oct(p.stat().st_mode & 0o077) for p in [d, *d.iterdir()]} == \
+            {p.name: "0o0" for p in [d, *d.iterdir()]}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert runs(runtime.root) == []
+
+
+def test_a_run_whose_command_was_killed_before_its_status_is_removed_by_the_next_run(runtime):
+    folder = runtime.root / "var/lib/wasm-shim-fleet/runs"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = folder / "fedcba9876543210"  # its detached command died (SIGKILL, OOM) before writing rc
+    killed.mkdir(parents=True)
+    (killed / "script").write_text("#!/bin/sh\nsecret-setting\n")
+    (killed / "pid").write_text(f"{dead.pid}\n")
+    young = folder / "00112233445566778899aabb"  # just made by another pod: its command starts in a moment
+    young.mkdir()
+    p = runtime("start", RUN_ID, "#!/bin/sh\necho ok\n")
+    assert incluster.parse_result(p.stdout, RUN_ID) == ("ok\n", "", 0)
+    assert not killed.exists()
+    assert runs(runtime.root) == ["00112233445566778899aabb"]
+
+
 def test_a_result_whose_pod_died_unacknowledged_is_read_by_an_attach_pod_and_the_script_never_runs_twice(
         runtime, tmp_path):
     marker = tmp_path / "ran"

@@ -298,6 +298,28 @@ def test_a_size_limit_reaches_the_kit_only_when_the_catalog_sets_one() -> None:
     assert nodescript.install_binary_call(limited).sha256 == binary.sha256  # the policy pack still reads it
 
 
+def test_the_work_copies_of_a_killed_run_are_private_and_the_next_run_removes_them(tmp_path: Path, path: str) -> None:
+    """What the kit writes besides its final targets (copies of containerd's config, which may hold registry
+    credentials, candidates, dumps, downloads) is readable by root only, and a run killed with SIGKILL leaves
+    nothing the next run does not remove."""
+    cfg = seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1")
+    killed = run_script(nodescript.install_script(node, kit=debug_kit("config-staged")), tmp_path, path=path)
+    assert killed.returncode in (-9, 137), killed.stderr
+    state = tmp_path / "var/lib/wasm-shim-fleet"
+    (work,) = state.glob("tmp.*")
+    assert oct(state.stat().st_mode & 0o777) == "0o700"
+    assert {str(p.relative_to(state)): oct(p.stat().st_mode & 0o077) for p in [work, *work.rglob("*")]} == \
+        {str(p.relative_to(state)): "0o0" for p in [work, *work.rglob("*")]}
+    assert (work / "config.new").exists()
+    staged = cfg.parent / f".{cfg.name}.wsf-tmp"
+    assert staged.exists() and staged.stat().st_mode & 0o777 == cfg.stat().st_mode & 0o777  # the config's own
+    again = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert again.returncode == 0, again.stderr
+    assert not list(state.glob("tmp.*")) and not staged.exists()
+    assert (tmp_path / "usr/local/bin").stat().st_mode & 0o777 == 0o755
+
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
@@ -449,7 +471,10 @@ def test_a_wrong_sha256_changes_nothing(tmp_path: Path, path: str) -> None:
     result = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert result.returncode == 1
     assert "sha256 mismatch" in result.stderr and "nothing was changed" in result.stderr
-    assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap
+    after = snapshot(tmp_path, ignore=("minimal-bin",))
+    assert after.pop("var/lib/wasm-shim-fleet") == (0o700, "")  # the kit's own folder, made private
+    snap.pop("var/lib/wasm-shim-fleet")
+    assert after == snap
 
 
 def test_a_failed_download_fails_with_the_reason_and_leaves_nothing(tmp_path: Path, path: str) -> None:

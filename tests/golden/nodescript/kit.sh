@@ -127,7 +127,9 @@ strip_blanks() {  # sets wsf_s to $1 without leading and trailing blanks
 
 # ---------------------------------------------------------------------------------------- paths, lock
 wsf_init() {
-    umask 022
+    # Work copies of containerd's config, its dumps and downloads are the node's business only: everything the
+    # kit writes is private unless it is a final target (a shim binary, a config containerd loads).
+    umask 077
     case $WSF_NODE_ROOT in
         /*) ;;
         *) WSF_NODE_ROOT=$(pwd)/$WSF_NODE_ROOT ;;
@@ -143,6 +145,7 @@ wsf_init() {
     CHECK=
     LOCKED=
     mkdir -p -- "$STATE" || die "cannot create $STATE"
+    chmod 700 "$STATE" || die "cannot make $STATE private"
     trap wsf_exit EXIT
     trap 'exit 129' HUP
     trap 'exit 130' INT
@@ -276,7 +279,8 @@ install_binary() {  # name url sha256 member ("" for a bare binary) probe (versi
     fi
     step binary-verified
     # Stage beside the target and rename: a running shim keeps its old inode (never 'text file busy').
-    mkdir -p -- "$BIN" "$STATE/binaries" || die "cannot create $BIN"
+    (umask 022; mkdir -p -- "$BIN") || die "cannot create $BIN"
+    mkdir -p -- "$STATE/binaries" || die "cannot create $STATE/binaries"
     ib_tmp=$BIN/.$ib_name.wsf-tmp
     if [ -n "$ib_member" ]; then
         if ! tar -xOf "$ib_dl" -- "$ib_member" > "$ib_tmp" 2>"$WORK/tar.err"; then
@@ -1002,7 +1006,7 @@ save_copy() {  # src dest
 # Write the new config beside the real one (same folder, so the rename is atomic), with its mode and owner.
 stage_config() {  # new-content; sets STAGED
     STAGED="$(dirname -- "$CFG")/.$(basename -- "$CFG").wsf-tmp"
-    mkdir -p -- "$(dirname -- "$CFG")" || die "cannot create the folder of $CFG"
+    (umask 022; mkdir -p -- "$(dirname -- "$CFG")") || die "cannot create the folder of $CFG"
     if [ -f "$CFG" ] && ! cp -p -- "$CFG" "$STAGED" 2>"$WORK/write.err"; then
         rm -f -- "$STAGED"
         die "cannot write $STAGED: $(tail -n 1 "$WORK/write.err"); nothing was changed"
@@ -1011,6 +1015,9 @@ stage_config() {  # new-content; sets STAGED
         rm -f -- "$STAGED"
         die "cannot write $STAGED: $(tail -n 1 "$WORK/write.err"); nothing was changed"
     fi
+    # A file the kit creates (a template, a drop-in) gets the mode distributions give theirs; it holds only the
+    # handler table. An existing file keeps its own (cp -p above).
+    if [ ! -f "$CFG" ]; then chmod 0644 "$STAGED" || die "cannot chmod $STAGED; nothing was changed"; fi
 }
 
 # --------------------------------------------------------------------------------------- the table
