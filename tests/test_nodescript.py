@@ -13,6 +13,7 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -318,6 +319,49 @@ def test_the_work_copies_of_a_killed_run_are_private_and_the_next_run_removes_th
     assert again.returncode == 0, again.stderr
     assert not list(state.glob("tmp.*")) and not staged.exists()
     assert (tmp_path / "usr/local/bin").stat().st_mode & 0o777 == 0o755
+
+
+def test_two_runs_that_find_a_stale_lock_never_both_take_it(tmp_path: Path, path: str) -> None:
+    """Without flock the lock is a folder holding its owner's pid, broken once that pid is gone. Run B finds it
+    stale and is slow to break it; run A, started meanwhile, finds it stale too. A must not end up holding the
+    lock while B breaks it under A (B breaking it a second time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1", releases=("slight@1.2.3",))
+    (binary,) = node.binaries.values()
+    assert run_script(nodescript.install_binary_script(node, binary), tmp_path, path=path).returncode == 0
+    state = tmp_path / "var/lib/wasm-shim-fleet"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (state / "lock.d").mkdir()
+    (state / "lock.d/pid").write_text(f"{gone.pid}\n")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    (wrap / "mv").write_text('#!/bin/sh\nfor a; do case $a in */lock.d) [ -z "${SLOW_MV:-}" ] || sleep 2 ;; esac; '
+                             f'done\nexec {shutil.which("mv")} "$@"\n')
+    (wrap / "mv").chmod(0o755)
+    sock_path = tmp_path / "run/containerd/containerd.sock"  # "containerd answers" (no ctr on this PATH)
+    sock_path.parent.mkdir(parents=True)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    log = tmp_path / "held.log"
+    # A's restart runs inside A's lock: is the lock still A's three seconds later?
+    restart = (f'sleep 3; if [ "$(cat {state}/lock.d/pid 2>/dev/null)" = "$PPID" ]; then echo held; '
+               f"else echo stolen; fi >> {log}")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            b = pool.submit(run_script, nodescript.install_binary_script(node, binary), tmp_path,
+                            path=f"{wrap}:{path}", env={"SLOW_MV": "1"})
+            time.sleep(0.5)
+            a = pool.submit(run_script, nodescript.apply_table_script(node), tmp_path, path=f"{wrap}:{path}",
+                            restart=restart)
+            results = [b.result(), a.result()]
+    finally:
+        sock.close()
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert log.read_text() == "held\n"
+    assert not (state / "lock.d").exists() and not (state / "lock.break.d").exists()
 
 
 CORPUS = Path(__file__).resolve().parent / "corpus"

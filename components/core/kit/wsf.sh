@@ -162,6 +162,15 @@ wsf_exit() {
 # One command at a time per node (P4): every script on a node takes this lock before touching anything.
 # flock when present (the kernel drops it when the holder dies); otherwise a mkdir lock holding the pid,
 # broken when that pid is gone (a run killed with SIGKILL cannot clean up after itself).
+# Is the mkdir lock held by OWNER (its pid, "" when its holder died before writing it) stale?
+lock_stale() {  # owner
+    if [ -n "$1" ]; then
+        ! kill -0 "$1" 2>/dev/null
+    else
+        # Holder died between mkdir and writing its pid: stale once it is old enough.
+        [ "$(( $(date +%s) - $(stat -c %Y -- "$STATE/lock.d" 2>/dev/null || date +%s) ))" -ge 30 ]
+    fi
+}
 lock_acquire() {
     wsf_wait=${WSF_LOCK_WAIT:-600}
     if command -v flock >/dev/null 2>&1; then
@@ -172,18 +181,25 @@ lock_acquire() {
         wsf_waited=0
         while ! mkdir -- "$STATE/lock.d" 2>/dev/null; do
             wsf_owner=$(cat -- "$STATE/lock.d/pid" 2>/dev/null || true)
-            wsf_stale=0
-            if [ -n "$wsf_owner" ]; then
-                kill -0 "$wsf_owner" 2>/dev/null || wsf_stale=1
-            else
-                # Holder died between mkdir and writing its pid: stale once it is old enough.
-                wsf_age=$(( $(date +%s) - $(stat -c %Y -- "$STATE/lock.d" 2>/dev/null || date +%s) ))
-                [ "$wsf_age" -lt 30 ] || wsf_stale=1
-            fi
-            if [ "$wsf_stale" = 1 ]; then
-                say "breaking the stale lock of a run that is gone (pid ${wsf_owner:-unknown})"
-                mv -- "$STATE/lock.d" "$STATE/lock.stale.$$" 2>/dev/null && rm -rf -- "$STATE/lock.stale.$$"
-                continue
+            if lock_stale "$wsf_owner"; then
+                # One breaker at a time, and the lock read again under it: two runs that both judged it stale
+                # must not both break it (the later one would break the lock the earlier one has taken since).
+                if mkdir -- "$STATE/lock.break.d" 2>/dev/null; then
+                    wsf_now=$(cat -- "$STATE/lock.d/pid" 2>/dev/null || true)
+                    if [ -d "$STATE/lock.d" ] && [ "$wsf_now" = "$wsf_owner" ] && lock_stale "$wsf_now"; then
+                        say "breaking the stale lock of a run that is gone (pid ${wsf_owner:-unknown})"
+                        if mv -- "$STATE/lock.d" "$STATE/lock.stale.$$" 2>/dev/null; then
+                            rm -rf -- "$STATE/lock.stale.$$"
+                        fi
+                    fi
+                    rmdir -- "$STATE/lock.break.d"
+                    continue
+                fi
+                # A breaker left by a run killed while it broke a lock: stale once it is old enough.
+                if [ "$(( $(date +%s) - $(stat -c %Y -- "$STATE/lock.break.d" 2>/dev/null || date +%s) ))" -ge 30 ]; then
+                    rmdir -- "$STATE/lock.break.d" 2>/dev/null || :
+                    continue
+                fi
             fi
             [ "$wsf_waited" -lt "$wsf_wait" ] || die "another wasm-shim-fleet command (pid $wsf_owner) held $STATE/lock.d for ${wsf_wait}s"
             sleep 1
