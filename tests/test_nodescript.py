@@ -364,6 +364,74 @@ def test_two_runs_that_find_a_stale_lock_never_both_take_it(tmp_path: Path, path
     assert not (state / "lock.d").exists() and not (state / "lock.break.d").exists()
 
 
+def test_a_config_changed_after_an_interrupted_run_is_not_undone_by_the_next_rollback(tmp_path: Path,
+                                                                                     path: str) -> None:
+    """config.prev, left by a run killed after it saved it, is the rollback target of the next run only while
+    the config is what that run left; an edit made since is what a failure must put back."""
+    cfg = seed(tmp_path, "containerd-1")
+    first = sample_node("containerd-1", releases=("slight@1.2.3",))
+    assert run_script(nodescript.install_script(first), tmp_path, path=path).returncode == 0
+    second = sample_node("containerd-1")
+    for b in second.binaries.values():
+        assert run_script(nodescript.install_binary_script(second, b), tmp_path, path=path).returncode == 0
+    install_kit(tmp_path, debug_kit("config-written"))
+    killed = run_script(nodescript.apply_table_script(second), tmp_path, path=path)
+    assert killed.returncode in (-9, 137), killed.stderr
+    install_kit(tmp_path)
+    assert (tmp_path / "var/lib/wasm-shim-fleet/config.prev").exists()
+    edited = cfg.read_text() + "# the operator's registry mirror, added after the interrupted run\n"
+    cfg.write_text(edited)
+    failed = run_script(nodescript.apply_table_script(second), tmp_path, path=path, restart="false")
+    assert failed.returncode == 1
+    assert "was changed since an interrupted run saved" in failed.stdout
+    assert cfg.read_text() == edited
+
+
+def test_a_symlinked_config_is_followed_as_the_node_sees_it_and_never_out_of_the_node_root(
+        tmp_path: Path, path: str) -> None:
+    root = tmp_path / "root"
+    install_kit(root)
+    text = (INPUTS / "containerd-1.toml").read_text()
+    outside = tmp_path / "outside/config.toml"
+    outside.parent.mkdir()
+    outside.write_text(text)
+    link = root / "etc/containerd/config.toml"
+    link.parent.mkdir(parents=True)
+    node = sample_node("containerd-1")
+    link.symlink_to(os.path.relpath(outside, link.parent))  # ../../../outside/config.toml
+    escaped = run_script(nodescript.install_script(node), root, path=path)
+    assert escaped.returncode == 1
+    assert f"leads to {outside}, outside the node root {root}" in escaped.stderr
+    link.unlink()
+    link.symlink_to(str(outside))  # an absolute target is a path on the node: under the node root
+    absent = run_script(nodescript.install_script(node), root, path=path)
+    assert absent.returncode == 1 and "whose folder does not exist on this node" in absent.stderr
+    assert outside.read_text() == text
+    real = root / "etc/containerd/real.toml"
+    real.write_text(text)
+    link.unlink()
+    link.symlink_to("/etc/containerd/real.toml")
+    followed = run_script(nodescript.install_script(node), root, path=path)
+    assert followed.returncode == 0, followed.stderr
+    assert link.is_symlink() and containerd.BEGIN in real.read_text()
+
+
+def test_the_new_config_is_flushed_to_disk_before_it_replaces_the_old_one(tmp_path: Path, path: str) -> None:
+    cfg = seed(tmp_path, "containerd-1")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    log = tmp_path / "sync.log"
+    (wrap / "sync").write_text(f'#!/bin/sh\nif [ -e "${{2:-}}" ]; then p=present; else p=absent; fi\n'
+                               f'echo "$* $p" >> {log}\nexec {shutil.which("sync")} "$@"\n')
+    (wrap / "sync").chmod(0o755)
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=f"{wrap}:{path}")
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    staged = f"-- {cfg.parent}/.{cfg.name}.wsf-tmp present"
+    assert staged in calls and f"-- {cfg.parent} present" in calls
+    assert calls.index(staged) < calls.index(f"-- {cfg.parent} present")
+
+
 CORPUS = Path(__file__).resolve().parent / "corpus"
 
 

@@ -117,7 +117,14 @@ replace_file() {  # src target
     wsf_t="$(dirname -- "$2")/.$(basename -- "$2").wsf-tmp"
     if [ -e "$2" ]; then cp -p -- "$2" "$wsf_t" || die "cannot write beside $2 (disk full?)"; fi
     cat -- "$1" > "$wsf_t" || { rm -f -- "$wsf_t"; die "cannot write $wsf_t (disk full?)"; }
+    sync_file "$wsf_t"
     mv -f -- "$wsf_t" "$2" || { rm -f -- "$wsf_t"; die "cannot rename $wsf_t to $2"; }
+    sync_file "$(dirname -- "$2")"
+}
+# Flush a file (or a folder, after a rename in it) to disk: a config renamed into place must not turn out empty
+# after a power loss, the old one gone.
+sync_file() {  # path
+    sync -- "$1" 2>/dev/null || sync
 }
 strip_blanks() {  # sets wsf_s to $1 without leading and trailing blanks
     wsf_s=$1
@@ -373,8 +380,27 @@ remove_binary() {  # name runtime_type
 # ----------------------------------------------------------------------------------- the config file
 config_paths() {
     CFG=$R$CONFIG_PATH
-    # A symlinked config: edit the file it points at, keep the link.
-    if [ -L "$CFG" ]; then CFG=$(readlink -f -- "$CFG") || die "cannot resolve the symlink $R$CONFIG_PATH"; fi
+    # A symlinked config: edit the file it points at, keep the link. Links are followed as the node sees them
+    # (an absolute target is under the node root), and the file they lead to must be under the node root.
+    cp_n=0
+    while [ -L "$CFG" ]; do
+        cp_t=$(readlink -- "$CFG") || die "cannot read the symlink $CFG"
+        case $cp_t in /*) CFG=$R$cp_t ;; *) CFG=$(dirname -- "$CFG")/$cp_t ;; esac
+        cp_n=$((cp_n + 1))
+        [ "$cp_n" -le 16 ] || die "$R$CONFIG_PATH: more than 16 symlinks in a row; point it at the config file"
+    done
+    if [ "$cp_n" -gt 0 ]; then
+        cp_dir=$(cd -P -- "$(dirname -- "$CFG")" 2>/dev/null && pwd) ||
+            die "$R$CONFIG_PATH is a symlink to $CFG, whose folder does not exist on this node; point it at the config file; nothing was changed"
+        if [ -n "$R" ]; then
+            cp_root=$(cd -P -- "$R" && pwd) || die "cannot read the node root $R"
+            case $cp_dir/ in
+                "$cp_root"/*) ;;
+                *) die "$R$CONFIG_PATH is a symlink that leads to $cp_dir/$(basename -- "$CFG"), outside the node root $R; point it at a file under the node root; nothing was changed" ;;
+            esac
+        fi
+        CFG=$cp_dir/$(basename -- "$CFG")
+    fi
     LOADED=$R$LOADED_CONFIG
     if [ "$LOADED_CONFIG" = "$CONFIG_PATH" ]; then LOADED=$CFG; fi
     # A flavor that creates a file starting with its own `version` writes a drop-in: a config of its own that the
@@ -991,10 +1017,10 @@ rollback() {  # reason
         replace_file "$STATE/config.prev" "$CFG"
     fi
     if restart_containerd && daemon_up; then
-        rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
+        rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent" "$STATE/config.next.sha256"
         die "$1; restored the previous config and restarted containerd on it"
     fi
-    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
+    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent" "$STATE/config.next.sha256"
     die "$1; restored the previous config, but containerd did not come back on it either ($RESTART_ERR): check the node"
 }
 # Remember the config as it is now (the last verified one) before replacing it. A copy left by an
@@ -1016,6 +1042,7 @@ save_copy() {  # src dest
         rm -f -- "$2.wsf-tmp"
         die "cannot save $1 to $2: $(tail -n 1 "$WORK/write.err"); nothing was changed"
     fi
+    sync_file "$2.wsf-tmp"
     mv -f -- "$2.wsf-tmp" "$2" || die "cannot rename $2.wsf-tmp"
 }
 
@@ -1034,6 +1061,23 @@ stage_config() {  # new-content; sets STAGED
     # A file the kit creates (a template, a drop-in) gets the mode distributions give theirs; it holds only the
     # handler table. An existing file keeps its own (cp -p above).
     if [ ! -f "$CFG" ]; then chmod 0644 "$STAGED" || die "cannot chmod $STAGED; nothing was changed"; fi
+    sync_file "$STAGED"
+    # What this run is about to write: a later run that finds config.prev tells this run's file from an edit.
+    put_state "$STATE/config.next.sha256" "$(sha256_of "$STAGED")"
+}
+# A config.prev (or .absent) left by an interrupted run stays the rollback target only while the config is what
+# that run left: the file it saved, or the one it was writing. Anything else is an operator's edit since, and
+# putting the old copy back on a failure would undo it: the copy goes, and the file as it is now is kept instead.
+check_prev() {
+    [ -f "$STATE/config.prev" ] || [ -f "$STATE/config.prev.absent" ] || return 0
+    cp_now=absent
+    if [ -f "$CFG" ]; then cp_now=$(sha256_of "$CFG"); fi
+    cp_saved=absent
+    if [ -f "$STATE/config.prev" ]; then cp_saved=$(sha256_of "$STATE/config.prev"); fi
+    cp_next=$(cat -- "$STATE/config.next.sha256" 2>/dev/null || true)
+    if [ "$cp_now" = "$cp_saved" ] || [ "$cp_now" = "$cp_next" ]; then return 0; fi
+    say "$CFG was changed since an interrupted run saved $STATE/config.prev: that older copy is dropped, and the file as it is now is what a failure puts back"
+    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent" "$STATE/config.next.sha256"
 }
 
 # --------------------------------------------------------------------------------------- the table
@@ -1197,6 +1241,7 @@ foreign_defs() {  # what ("add the handler table" | "remove the handler table") 
 }
 apply_table() {
     config_paths
+    check_prev
     find_containerd
     at_kind=kept
     if [ -f "$CFG" ]; then
@@ -1262,6 +1307,7 @@ apply_table() {
         SOCK_BEFORE=$(sock_id)
         mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
         STAGED=
+        sync_file "$(dirname -- "$CFG")"
         CHANGED=1
         FILE_CHANGED=1
         step config-written "wrote the handler table to $CFG"
@@ -1276,15 +1322,16 @@ apply_table() {
         step table-verified "containerd loaded every handler"
     fi
     put_state "$STATE/table.sha256" "$TABLE_SHA256"
-    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent"
+    rm -f -- "$STATE/config.prev" "$STATE/config.prev.absent" "$STATE/config.next.sha256"
     if [ "$CHANGED" = 1 ] || [ "$at_recorded" != "$TABLE_SHA256" ]; then CHANGED=1; fi
 }
 remove_table() {
     config_paths
+    check_prev
     find_containerd
     if [ ! -f "$CFG" ]; then
         say "$CFG does not exist: no handler table to remove"
-        rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent"
+        rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent" "$STATE/config.next.sha256"
         return 0
     fi
     scan_config "$CFG"
@@ -1326,6 +1373,7 @@ remove_table() {
         SOCK_BEFORE=$(sock_id)
         if [ "$rt_absent" = 1 ]; then
             step config-staged "the file holds nothing but our block: it goes"
+            put_state "$STATE/config.next.sha256" absent
             save_prev
             step config-saved
             rm -f -- "$CFG" || die "cannot remove $CFG"
@@ -1337,6 +1385,7 @@ remove_table() {
             mv -f -- "$STAGED" "$CFG" || die "cannot rename $STAGED to $CFG"
             STAGED=
         fi
+        sync_file "$(dirname -- "$CFG")"
         CHANGED=1
         FILE_CHANGED=1
         step config-written "removed the handler table from $CFG"
@@ -1357,7 +1406,7 @@ remove_table() {
     else
         step table-verified "containerd runs without our handlers"
     fi
-    rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent"
+    rm -f -- "$STATE/table.sha256" "$STATE/config.orig" "$STATE/config.prev" "$STATE/config.prev.absent" "$STATE/config.next.sha256"
     CHANGED=1
 }
 
