@@ -244,6 +244,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(signum)
 
     signal.signal(signal.SIGTERM, stop)
+    # The engine's environment may carry the stack's passphrase; kubectl and its plugins get none of it.
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        os.environ.pop(name, None)
     with tempfile.TemporaryDirectory(prefix="wsf-run-") as tmp:
         runner = Runner(args, Kubectl(tmp))
         try:

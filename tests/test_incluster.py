@@ -376,12 +376,13 @@ def test_a_result_whose_pod_died_unacknowledged_is_read_by_an_attach_pod_and_the
 # ------------------------------------------------------------------------- the runner, with a fake kubectl
 FAKE_KUBECTL = r'''#!/usr/bin/env python3
 """A stand-in kubectl for the runner's unit tests: pods and their states come from a scenario file."""
-import json, sys
+import json, os, sys
 from pathlib import Path
 state_file = Path(sys.argv[0]).with_name("state.json")
 st = json.loads(state_file.read_text())
 args = [a for a in sys.argv[1:] if not a.startswith("--kubeconfig") and a != st.get("kubeconfig")]
 st["calls"].append(args)
+st.setdefault("seen_env", []).extend(k for k in os.environ if k.startswith("PULUMI_CONFIG_PASSPHRASE"))
 def save(): state_file.write_text(json.dumps(st))
 verb = args[0]
 if verb == "create":
@@ -517,3 +518,12 @@ def test_the_runner_refuses_a_namespace_of_kubernetes_own_without_asking_the_clu
     err = capsys.readouterr().err
     assert rc == 1 and "refusing to start a privileged runner pod in namespace kube-system" in err
     assert fake_kubectl.state()["pods"] == {}
+
+
+def test_kubectl_does_not_inherit_the_stacks_passphrase(fake_kubectl, capsys, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "stack-secret")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "/nonexistent/passphrase")
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}])
+    assert _run(capsys)[:2] == (0, "ok\n")
+    st = fake_kubectl.state()
+    assert len(st["calls"]) >= 3 and st["seen_env"] == []

@@ -661,6 +661,19 @@ def test_a_failing_restart_puts_the_previous_config_back(tmp_path: Path, path: s
     assert not (state / "table.sha256").exists() and not (state / "config.prev").exists()
 
 
+def test_the_nodes_commands_do_not_inherit_the_stacks_passphrase(tmp_path: Path, path: str,
+                                                                 fake_socket: Path) -> None:
+    seed(tmp_path, "containerd-1")
+    seen = tmp_path.parent / f"{tmp_path.name}-restart-env"
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
+                        restart=f"env > {seen}",
+                        env={"PULUMI_CONFIG_PASSPHRASE": "stack-secret", "PULUMI_CONFIG_PASSPHRASE_FILE": "/p"})
+    assert result.returncode == 0, result.stderr
+    env = seen.read_text()
+    seen.unlink()
+    assert "WSF_NODE_ROOT=" in env and "PULUMI_CONFIG_PASSPHRASE" not in env and "stack-secret" not in env
+
+
 def test_relative_node_roots_and_trailing_slashes_resolve_to_the_same_files(tmp_path: Path, path: str) -> None:
     seed(tmp_path / "n", "containerd-1")
     node = sample_node("containerd-1")

@@ -137,6 +137,8 @@ wsf_init() {
     # Work copies of containerd's config, its dumps and downloads are the node's business only: everything the
     # kit writes is private unless it is a final target (a shim binary, a config containerd loads).
     umask 077
+    # A stack's passphrase is nothing the node's commands (WSF_RESTART, shim probes) should inherit.
+    unset PULUMI_CONFIG_PASSPHRASE PULUMI_CONFIG_PASSPHRASE_FILE
     case $WSF_NODE_ROOT in
         /*) ;;
         *) WSF_NODE_ROOT=$(pwd)/$WSF_NODE_ROOT ;;
