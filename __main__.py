@@ -13,7 +13,8 @@ import os
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.core.config import NAMESPACE, Problem, config_key_problems, strip_namespace
+from components.agent import AgentSettings
+from components.core.config import NAMESPACE, Problem, config_key_problems, kubeconfig_is_contents, strip_namespace
 from components.core.deployed import LABELS_OUTPUT, PLAN_OUTPUT, against_deployed
 from components.core.plan import plan_from_config
 from components.deployed_state import read_deployed
@@ -97,10 +98,12 @@ if k8s_settings.render_dir:
     provider = k8s.Provider("k8s", render_yaml_to_directory=os.path.join(project_dir, k8s_settings.render_dir),
                             kubeconfig="")
 else:
-    provider = k8s.Provider("k8s", kubeconfig=k8s_settings.kubeconfig, context=k8s_settings.context)
     kubeconfig = k8s_settings.kubeconfig
-    if kubeconfig and "\n" not in kubeconfig:
+    if kubeconfig and not kubeconfig_is_contents(kubeconfig):
         kubeconfig = os.path.expanduser(kubeconfig)
+    # A secret: given as contents, the kubeconfig (its keys, tokens) must not be stored in plain text in the state.
+    provider = k8s.Provider("k8s", kubeconfig=pulumi.Output.secret(kubeconfig) if kubeconfig else None,
+                            context=k8s_settings.context)
     check = RuntimeHandlerCheck(kubeconfig, k8s_settings.context)
 
 # transport kubernetes: node commands run in pods of the runner namespace, created before them and deleted
@@ -112,10 +115,21 @@ if any(n.transport == "kubernetes" for n in plan.nodes) and not k8s_settings.ren
                            k8s_settings.context,
                            runner_namespace("runner-namespace", k8s_settings.runner_namespace, provider))
 
+# transport agent: a DaemonSet of node agents per pool (the config check refuses these pools in render mode and
+# without an agent image).
+agents = None
+if plan.agent_pools and not k8s_settings.render_dir:
+    assert k8s_settings.agent_image is not None  # checked by the config
+    agents = AgentSettings(image=k8s_settings.agent_image, namespace=k8s_settings.agent_namespace,
+                           api_server=k8s_settings.agent_api_server, kubeconfig=kubeconfig,
+                           context=k8s_settings.context, force_labels=k8s_settings.force_labels)
+
 fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base=project_dir, k8s_provider=provider,
-                                         runtime_handler_check=check, in_cluster=in_cluster))
+                                         runtime_handler_check=check, in_cluster=in_cluster, agents=agents))
 pulumi.export("runtimeClasses", fleet.runtime_classes)
 pulumi.export("nodes", fleet.nodes)
+if fleet.agent_pools:
+    pulumi.export("agentPools", fleet.agent_pools)
 # What this update applies, read back by the next one (components.core.deployed.PLAN_OUTPUT).
 pulumi.export(PLAN_OUTPUT, {k: v for k, v in plan.to_json().items() if k != "problems"})
 pulumi.export(LABELS_OUTPUT, fleet.labels_applied)

@@ -576,6 +576,63 @@ def bench_kit(r: Results, quick: bool) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+# ------------------------------------------------------------------------------------ agent pools (kwok)
+AGENT_METRICS = ("agent_pool_resources", "agent_preview_seconds", "agent_up_seconds")
+
+
+def bench_agents(r: Results, quick: bool) -> None:
+    """One agent pool over 10 and 1 000 kwok Nodes (WSF_BENCH_AGENT_NODES, comma-separated) under the real engine
+    and API server, kwok playing the nodes' agents (it makes their DaemonSet pods Running and Ready; no agent runs):
+    the Pulumi resources of the stack after `up` (the same whatever the number of nodes), a preview of a bump
+    (one release added), and the `up` of that bump, which rolls the DaemonSet over every node and waits for it
+    (maxUnavailable 10 % here: with 1, 1 000 nodes roll one at a time)."""
+    from bench import worlds
+    from components.run import PREVIEW_ENV
+
+    sizes = [int(x) for x in os.environ.get("WSF_BENCH_AGENT_NODES", "10,1000").split(",") if x]
+    image = "registry.invalid/wasm-shim-fleet/node@sha256:" + "be" * 32
+    try:
+        bin_dir = worlds.toolchain()
+        for n in sizes:
+            names = [f"node-{i}" for i in range(n)]
+            with worlds.world(bin_dir, names, ssh_hosts=False) as w:
+                def config(releases: list[str]) -> dict:
+                    raw = w.config([{"name": "spin", "containerd": "containerd-2", "releases": releases,
+                                     "nodeSelector": {"type": "kwok"},
+                                     "rollout": {"maxUnavailable": "10%", "timeoutSeconds": 3600}}])
+                    del raw["ssh"]
+                    raw["kubernetes"]["agentImage"] = image
+                    return raw
+
+                w.set_config(config(["slight@1.2.3"]))
+                t0 = time.perf_counter()
+                w.stack.up(color="never")
+                r.add(f"agent_first_up_seconds_{n}_nodes", time.perf_counter() - t0,
+                      "s (the pool's objects, and its DaemonSet Ready on every node)")
+                resources = [res for res in w.stack.export_stack().deployment["resources"]
+                             if not res["type"].startswith(("pulumi:", "wasm-shim-fleet:index:RuntimeClassSet"))
+                             and "RuntimeClass" not in res["type"]]
+                r.add(f"agent_pool_resources_{n}_nodes", len(resources),
+                      "resources (stack objects of the agents, the pool's, and their components)")
+                w.set_config(config(["slight@1.2.3", "slight@1.2.4"]))
+                old_env = dict(w.stack.workspace.env_vars)
+                w.stack.workspace.env_vars.update(PREVIEW_ENV)
+                best = float("inf")
+                for _ in range(1 if quick else 2):
+                    t0 = time.perf_counter()
+                    w.stack.preview(color="never")
+                    best = min(best, time.perf_counter() - t0)
+                r.add(f"agent_preview_seconds_{n}_nodes", best, "s (a bump of the pool: one release added)")
+                w.stack.workspace.env_vars.clear()
+                w.stack.workspace.env_vars.update(old_env)
+                t0 = time.perf_counter()
+                w.stack.up(color="never")
+                r.add(f"agent_up_seconds_{n}_nodes", time.perf_counter() - t0,
+                      "s (that bump: every node's agent pod replaced, 10 % at a time, and awaited)")
+    except worlds.Unavailable as exc:
+        _skip_all(r, AGENT_METRICS, str(exc))
+
+
 BENCHES: dict[str, Callable[[Results, bool], None]] = {
     "plan": bench_plan,
     "program": bench_program,
@@ -583,6 +640,7 @@ BENCHES: dict[str, Callable[[Results, bool], None]] = {
     "engine": bench_engine,
     "hosts": bench_hosts,
     "kit": bench_kit,
+    "agents": bench_agents,
 }
 
 

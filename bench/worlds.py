@@ -71,6 +71,7 @@ def engine_tmpdir() -> Iterator[None]:
     tmp = tempfile.mkdtemp(prefix="wsf-bench-tmp-", dir="/tmp")
     old = os.environ.get("TMPDIR")
     os.environ["TMPDIR"] = tmp  # the Automation API passes os.environ on to the pulumi CLI
+    tempfile.tempdir = None  # tempfile caches the folder it first found: look again, here and after
     try:
         yield
     finally:
@@ -78,6 +79,7 @@ def engine_tmpdir() -> Iterator[None]:
             os.environ.pop("TMPDIR", None)
         else:
             os.environ["TMPDIR"] = old
+        tempfile.tempdir = None
         shutil.rmtree(tmp, ignore_errors=True)
 
 

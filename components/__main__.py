@@ -5,11 +5,13 @@ and export (components/run.py)."""
 import sys
 
 from .check_live import add_parser as add_check_command
+from .check_live import read_api_nodes
 from .core.cli import main
 from .run import add_engine_commands
 
 
 def _extend(sub) -> None:
+    sub.choices["plan"].set_defaults(read_nodes=read_api_nodes)  # plan --cluster: the nodes agent pools select
     add_check_command(sub)  # check: drift between the plan and what the cluster and nodes really have
     add_engine_commands(sub)
 

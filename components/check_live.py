@@ -23,9 +23,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from .core.check import NodeState, Report, check_fleet
-from .core.config import Kubernetes, StackFileError, read_stack_file
+from .core import agent
+from .core.check import NodeState, Report, check_agent_pool, check_fleet
+from .core.config import Kubernetes, StackFileError, kubeconfig_is_contents, read_stack_file
 from .core.plan import FleetPlan, NodePlan, plan_from_config
+from .kubeconfig import kubectl_kubeconfig
 
 #: Separates the two parts of the read script's output.
 _MARK = "--- wasm-shim-fleet check: config"
@@ -82,7 +84,7 @@ def _run_on_node(node: NodePlan, user: str, identity: str | None, base_dir: Path
                                      namespace=k8s.runner_namespace, image=k8s.runner_image,
                                      resource=f"check-{node.name}")
         kubeconfig = k8s.kubeconfig or ""
-        if kubeconfig and "\n" not in kubeconfig:
+        if kubeconfig and not kubeconfig_is_contents(kubeconfig):
             kubeconfig = os.path.expanduser(kubeconfig)
         env = {**os.environ, "WSF_KUBECONFIG": kubeconfig, "WSF_KUBE_CONTEXT": k8s.context or ""}
         return subprocess.run([*argv, script], capture_output=True, text=True, env=env, timeout=timeout + 300)
@@ -127,13 +129,8 @@ def read_api_nodes(kubeconfig: str | None, context: str | None, kubectl: str | N
     if context:
         argv += ["--context", context]
     with tempfile.TemporaryDirectory(prefix="wsf-check-") as tmp:
-        if kubeconfig:
-            path = os.path.expanduser(kubeconfig)
-            if "\n" in kubeconfig or not os.path.exists(path):
-                p = Path(tmp) / "kubeconfig"
-                p.touch(mode=0o600)
-                p.write_text(kubeconfig)
-                path = str(p)
+        path = kubectl_kubeconfig(kubeconfig, tmp)
+        if path:
             argv += ["--kubeconfig", path]
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=120)
     if proc.returncode != 0:
@@ -179,11 +176,31 @@ def check_main(stack_file: str, identity: str | None = None, as_json: bool = Fal
         return 1
     report: Report = check_fleet(plan, observe(plan, api_nodes, cfg.ssh.user, identity, base_dir,
                                                       cfg.kubernetes))
+    report = with_agent_pools(report, plan, cfg.kubernetes, api_nodes)
     if as_json:
         print(json.dumps(report.to_json(), indent=2))
     else:
         print(report.words(), end="")
     return 0 if report.clean else 2
+
+
+def with_agent_pools(report: Report, plan: FleetPlan, k8s: Kubernetes, api_nodes: Mapping[str, Any]) -> Report:
+    """The report with every agent pool's nodes, as their agents published them on the Nodes (no SSH, no pod)."""
+    if not plan.agent_pools:
+        return report
+    drift, nodes, info = list(report.drift), list(report.nodes), dict(report.info)
+    for pool in plan.agent_pools:
+        state = agent.agent_state(plan, pool, k8s.force_labels)
+        desired = agent.desired_hash(state, image=k8s.agent_image or "", api_server=k8s.agent_api_server)
+        found, checked, notes = check_agent_pool(plan, pool, desired, api_nodes)
+        drift += found
+        nodes += [n for n in checked if n not in nodes]
+        info.update(notes)
+        selected = [n for n in checked if agent.selects(pool.node_selector,
+                                                        api_nodes[n]["metadata"].get("labels") or {})]
+        print(f"pool {pool.name} (agent): selects {len(selected)} node(s) with "
+              f"{', '.join(f'{k}={v}' for k, v in sorted(pool.node_selector.items()))}", file=sys.stderr)
+    return Report(tuple(drift), tuple(nodes), info)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

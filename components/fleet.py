@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import pulumi
 
+from .agent import AgentSettings, agent_pools
 from .core import naming
 from .core.plan import FleetPlan
 from .incluster import InCluster
@@ -38,13 +39,17 @@ class ShimFleetArgs:
     runtime_handler_check: RuntimeHandlerCheck | None = None
     #: How `transport: kubernetes` pools reach their nodes (components.incluster.InCluster).
     in_cluster: InCluster | None = None
+    #: How `transport: agent` pools run their node agents (components.agent.AgentSettings); required for them.
+    agents: AgentSettings | None = None
 
 
 class ShimFleet(pulumi.ComponentResource):
-    """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes and `<name>-classes`
-    (RuntimeClassSet). Outputs: `runtime_classes`, `nodes` (per node: releases, labels, handlers, binaries) and
-    `labels_applied` (per node: its labels as the API server answered the label patch). Attributes: `pools`,
-    `classes` (the RuntimeClassSet), `handlers` (node -> Output of its applied handler table)."""
+    """The fleet. Creates `<name>-<pool>` (NodePool) per pool with nodes, `<name>-<pool>` (AgentPool) per pool of
+    transport agent with `<name>-agents` (AgentAccess, what they share), and `<name>-classes` (RuntimeClassSet).
+    Outputs: `runtime_classes`, `nodes` (per node: releases, labels, handlers, binaries), `agent_pools` (per agent
+    pool: its selector, releases, labels and desired-state hash) and `labels_applied` (per node: its labels as the
+    API server answered the label patch). Attributes: `pools`, `agents` (pool -> AgentPool), `classes` (the
+    RuntimeClassSet), `handlers` (node -> Output of its applied handler table)."""
 
     def __init__(self, name: str, args: ShimFleetArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         if not args.plan.ok:
@@ -62,6 +67,13 @@ class ShimFleet(pulumi.ComponentResource):
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }
+        if args.plan.agent_pools and args.agents is None:
+            raise PlanError("the plan has pools of transport agent: ShimFleetArgs.agents (AgentSettings) is required")
+        _, self.agents = (agent_pools(name, args.plan, args.agents, args.k8s_provider, self)
+                          if args.agents is not None else (None, {}))
+        self.agent_pools = {p.name: {"nodeSelector": dict(p.node_selector), "releases": list(p.node.releases),
+                                     "retiring": list(p.node.retiring), "labels": dict(p.node.labels),
+                                     "desired": self.agents[p.name].desired} for p in args.plan.agent_pools}
         classes = RuntimeClassSet(f"{name}-classes",
                                   RuntimeClassSetArgs(args.plan.runtime_classes, args.k8s_provider),
                                   opts=pulumi.ResourceOptions(parent=self))
@@ -76,5 +88,8 @@ class ShimFleet(pulumi.ComponentResource):
             for pool in self.pools.values() for node, labels in pool.labels.items()}
         #: node -> Output of its handler table, known once applied
         self.handlers = {node: h for pool in self.pools.values() for node, h in pool.handlers.items()}
-        self.register_outputs({"runtime_classes": self.runtime_classes, "nodes": self.nodes,
-                               "labels_applied": self.labels_applied})
+        outputs = {"runtime_classes": self.runtime_classes, "nodes": self.nodes,
+                   "labels_applied": self.labels_applied}
+        if self.agent_pools:  # only then: a fleet without agent pools registers what it always registered
+            outputs["agent_pools"] = self.agent_pools
+        self.register_outputs(outputs)

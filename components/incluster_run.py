@@ -31,6 +31,7 @@ if __package__ in (None, ""):  # run as a file: import the pure core from the pr
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.core import incluster  # noqa: E402 - after the path set-up above
+from components.kubeconfig import kubectl_kubeconfig  # noqa: E402
 
 #: Waiting reasons that will not resolve by themselves: the run fails at once with the kubelet's message.
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",
@@ -50,15 +51,9 @@ class RunError(Exception):
 class Kubectl:
     def __init__(self, tmp: str) -> None:
         self.argv = [os.environ.get("KUBECTL") or "kubectl"]
-        config = os.environ.get("WSF_KUBECONFIG") or ""
-        if "\n" in config:
-            path = os.path.join(tmp, "kubeconfig")
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as f:
-                f.write(config)
-            config = path
+        config = kubectl_kubeconfig(os.environ.get("WSF_KUBECONFIG"), tmp)
         if config:
-            self.argv += ["--kubeconfig", os.path.expanduser(config)]
+            self.argv += ["--kubeconfig", config]
         if os.environ.get("WSF_KUBE_CONTEXT"):
             self.argv += ["--context", os.environ["WSF_KUBE_CONTEXT"]]
 

@@ -12,6 +12,12 @@ The resource shapes they read:
   kubernetes:core/v1:NodePatch           inputs metadata.name (the node), metadata.labels
   command:{remote,local}:Command         a binary install's `create` makes the node kit's install-binary call
                                          (nodescript.install_binary_call reads it back)
+  wasm-shim-fleet:index:AgentPool        inputs  {pool, containerd, nodeSelector, releases, retiring}
+                                         outputs also {labels, handlers, binaries}: what every node it selects
+                                         runs (judged as one node, `agent pool <pool>`)
+  kubernetes:core/v1:ConfigMap           an agent pool's state (label app.kubernetes.io/name=wasm-shim-fleet-agent):
+                                         data["state.json"].scripts.binaries makes one install-binary call per
+                                         binary
 
 During a preview some inputs may still be unknown (absent or None): a rule checks what it can see and
 never reports a value it cannot see.
@@ -46,6 +52,9 @@ from wasm_shim_fleet.core.deprecation import step_findings
 from wasm_shim_fleet.core.plan import selected_without_handler
 
 NODE_POOL = "wasm-shim-fleet:index:NodePool"
+AGENT_POOL = "wasm-shim-fleet:index:AgentPool"
+CONFIG_MAP = "kubernetes:core/v1:ConfigMap"
+AGENT_APP = ("app.kubernetes.io/name", "wasm-shim-fleet-agent")
 RUNTIME_CLASS_SET = "wasm-shim-fleet:index:RuntimeClassSet"
 RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
 NODE_PATCH = "kubernetes:core/v1:NodePatch"
@@ -178,7 +187,45 @@ def fleet_nodes(resources: Iterable[Resource]) -> dict[str, _Node]:
         name = _get(r, "props", "metadata", "name")
         if isinstance(name, str) and name in nodes:
             nodes[name].labels.update(_get(r, "props", "metadata", "labels") or {})
+    for r in _of_type(resources, AGENT_POOL):
+        node = agent_pool_node(r)
+        if node is not None:
+            nodes[node.name] = node
     return nodes
+
+
+def agent_pool_node(r: Resource) -> _Node | None:
+    """What every node an agent pool selects runs, as one node named `agent pool <pool>` (its outputs; during a
+    preview only the releases may be known, and a rule then sees no handler or label to judge)."""
+    pool = _pool_name(r)
+    props = r.get("props") or {}
+    if pool is None or not isinstance(props, Mapping):
+        return None
+    binaries = {k: v for k, v in (props.get("binaries") or {}).items() if isinstance(v, Mapping)}
+    releases = {k for k in [*(props.get("releases") or []), *(props.get("retiring") or [])] if isinstance(k, str)}
+    return _Node(f"agent pool {pool}", pool, dict(props.get("handlers") or {}), dict(props.get("labels") or {}),
+                 binaries, r.get("name"), releases)
+
+
+def agent_install_calls(resources: Iterable[Resource]) -> list[nodescript.InstallCall] | None:
+    """The install-binary calls of every agent pool's state (None: some state is not known yet)."""
+    import json
+
+    out = []
+    for r in _of_type(resources, CONFIG_MAP):
+        if _get(r, "props", "metadata", "labels", AGENT_APP[0]) != AGENT_APP[1]:
+            continue
+        text = _get(r, "props", "data", "state.json")
+        if not isinstance(text, str):
+            return None
+        try:
+            script = json.loads(text)["scripts"]["binaries"]
+        except (ValueError, KeyError, TypeError):
+            continue
+        pool = _get(r, "props", "metadata", "labels", "wasm-shim-fleet.io/agent-pool")
+        out += [nodescript.InstallCall(c.name, c.url, c.sha256, c.member, c.probe, f"agent pool {pool}")
+                for c in nodescript.install_binary_calls(script)]
+    return out
 
 
 # ---------------------------------------------------------------------------- handler on every node
@@ -283,15 +330,16 @@ def binaries_covered(resources: Iterable[Resource]) -> list[Violation]:
     resources = list(resources)
     commands = [r for r in resources if r.get("type") in COMMANDS]
     scripts = [_get(c, "props", "create") for c in commands]
-    if any(not isinstance(s, str) for s in scripts):
+    agent_calls = agent_install_calls(resources)
+    if any(not isinstance(s, str) for s in scripts) or agent_calls is None:
         return []  # some still unknown: nothing to compare
-    if not any(is_binary_command(c) for c in commands):
+    if not any(is_binary_command(c) for c in commands) and not agent_calls:
         return []  # no binary install commands (rendered elsewhere): nothing to compare
-    calls = [c for c in (nodescript.install_binary_call(s) for s in scripts) if c is not None]
+    calls = [c for c in (nodescript.install_binary_call(s) for s in scripts) if c is not None] + agent_calls
     digests = {(c.name, c.sha256.lower()) for c in calls}
     on_node = {(c.node, c.name) for c in calls}
     out = []
-    pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL)}
+    pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL, AGENT_POOL)}
     for node in fleet_nodes(resources).values():
         for bname, b in sorted(node.binaries.items()):
             sha = str(b.get("sha256") or "").lower()
@@ -317,6 +365,10 @@ def pool_releases(resources: Iterable[Resource]) -> dict[str, set[str]]:
         keys = out.setdefault(pool, set())
         for n in pool_nodes(r):
             keys |= n.releases or set()
+    for r in _of_type(resources, AGENT_POOL):
+        node = agent_pool_node(r)
+        if node is not None and node.pool is not None:
+            out.setdefault(node.pool, set()).update(node.releases or set())
     return out
 
 
@@ -339,7 +391,7 @@ def deprecation_violations(resources: Iterable[Resource], previous: Mapping[str,
     if not previous:
         return []
     resources = list(resources)
-    pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL)}
+    pool_urns = {_pool_name(r): r.get("urn") for r in _of_type(resources, NODE_POOL, AGENT_POOL)}
     now: dict[str, set[str]] = {}
     urns: dict[str, Any] = {}
     for pool_key, keys in sorted(pool_releases(resources).items()):

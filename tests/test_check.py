@@ -142,3 +142,74 @@ def test_check_refuses_a_render_only_stack(tmp_path, capsys):
     f.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
     assert main(["check", str(f)], extend=add_parser) == 2
     assert "renderDir" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ agent pools
+def _agents_plan():
+    from tests.test_agent_pools import agent_pool, agent_stack
+
+    _, p = plan_from_config(agent_stack([agent_pool("ag", ["slight@1.2.3"], {"g": "wasm"})]))
+    assert p.ok, p.errors
+    return p
+
+
+def _api_node(name: str, labels: dict, status: dict | None = None, handlers: list[str] | None = None) -> dict:
+    import json
+
+    annotations = {"ag.agent.wasm-shim-fleet.io/status": json.dumps(status)} if status is not None else {}
+    obj = {"metadata": {"name": name, "labels": labels, "annotations": annotations}, "status": {}}
+    if handlers is not None:
+        obj["status"]["runtimeHandlers"] = [{"name": h} for h in handlers]
+    return obj
+
+
+def test_an_agent_pools_nodes_are_judged_by_what_their_agents_publish():
+    from components.core.check import check_agent_pool
+
+    p = _agents_plan()
+    a = p.agent_pools[0]
+    ok_labels = {"g": "wasm", "wasm-shim-fleet.io/pool": "ag", **a.labels}
+    converged = {"pool": "ag", "desired": "D", "state": "converged", "since": "t0"}
+    api = {
+        "n-ok": _api_node("n-ok", ok_labels, {**converged, "changed": "installed x"}, list(a.node.handlers)),
+        "n-new": _api_node("n-new", {"g": "wasm"}),
+        "n-old": _api_node("n-old", ok_labels, {**converged, "desired": "OLD"}),
+        "n-failed": _api_node("n-failed", ok_labels, {**converged, "state": "failed", "reason": "sha256 mismatch",
+                                                      "attempts": 3}),
+        "n-refused": _api_node("n-refused", {"g": "wasm"}, {**converged, "state": "refused",
+                                                            "reason": "selected by pools ag and other"}),
+        "n-label": _api_node("n-label", {**ok_labels, "wasmtime-slight-v9": "true"}, converged),
+        "n-handler": _api_node("n-handler", ok_labels, converged, ["runc"]),
+        "n-left": _api_node("n-left", {"wasm-shim-fleet.io/pool": "ag"}),
+        "n-other": _api_node("n-other", {"g": "other"}),
+    }
+    drift, checked, info = check_agent_pool(p, a, "D", api)
+    found = {(d.node, d.kind) for d in drift}
+    assert found == {("n-new", "agent-missing"), ("n-old", "agent-outdated"), ("n-failed", "agent-failed"),
+                     ("n-refused", "agent-refused"), ("n-label", "label-unexpected"),
+                     ("n-handler", "runtime-handler-missing"), ("n-left", "claim-left")}
+    assert "n-other" not in checked and "n-ok" in checked
+    assert info == {"n-ok": "last change by its agent, t0: installed x"}
+    assert any("sha256 mismatch (3 attempts" in d.detail for d in drift)
+
+
+def test_plan_with_cluster_lists_the_nodes_each_agent_pool_selects(tmp_path, capsys):
+    import argparse
+
+    import yaml
+
+    from components.core.cli import cmd_plan
+    from tests.test_agent_pools import agent_pool, agent_stack
+
+    raw = agent_stack([agent_pool("ag", ["slight@1.2.3"], {"g": "wasm"})])
+    stack_file = tmp_path / "Pulumi.x.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
+    nodes = {n: _api_node(n, labels) for n, labels in
+             {"w1": {"g": "wasm"}, "w2": {"g": "wasm", "x": "y"}, "o": {"g": "other"}}.items()}
+    args = argparse.Namespace(stack_file=str(stack_file), json=False, cluster=True,
+                              read_nodes=lambda kubeconfig, context: nodes)
+    assert cmd_plan(args) == 0
+    assert "    selects now: w1, w2\n" in capsys.readouterr().out
+    args.read_nodes = lambda kubeconfig, context: (_ for _ in ()).throw(RuntimeError("no route to host"))
+    assert cmd_plan(args) == 1
+    assert "cannot read the cluster's nodes: no route to host" in capsys.readouterr().err

@@ -392,3 +392,58 @@ def test_binaries_installed_outside_the_kit_leave_the_planned_ones_uncovered(fle
             r["props"]["create"] = "curl -fsSL https://example.org/x -o /usr/local/bin/containerd-shim-slight-v1-2-3-v1"
     found = {v.message.split(" on node ")[1].split(" ")[0] for v in rules.binaries_covered(outputs)}
     assert found == {"node-a", "node-b", "node-c"}
+
+
+# ------------------------------------------------------------------------------------------ agent pools
+def agent_resources(desired: str = "d" * 64, drop: str | None = None) -> list[dict]:
+    """An agent pool as the components register it: its component's outputs and its state ConfigMap."""
+    from components.core import agent
+
+    raw = stack([], versions=VERSIONS, kubernetes={"agentImage": "r.io/n@sha256:" + "a" * 64})
+    raw["nodePools"] = [{"name": "ag", "containerd": "containerd-2", "releases": ["slight@1.2.3", "slight@1.2.4"],
+                         "nodeSelector": {"g": "wasm"}}]
+    _, p = plan_from_config(raw)
+    assert p.ok, p.errors
+    a = p.agent_pools[0]
+    state = agent.agent_state(p, a)
+    if drop is not None:  # a binaries script that installs one binary fewer than the pool plans
+        state["scripts"]["binaries"] = "\n".join(part for part in state["scripts"]["binaries"].split("wsf_run <<")
+                                                 if drop not in part)
+    cm = agent.config_map(a.name, "wsf", state, desired)
+    out = [{"type": rules.AGENT_POOL, "name": "fleet-ag", "urn": "urn:agent:ag",
+            "props": {"pool": "ag", "releases": list(a.node.releases), "retiring": [], "labels": dict(a.labels),
+                      "handlers": dict(a.node.handlers),
+                      "binaries": {k: b.to_json() for k, b in a.node.binaries.items()}}},
+           {"type": rules.CONFIG_MAP, "name": "fleet-ag-state", "urn": "urn:cm:ag",
+            "props": {"metadata": cm["metadata"], "data": cm["data"]}}]
+    out += [{"type": rules.RUNTIME_CLASS, "name": f"fleet-classes-{rc.name}", "urn": f"urn:rc:{rc.name}",
+             "props": {"metadata": {"name": rc.name}, "handler": rc.handler,
+                       "scheduling": {"nodeSelector": dict(rc.node_selector)}}} for rc in p.runtime_classes]
+    return out
+
+
+def test_an_agent_pools_binaries_are_covered_by_the_install_calls_of_its_state():
+    assert rules.binaries_covered(agent_resources()) == []
+    assert rules.handler_on_selected_nodes(agent_resources()) == []
+    (v,) = rules.binaries_covered(agent_resources(drop="containerd-shim-slight-v1-2-4-v1"))
+    assert "containerd-shim-slight-v1-2-4-v1" in v.message and "agent pool ag" in v.message
+    assert v.urn == "urn:agent:ag"
+
+
+def test_an_agent_pool_counts_in_the_deprecation_rule():
+    found = rules.deprecation_violations(agent_resources(), {"ag": ["slight@1.2.3"]}, keep=2)
+    assert found == []  # 1.2.4 added beside 1.2.3: N-1 kept
+    res = agent_resources()
+    res[0]["props"]["releases"] = ["slight@2.0.0"]
+    (v,) = rules.deprecation_violations(res, {"ag": ["slight@1.2.3", "slight@1.2.4"]}, keep=2)
+    assert v.urn == "urn:agent:ag"
+
+
+def test_every_install_call_of_an_agents_binaries_script_is_read_back():
+    from components.core import nodescript
+
+    res = agent_resources()
+    state = json.loads(res[1]["props"]["data"]["state.json"])
+    calls = nodescript.install_binary_calls(state["scripts"]["binaries"])
+    assert [c.name for c in calls] == ["containerd-shim-slight-v1-2-3-v1", "containerd-shim-slight-v1-2-4-v1"]
+    assert all(len(c.sha256) == 64 for c in calls)

@@ -98,3 +98,43 @@ def test_the_check_sits_between_the_handler_table_and_the_labels(node_c):
     without = {g.name: g for g in node_resources("fleet-c", node_c)}
     assert "fleet-c-node-c-verify" not in without
     assert without["fleet-c-node-c-labels"].depends_on == ("fleet-c-node-c-handlers",)
+
+
+ONE_LINE = '{"apiVersion":"v1","kind":"Config","users":[{"name":"u","user":{"token":"s3cret-token"}}]}'
+
+
+def test_a_one_line_json_kubeconfig_is_contents_never_an_argument(tmp_path, node_c):
+    """CI secrets often hold a kubeconfig as one line of JSON: it goes to a private file, never on kubectl's
+    command line (visible in `ps`, and echoed by kubectl when it cannot open it as a path)."""
+    seen = tmp_path / "seen"
+    proc = run(tmp_path, node_c, ["runc " + " ".join(node_c.handlers)],
+               env={"WSF_KUBECONFIG": ONE_LINE, "KUBECONFIG_SEEN": str(seen)})
+    assert proc.returncode == 0, proc.stderr
+    assert "s3cret-token" not in (tmp_path / "args").read_text()
+    assert seen.read_text() == ONE_LINE
+
+
+def test_every_command_of_the_program_gives_kubectl_the_same_private_file_for_contents(tmp_path, monkeypatch):
+    """One rule (components/kubeconfig.py) for the runner, the rollout and cleanup commands and `check`."""
+    from components.check_live import read_api_nodes
+    from components.core.config import kubeconfig_is_contents
+    from components.incluster_run import Kubectl
+    from components.kubeconfig import kubectl_kubeconfig
+
+    assert kubeconfig_is_contents(ONE_LINE) and kubeconfig_is_contents("apiVersion: v1\nkind: Config\n")
+    assert not kubeconfig_is_contents("~/.kube/config")
+    assert kubectl_kubeconfig("~/.kube/config", tmp_path) == os.path.expanduser("~/.kube/config")
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    path = kubectl_kubeconfig(ONE_LINE, private)
+    assert path == str(private / "kubeconfig") and os.stat(path).st_mode & 0o777 == 0o600
+    monkeypatch.setenv("WSF_KUBECONFIG", ONE_LINE)
+    k = Kubectl(str(tmp_path))
+    assert "s3cret-token" not in " ".join(k.argv) and k.argv[1:3] == ["--kubeconfig", str(tmp_path / "kubeconfig")]
+    # check: kubectl (a stand-in that fails naming its arguments, as kubectl does) never sees the contents
+    kubectl = tmp_path / "kubectl-echo"
+    kubectl.write_text('#!/bin/sh\necho "error: stat $*: no such file or directory" >&2\nexit 1\n')
+    kubectl.chmod(0o755)
+    with pytest.raises(RuntimeError) as err:
+        read_api_nodes(ONE_LINE, None, kubectl=str(kubectl))
+    assert "s3cret-token" not in str(err.value)

@@ -16,6 +16,16 @@ What counts as drift, per node:
   the catalog's (a bare binary), not those it had when installed from the catalog's archive (the node scripts
   record both sums in /var/lib/wasm-shim-fleet/binaries), or it came from another artifact; or an archive's
   binary has no such record.
+
+Agent pools are read from what their agents publish on each Node (no SSH, no pod): every node the pool's
+nodeSelector matches is checked against the pool's state (its hash, components/core/agent.py), its labels and
+its runtimeHandlers:
+- `agent-missing`: no agent of the pool has reported on the node yet (its DaemonSet pod is not running there);
+- `agent-outdated`: the node's agent runs an older state (a rollout in progress, or stopped at a failing node);
+- `agent-failed` / `agent-refused`: the agent could not converge the node, or refused it, and says why;
+- `label-missing` / `label-unexpected` / `runtime-handler-missing` as for listed nodes;
+- `claim-left`: a node no longer selected by the pool still carries its claim (its agent did not uninstall).
+A node whose agent repaired drift says what it repaired (`repaired: ...`), which is not drift.
 """
 
 from __future__ import annotations
@@ -25,8 +35,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import agent, naming
 from .containerd import BEGIN, END
-from .plan import FleetPlan, NodePlan
+from .plan import AgentPoolPlan, FleetPlan, NodePlan
 
 
 @dataclass(frozen=True)
@@ -63,6 +74,8 @@ class Drift:
 class Report:
     drift: tuple[Drift, ...]
     nodes: tuple[str, ...] = field(default=())
+    #: node -> what is worth knowing and not drift (an agent's last repair), shown with the node
+    info: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def clean(self) -> bool:
@@ -78,7 +91,7 @@ class Report:
         lines = []
         for node, drifts in self.by_node().items():
             if not drifts:
-                lines.append(f"{node}: in sync")
+                lines.append(f"{node}: in sync" + (f" ({self.info[node]})" if node in self.info else ""))
                 continue
             lines.append(f"{node}: {len(drifts)} drift(s)")
             lines += [f"  {d.kind}: {d.detail}" for d in drifts]
@@ -89,7 +102,8 @@ class Report:
         return sorted({d.node for d in self.drift})
 
     def to_json(self) -> dict[str, Any]:
-        return {"clean": self.clean, "drift": [d.to_json() for d in self.drift], "nodes": list(self.nodes)}
+        return {"clean": self.clean, "drift": [d.to_json() for d in self.drift], "nodes": list(self.nodes),
+                "info": dict(self.info)}
 
 
 _TABLE = re.compile(r"^\s*\[(.+)\]\s*$")
@@ -209,3 +223,62 @@ def check_fleet(plan: FleetPlan, states: Mapping[str, NodeState]) -> Report:
         state = states.get(node.name) or NodeState(node.name, labels=None, error="not observed")
         drift += check_node(plan, node, state)
     return Report(tuple(drift), tuple(n.name for n in plan.nodes))
+
+
+def check_agent_pool(plan: FleetPlan, pool: AgentPoolPlan, desired: str,
+                     api_nodes: Mapping[str, Mapping[str, Any]]) -> tuple[list[Drift], list[str], dict[str, str]]:
+    """The nodes of an agent pool as the cluster shows them: (drift, the nodes checked, info per node). `desired`
+    is the hash of the pool's state as this plan would deploy it; `api_nodes` every Node object by name."""
+    drift: list[Drift] = []
+    info: dict[str, str] = {}
+    key = naming.agent_status_annotation(pool.name)
+    prefix = naming.fleet_label_prefix(plan.runtime, plan.label_prefix)
+    checked = []
+    for name in sorted(api_nodes):
+        obj = api_nodes[name]
+        meta = obj.get("metadata") or {}
+        labels = meta.get("labels") or {}
+        selected = agent.selects(pool.node_selector, labels)
+        if not selected:
+            if labels.get(naming.CLAIM_LABEL) == pool.name:
+                checked.append(name)
+                wanted = ", ".join(f"{k}={v}" for k, v in pool.node_selector.items())
+                drift.append(Drift(name, "claim-left", f"no longer selected by pool {pool.name} ({wanted}) but "
+                                                       "still claimed by it: its agent did not uninstall"))
+            continue
+        checked.append(name)
+
+        def add(kind: str, detail: str, node: str = name) -> None:
+            drift.append(Drift(node, kind, detail))
+
+        status = agent.parse_status((meta.get("annotations") or {}).get(key))
+        if status is None:
+            add("agent-missing", f"no agent of pool {pool.name} has reported on this node (is its pod running?)")
+            continue
+        state = status.get("state")
+        if state == "refused":
+            add("agent-refused", str(status.get("reason") or "refused"))
+            continue
+        if status.get("desired") != desired:
+            add("agent-outdated", f"its agent runs state {str(status.get('desired'))[:12]}, not {desired[:12]} "
+                                  f"(a rollout of pool {pool.name} not finished, or stopped at a failing node)")
+        if state == "failed":
+            add("agent-failed", f"{status.get('reason') or 'failed'} ({status.get('attempts')} attempts since "
+                                f"{status.get('since')})")
+        elif state != "converged" and status.get("desired") == desired:
+            add("agent-pending", f"its agent is {state} since {status.get('since')}")
+        for label in pool.labels:
+            if labels.get(label) != naming.LABEL_VALUE and state == "converged":
+                add("label-missing", f"{label} (the agent will set it again on its next check)")
+        for label in sorted(k for k in labels if k.startswith(prefix) and k not in pool.labels):
+            add("label-unexpected", f"{label}={labels[label]}: pool {pool.name} does not promise it")
+        reported = [h.get("name", "") for h in (obj.get("status") or {}).get("runtimeHandlers") or []]
+        if reported and state == "converged" and status.get("desired") == desired:
+            for handler in pool.node.handlers:
+                if handler not in reported:
+                    add("runtime-handler-missing", f"{handler} is in the pool's table but the kubelet does not "
+                                                   "report it")
+        if status.get("changed") and state == "converged":
+            info[name] = f"last change by its agent, {status.get('since')}: {status.get('changed')}"
+    return drift, checked, info
+

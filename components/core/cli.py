@@ -39,7 +39,8 @@ def _table(rows: list[list[str]], indent: str = "  ") -> list[str]:
     return [indent + "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
 
 
-def format_plan(plan: FleetPlan) -> str:
+def format_plan(plan: FleetPlan, selected: dict[str, list[str]] | None = None) -> str:
+    """The plan in words; `selected`: agent pool -> the nodes its selector matches now (plan --cluster)."""
     lines = [f"RuntimeClasses ({len(plan.runtime_classes)})"]
     rows = [["NAME", "HANDLER", "SCOPE", "NODE SELECTOR"]]
     rows += [[rc.name, rc.handler, rc.scope, ", ".join(f"{k}={v}" for k, v in rc.node_selector.items())]
@@ -56,6 +57,24 @@ def format_plan(plan: FleetPlan) -> str:
         lines += _table([[h, "->", rt] for h, rt in n.handlers.items()], indent="    handler ")
         lines.append(f"    labels: {', '.join(n.labels) or '-'}")
         lines += [f"    binary  {name}  {b.release}  sha256:{b.sha256[:12]}…" for name, b in n.binaries.items()]
+    if plan.agent_pools:
+        lines += ["", f"Agent pools ({len(plan.agent_pools)}): every node with the selector's labels, now and later,"
+                      " converged by the pool's node agent"]
+    for a in plan.agent_pools:
+        n, r = a.node, a.rollout
+        selector = ", ".join(f"{k}={v}" for k, v in sorted(a.node_selector.items()))
+        lines.append(f"  {a.name}  {n.flavor}  nodes with {selector}")
+        if selected is not None:
+            found = selected.get(a.name, [])
+            lines.append(f"    selects now: {', '.join(found) if found else 'no node'}")
+        lines.append(f"    rollout: at most {r.max_unavailable} node(s) at a time, each Ready {r.min_ready_seconds}s; "
+                     f"up fails after {r.timeout_seconds}s; each agent checks its node every {a.check_seconds}s")
+        lines.append(f"    releases: {', '.join(n.releases) or '-'}")
+        if n.retiring:
+            lines.append(f"    retiring: {', '.join(n.retiring)} (installed, not labelled)")
+        lines += _table([[h, "->", rt] for h, rt in n.handlers.items()], indent="    handler ")
+        lines.append(f"    labels: {', '.join(n.labels) or '-'}")
+        lines += [f"    binary  {name}  {b.release}  sha256:{b.sha256[:12]}…" for name, b in n.binaries.items()]
     if plan.problems:
         lines += ["", f"Problems ({len(plan.problems)})"]
         lines += [f"  {p}" for p in plan.problems]
@@ -63,12 +82,32 @@ def format_plan(plan: FleetPlan) -> str:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    plan = load_plan(args.stack_file)
+    cfg, plan = plan_from_config(read_stack_file(args.stack_file), Path(args.stack_file).resolve().parent,
+                                 secret_keys=())
     _report_problems(plan, args.stack_file)
+    selected = None
+    if getattr(args, "cluster", False):
+        reader = getattr(args, "read_nodes", None)
+        if reader is None:
+            print("plan: --cluster needs the cluster reader of `python -m components`", file=sys.stderr)
+            return 2
+        try:
+            api_nodes = reader(cfg.kubernetes.kubeconfig, cfg.kubernetes.context)
+        except (OSError, RuntimeError, ValueError) as exc:
+            print(f"plan: cannot read the cluster's nodes: {exc}", file=sys.stderr)
+            return 1
+        from .agent import selects
+
+        selected = {a.name: sorted(n for n, obj in api_nodes.items()
+                                   if selects(a.node_selector, (obj.get("metadata") or {}).get("labels") or {}))
+                    for a in plan.agent_pools}
     if args.json:
-        print(json.dumps(plan.to_json(), indent=2))
+        doc = plan.to_json()
+        if selected is not None:
+            doc["selected"] = selected
+        print(json.dumps(doc, indent=2))
     else:
-        print(format_plan(plan), end="")
+        print(format_plan(plan, selected), end="")
     return 0 if plan.ok else 2
 
 
@@ -201,6 +240,9 @@ def build_parser(extend: Callable[[Any], None] | None = None) -> argparse.Argume
     p = sub.add_parser("plan", help="print the desired state of the fleet and every problem in the stack file")
     p.add_argument("stack_file")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--cluster", action="store_true",
+                   help="also list the nodes each agent pool selects now (reads the cluster's Nodes, read-only, "
+                        "with the stack's kubeconfig)")
     p.set_defaults(func=cmd_plan)
     p = sub.add_parser("diff", help="what changing OLD into NEW does; exit 2 if the transition is unsafe")
     p.add_argument("old", nargs="?", help="the stack file before the change (omit with --deployed)")

@@ -24,8 +24,10 @@ from . import incluster, naming
 from .flavors import FLAVORS
 
 NAMESPACE = "wasm-shim-fleet"
+#: The namespace the program creates for agent pools' DaemonSets (kubernetes.agentNamespace).
+DEFAULT_AGENT_NAMESPACE = "wasm-shim-fleet"
 DEFAULT_RUNTIME = "wasmtime"
-TRANSPORTS = ("ssh", "local", "kubernetes")
+TRANSPORTS = ("ssh", "local", "kubernetes", "agent")
 DEPRECATION_MODES = ("off", "warn", "error")
 
 _HEX64 = re.compile(r"^[0-9a-fA-F]{64}$")
@@ -49,11 +51,15 @@ DEFAULT_MAX_BYTES = 256 * 1024 * 1024
 MAX_MAX_BYTES = 1 << 40
 #: `probe`: how a node checks an installed shim binary before anything uses it (`-v`), or not at all.
 PROBES = ("version", "none")
-POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig")
+POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig",
+             "nodeSelector", "rollout", "checkSeconds")
+#: How a pool's change reaches its nodes, node by node (agent pools: the DaemonSet's rolling update).
+ROLLOUT_KEYS = ("maxUnavailable", "minReadySeconds", "timeoutSeconds")
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy", "insecureAcceptAnyHostKey")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
-K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels", "runnerImage", "runnerNamespace")
+K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels", "runnerImage", "runnerNamespace", "agentImage",
+            "agentNamespace", "agentApiServer")
 DEPRECATION_KEYS = ("mode", "keep")
 
 
@@ -114,6 +120,22 @@ class Node:
 
 
 @dataclass(frozen=True)
+class Rollout:
+    """How a pool's change rolls over its nodes."""
+
+    #: at most this many nodes (or this percentage, "25%") are converging at once
+    max_unavailable: int | str = 1
+    #: a node counts as done only after its agent has been Ready this long (a soak time)
+    min_ready_seconds: int = 0
+    #: `pulumi up` fails when the rollout has not finished after this long
+    timeout_seconds: int = 600
+
+    def to_json(self) -> dict[str, Any]:
+        return {"maxUnavailable": self.max_unavailable, "minReadySeconds": self.min_ready_seconds,
+                "timeoutSeconds": self.timeout_seconds}
+
+
+@dataclass(frozen=True)
 class Pool:
     name: str
     flavor: str
@@ -126,6 +148,12 @@ class Pool:
     path: str
     #: transport local only: a containerd config copied into a node root that has none yet
     seed_config: str | None = None
+    #: transport agent: the node labels that choose the pool's nodes (a DaemonSet's nodeSelector)
+    node_selector: dict[str, str] | None = None
+    #: transport agent: how a change rolls over the pool's nodes
+    rollout: Rollout | None = None
+    #: transport agent: how often each node's agent checks (and repairs) its node, in seconds
+    check_seconds: int = 60
 
 
 @dataclass(frozen=True)
@@ -162,6 +190,12 @@ class Kubernetes:
     runner_image: str | None = None
     #: transport kubernetes: the namespace the program creates for those pods
     runner_namespace: str = incluster.DEFAULT_NAMESPACE
+    #: transport agent: the node agent's image, pinned by digest
+    agent_image: str | None = None
+    #: transport agent: the namespace the program creates for the agents' DaemonSets
+    agent_namespace: str = DEFAULT_AGENT_NAMESPACE
+    #: transport agent: host:port of the API server as the agents reach it (None: the in-cluster Service)
+    agent_api_server: str | None = None
 
 
 @dataclass(frozen=True)
@@ -749,12 +783,44 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
         c.error(f"{base}.containerd", f"{_show(flavor)} is not a known containerd flavor; use one of "
                                       f"{', '.join(flavors)}")
         ok = False
-    transport = m.get("transport", "ssh")
+    raw_selector = m.get("nodeSelector")
+    transport = m.get("transport", "agent" if raw_selector is not None else "ssh")
     if transport not in TRANSPORTS:
         c.error(f"{base}.transport", f"{_show(transport)} is not a transport; use ssh (nodes over SSH), kubernetes "
-                                     "(node commands in a privileged pod on each node, through the cluster) or "
+                                     "(node commands in a privileged pod on each node, through the cluster), "
+                                     "agent (nodes chosen by nodeSelector, each converged by a node agent) or "
                                      "local (commands on this machine against a node-root folder)")
         ok = False
+    selector: dict[str, str] | None = None
+    rollout: Rollout | None = None
+    check_seconds = 60
+    if transport == "agent":
+        selector = _check_selector(c, raw_selector, f"{base}.nodeSelector", name)
+        rollout = _check_rollout(c, m.get("rollout"), f"{base}.rollout")
+        check_seconds = _check_seconds(c, m.get("checkSeconds", 60), f"{base}.checkSeconds", 10, 3600,
+                                       "how often each node's agent checks (and repairs) its node")
+        if m.get("nodes"):
+            c.error(f"{base}.nodes", f"pool {_show(name)} has transport agent, which chooses its nodes by "
+                                     "nodeSelector (every node with those labels, now and later); remove nodes, or "
+                                     "use transport ssh or kubernetes to list nodes by name")
+            ok = False
+        if m.get("localRoot") is not None:
+            c.error(f"{base}.localRoot", f"{_show(m.get('localRoot'))}: localRoot is only for transport local; "
+                                         "remove it")
+            ok = False
+        ok = ok and selector is not None and rollout is not None and check_seconds is not None
+    else:
+        if raw_selector is not None:
+            c.error(f"{base}.nodeSelector", f"pool {_show(name)} lists its nodes by name (transport "
+                                            f"{_show(transport)}), so a nodeSelector would not choose any; remove "
+                                            "nodeSelector, or set transport: agent and remove nodes")
+            ok = False
+        for key in ("rollout", "checkSeconds"):
+            if m.get(key) is not None:
+                c.error(f"{base}.{key}", f"{key} applies to pools of transport agent (a DaemonSet's rolling update "
+                                         f"and its agents' checks); pool {_show(name)} has transport "
+                                         f"{_show(transport)}: remove {key}")
+                ok = False
     local_root = m.get("localRoot", "nodes")
     if not isinstance(local_root, str) or not _SAFE_PATH.match(local_root):
         c.error(f"{base}.localRoot", f"{_show(local_root)} is not a plain folder path (letters, digits, '._/-'); "
@@ -776,16 +842,82 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
         c.error(f"{base}.nodes", f"{_show(raw_nodes)} is {_typename(raw_nodes)}; list nodes as "
                                  "- {name: node-a, host: 10.0.0.4}")
         raw_nodes, ok = [], False
+    if transport == "agent":
+        raw_nodes = []
     nodes = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
     if not (ok and pins_ok) or None in nodes:
         return None
-    if not nodes:
+    if not nodes and transport != "agent":
         c.warn(f"{base}.nodes", f"pool {_show(name)} has no nodes, so it installs nothing; add nodes or "
                                 "remove the pool")
     if not active and not retiring:
         c.warn(f"{base}.releases", f"pool {_show(name)} runs no release; pin one such as slight@1.2.3")
     return Pool(name, flavor, transport, tuple(active), tuple(retiring), tuple(nodes), local_root, restart, base,
-                seed)
+                seed, selector, rollout, check_seconds if check_seconds is not None else 60)
+
+
+def _check_seconds(c: _Checker, value: Any, path: str, low: int, high: int, what: str) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        c.error(path, f"{_show(value)} must be a whole number of seconds from {low} to {high} ({what})")
+        return None
+    return value
+
+
+def _check_selector(c: _Checker, value: Any, path: str, pool: str | None) -> dict[str, str] | None:
+    """An agent pool's nodeSelector: a non-empty mapping of label keys to label values."""
+    example = "e.g. {eks.amazonaws.com/nodegroup: wasm-spin-3}"
+    if value is None:
+        c.error(path, f"missing; a pool of transport agent chooses its nodes by their labels: give nodeSelector, "
+                      f"{example}")
+        return None
+    if not isinstance(value, Mapping) or not value:
+        c.error(path, f"{_show(value)} is {_typename(value) if value != {} else 'an empty mapping'}; nodeSelector "
+                      f"is a mapping of node label keys to values that every node of the pool carries, {example} "
+                      "(an empty one would select every node of the cluster)")
+        return None
+    out: dict[str, str] = {}
+    for key, v in value.items():
+        p = f"{path}.{_key(key)}"
+        why = naming.label_key_problem(key) if isinstance(key, str) else "is not a string"
+        if why is not None:
+            c.error(p, f"label key {_show(key)} {why}; use a node label key such as kubernetes.io/arch or "
+                       "eks.amazonaws.com/nodegroup")
+            continue
+        if isinstance(v, bool) or not isinstance(v, (str, int)):
+            c.error(p, f"{_show(v)} is {_typename(v)}; a label value is a string (quote it in YAML)")
+            continue
+        text = str(v)
+        why = naming.label_value_problem(text)
+        if why is not None:
+            c.error(p, f"{_show(text)} {why}; use the value the nodes' label has")
+            continue
+        out[key] = text
+    return out if len(out) == len(value) else None
+
+
+def _check_rollout(c: _Checker, value: Any, path: str) -> Rollout | None:
+    default = Rollout()
+    if value is None:
+        return default
+    m = c.mapping(value, path, ROLLOUT_KEYS, "rollout")
+    if m is None:
+        return None
+    ok = True
+    most = m.get("maxUnavailable", default.max_unavailable)
+    if isinstance(most, str) and re.fullmatch(r"[0-9]{1,3}%", most) and 1 <= int(most[:-1]) <= 100:
+        pass
+    elif isinstance(most, bool) or not isinstance(most, int) or most < 1:
+        c.error(f"{path}.maxUnavailable", f"{_show(most)} must be a whole number of nodes >= 1 or a percentage "
+                                          "of the pool's nodes from \"1%\" to \"100%\" (how many nodes converge at "
+                                          "once; default 1)")
+        ok = False
+    soak = _check_seconds(c, m.get("minReadySeconds", default.min_ready_seconds), f"{path}.minReadySeconds", 0,
+                          3600, "how long a node's agent must stay Ready before the rollout moves on")
+    limit = _check_seconds(c, m.get("timeoutSeconds", default.timeout_seconds), f"{path}.timeoutSeconds", 30,
+                           6 * 3600, "how long `pulumi up` waits for the rollout before it fails")
+    if not ok or soak is None or limit is None:
+        return None
+    return Rollout(most, soak, limit)
 
 
 def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release],
@@ -910,6 +1042,32 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
         c.error("kubernetes.runnerNamespace", f"{_show(namespace)} {why}; it names the namespace the program "
                                               f"creates for its runner pods, e.g. {incluster.DEFAULT_NAMESPACE}")
         namespace = incluster.DEFAULT_NAMESPACE
+    agent_image = m.get("agentImage")
+    if agent_image is not None:
+        why = incluster.image_problem(agent_image)
+        if why is not None:
+            c.error("kubernetes.agentImage", f"{_show(agent_image, 100)} {why}; pin it as "
+                                             "<registry>/<repository>@sha256:<digest> (see deploy/agent)")
+            agent_image = None
+    agent_ns = m.get("agentNamespace", DEFAULT_AGENT_NAMESPACE)
+    why = naming.dns_label_problem(agent_ns) if isinstance(agent_ns, str) else "is not a string"
+    if why is None and (agent_ns == "default" or agent_ns.startswith("kube-")):
+        why = "is a namespace Kubernetes itself uses (default, kube-*), where privileged agents would share room"
+    if why is not None:
+        c.error("kubernetes.agentNamespace", f"{_show(agent_ns)} {why}; it names the namespace the program creates "
+                                             f"for its node agents, e.g. {DEFAULT_AGENT_NAMESPACE}")
+        agent_ns = DEFAULT_AGENT_NAMESPACE
+    api = m.get("agentApiServer")
+    if api is not None:
+        host, _, port = api.rpartition(":") if isinstance(api, str) else ("", "", "")
+        bracketed = host.startswith("[") and host.endswith("]")
+        host = host[1:-1] if bracketed else host
+        named = bool(_HOSTNAME.match(host)) if not bracketed else _is_ipv6(host)
+        if not (host and named and port.isdigit() and 1 <= int(port) <= 65535):
+            c.error("kubernetes.agentApiServer", f"{_show(api)} is not host:port (an IPv6 address in brackets); "
+                                                 "give the API server's address as the nodes reach it, e.g. "
+                                                 "10.0.0.1:6443, or remove the key to use the in-cluster Service")
+            api = None
     render = vals["renderDir"]
     if render is not None:
         base = Path(base_dir) if base_dir is not None else Path(".")
@@ -918,7 +1076,8 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
             c.warn("kubernetes.renderDir", f"{_show(render)} is outside the project folder, so manifests (node "
                                            "names, labels) are written where this stack does not own the files; "
                                            "use a folder inside the project such as rendered/<stack>")
-    return Kubernetes(vals["kubeconfig"], vals["context"], render, force, image, namespace)
+    return Kubernetes(vals["kubeconfig"], vals["context"], render, force, image, namespace, agent_image, agent_ns,
+                      api)
 
 
 def _check_deprecation(c: _Checker, value: Any) -> Deprecation:
@@ -1001,6 +1160,7 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
                           ssh.insecure_accept_any_host_key)
     kubernetes = _check_kubernetes(c, raw.get("kubernetes"), base_dir)
     _check_in_cluster(c, pools, kubernetes, raw.get("kubernetes"))
+    _check_agents(c, pools, kubernetes, raw.get("kubernetes"), runtime, prefix)
     deprecation = _check_deprecation(c, raw.get("deprecation"))
     for pool in pools:
         for key in (*pool.releases, *pool.retiring):
@@ -1009,7 +1169,7 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
                                   f"file: URL: over {pool.transport} each node reads that path on its own disk; "
                                   "serve the artifact over https for remote nodes")
     _check_shared_hosts(c, pools, ssh)
-    used = {k for p in pools for k in (*p.releases, *p.retiring) if p.nodes}
+    used = {k for p in pools for k in (*p.releases, *p.retiring) if p.nodes or p.transport == "agent"}
     for key, rel in releases.items():
         if key not in used:
             c.warn(rel.path, f"{key} is in the catalog but installed on no node; pin it in a pool or remove it")
@@ -1037,6 +1197,49 @@ def _check_in_cluster(c: _Checker, pools: tuple[Pool, ...], k8s: Kubernetes, raw
                                           "(see deploy/runner)")
 
 
+def _check_agents(c: _Checker, pools: tuple[Pool, ...], k8s: Kubernetes, raw: Any, runtime: str,
+                  prefix: str) -> None:
+    """Agent pools need a cluster and an agent image; their selectors must not use the labels the agents set, and
+    two of them must not be able to select the same node."""
+    agents = [p for p in pools if p.transport == "agent"]
+    if not agents:
+        return
+    if k8s.render_dir is not None:
+        for pool in agents:
+            c.error(f"{pool.path}.transport", f"pool {_show(pool.name)}: transport agent runs a node agent on every "
+                                              "selected node through the cluster, but kubernetes.renderDir renders "
+                                              "manifests instead of applying them (no cluster); remove renderDir, or "
+                                              "list this pool's nodes with transport ssh or local")
+    has_image = isinstance(raw, Mapping) and raw.get("agentImage") is not None
+    if k8s.agent_image is None and not has_image:
+        c.error("kubernetes.agentImage", f"missing; pool {_show(agents[0].name)} (transport agent) runs its node "
+                                         "agent from this image: set it to the image built from deploy/agent, "
+                                         "pinned by digest, e.g. registry.example.org/wasm-shim-fleet/agent@sha256:"
+                                         "<digest> (see deploy/agent)")
+    for pool in agents:
+        for key in pool.node_selector or {}:
+            if naming.is_fleet_label(key, runtime, prefix) or key == naming.CLAIM_LABEL:
+                c.error(f"{pool.path}.nodeSelector.{_key(key)}", f"{_show(key)} is a label the node agents set "
+                                                                 "themselves, so a node would have to be converged "
+                                                                 "before it is chosen; select nodes by labels of "
+                                                                 "their own (node group, instance type, ...)")
+    for i, a in enumerate(agents):
+        for b in agents[i + 1:]:
+            sa, sb = a.node_selector or {}, b.node_selector or {}
+            if any(k in sb and sb[k] != v for k, v in sa.items()):
+                continue  # one label with two values: no node carries both
+            shown = ", ".join(f"{k}={v}" for k, v in sorted({**sa, **sb}.items()))
+            if sa == sb:
+                c.error(f"{b.path}.nodeSelector", f"pool {_show(b.name)} selects the same nodes as pool "
+                                                  f"{_show(a.name)} ({a.path}); a node belongs to one pool: give "
+                                                  "one of them another nodeSelector, or merge their releases")
+            else:
+                c.warn(f"{b.path}.nodeSelector", f"pools {_show(a.name)} and {_show(b.name)} both select a node "
+                                                 f"labelled {shown}; the agent of the second pool on such a node "
+                                                 "refuses it and changes nothing: make the selectors exclusive (one "
+                                                 "label with different values)")
+
+
 def _check_shared_hosts(c: _Checker, pools: tuple[Pool, ...], ssh: Ssh) -> None:
     """Two nodes at one SSH address are one machine: each would overwrite the other's handler table."""
     seen: dict[tuple[str, int], Node] = {}
@@ -1062,6 +1265,12 @@ def _did_you_mean(key: Any, choices: Collection[str]) -> str:
     if not near:
         near = [k for k in choices if k.lower() == key.lower()]
     return f" (did you mean {near[0]}?)" if near else ""
+
+
+def kubeconfig_is_contents(value: str) -> bool:
+    """Whether `kubernetes.kubeconfig` holds the file's contents rather than its path: more than one line (YAML),
+    or one line of JSON (as CI secrets often hold it). A path is one line and never starts with '{'."""
+    return "\n" in value or value.lstrip().startswith("{")
 
 
 def connection_problems(path: str, *, host: Any = None, port: Any = None, host_key: Any = None,

@@ -23,6 +23,11 @@ A transition is unsafe (refused, with the fix) when
 Removing a whole node or pool is safe in one step: its resources are deleted, and the engine deletes in
 reverse dependency order, labels before the handler table they depend on (tests/e2e/test_safe_order.py
 watches it happen).
+
+Agent pools (nodes chosen by label) are compared as a whole: what every node they select runs (releases in
+words, labels, handlers, binaries), their selector and rollout settings. The same steps are refused (a
+release's handler removed with its label, an installed version's bytes, a flavor change); their nodes are not
+listed, since the cluster decides them.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
-from .plan import FleetPlan, NodePlan
+from .plan import AgentPoolPlan, FleetPlan, NodePlan
 
 #: Pool settings every node of a pool shares: (NodePlan attribute, name shown).
 POOL_SETTINGS = (("flavor", "containerd"), ("transport", "transport"), ("restart", "restart"))
@@ -138,6 +143,8 @@ class PlanDiff:
     #: pool -> release -> "labelled" | "retiring", before and after.
     before: dict[str, dict[str, str]] = field(default_factory=dict)
     after: dict[str, dict[str, str]] = field(default_factory=dict)
+    #: agent pool -> its nodeSelector in words (after the change, else before)
+    agent_pools: dict[str, str] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -186,7 +193,8 @@ class PlanDiff:
         pools = sorted({c.pool for c in self.changes if c.pool is not None}, key=natural_key)
         for pool in pools:
             mine = [c for c in self.changes if c.pool == pool]
-            lines.append(f"Pool {pool}:")
+            selects = self.agent_pools.get(pool)
+            lines.append(f"Pool {pool}" + (f" (agent pool: every node with {selects}):" if selects else ":"))
             lines += [f"  {c.line()}" for c in mine if c.node is None]
             per_node: dict[str, list[str]] = {}
             for c in mine:
@@ -302,12 +310,16 @@ def _settings(node: NodePlan, which: tuple[tuple[str, str], ...]) -> dict[str, A
 
 
 def pool_matrix(plan: FleetPlan) -> dict[str, dict[str, str]]:
-    """pool -> release -> labelled | retiring (pools with nodes)."""
+    """pool -> release -> labelled | retiring (pools with nodes, and agent pools)."""
     out: dict[str, dict[str, str]] = {}
-    for n in plan.nodes:
+    for n in (*plan.nodes, *(a.node for a in plan.agent_pools)):
         if n.pool not in out:
             out[n.pool] = {**{r: "labelled" for r in n.releases}, **{r: "retiring" for r in n.retiring}}
     return out
+
+
+def selector_words(selector: dict[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in sorted(selector.items()))
 
 
 def resources(plan: FleetPlan) -> dict[tuple[str, ...], tuple[str, Any]]:
@@ -325,6 +337,19 @@ def resources(plan: FleetPlan) -> dict[tuple[str, ...], tuple[str, Any]]:
             "", (tuple(n.handlers.items()), tuple(n.aliases.items()), n.flavor, n.restart, n.local_root,
                  n.seed_config, conn))
         out[("NodePatch", n.pool, n.name, "labels")] = ("", (tuple(n.labels.items()), n.force_labels))
+    for a in plan.agent_pools:
+        # The ConfigMap is named after the state's hash (a new state replaces it); the DaemonSet and the two
+        # commands are updated in place; the ServiceAccount changes with nothing of the plan.
+        state = (a.node.to_json(full=True), a.check_seconds)
+        out[("ConfigMap", a.name)] = ("replace-always", state)
+        out[("DaemonSet", a.name)] = ("", (state, tuple(a.node_selector.items()), a.rollout))
+        out[("Command", a.name, "rollout")] = ("", (state, a.rollout))
+        out[("Command", a.name, "cleanup")] = ("", state)
+        out[("ServiceAccount", a.name)] = ("", ())
+    if plan.agent_pools:
+        for kind in ("Namespace", "ClusterRole", "Role", "ClusterRoleBinding", "RoleBinding",
+                     "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"):
+            out[(kind, "agents")] = ("", (plan.runtime, plan.label_prefix))
     return out
 
 
@@ -340,6 +365,8 @@ def count_resources(old: FleetPlan, new: FleetPlan) -> dict[str, int]:
             counts["same"] += 1
         elif key[0] == "RuntimeClass" and o[key][1][0] != n[key][1][0]:
             counts["replace"] += 1  # handler: replace_on_changes
+        elif n[key][0] == "replace-always":
+            counts["replace"] += 1
         else:
             counts["update"] += 1
     return counts
@@ -368,7 +395,83 @@ def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
     for name in sorted(set(old_nodes) | set(new_nodes), key=natural_key):
         _compare_node(d, old, old_nodes.get(name), new_nodes.get(name), notes)
     d.notes += [Note(pool, text, tuple(nodes)) for (pool, text), nodes in notes.items()]
+    old_agents = {a.name: a for a in old.agent_pools}
+    new_agents = {a.name: a for a in new.agent_pools}
+    for name in sorted(set(old_agents) | set(new_agents), key=natural_key):
+        a = new_agents.get(name) or old_agents[name]
+        d.agent_pools[name] = selector_words(a.node_selector)
+        _compare_agent_pool(d, old, old_agents.get(name), new_agents.get(name))
     return d
+
+
+def _agent_settings(a: AgentPoolPlan) -> dict[str, Any]:
+    r = a.rollout
+    return {"nodeSelector": selector_words(a.node_selector), "containerd": a.node.flavor,
+            "restart": a.node.restart,
+            "rollout": f"maxUnavailable {r.max_unavailable}, minReadySeconds {r.min_ready_seconds}, "
+                       f"timeoutSeconds {r.timeout_seconds}",
+            "checkSeconds": a.check_seconds}
+
+
+def _release_states(n: NodePlan) -> dict[str, str]:
+    return {**{r: "labelled" for r in n.releases}, **{r: "retiring" for r in n.retiring}}
+
+
+def _compare_agent_pool(d: PlanDiff, old: FleetPlan, o: AgentPoolPlan | None, n: AgentPoolPlan | None) -> None:
+    """An agent pool as a whole: what every node it selects runs, and how it rolls."""
+    either = n if n is not None else o
+    assert either is not None
+    pool = either.name
+    if o is None:
+        assert n is not None
+        d.changes.append(Change("added", "agentPool", None, pool, new=_contents(n.node), pool=pool))
+        return
+    if n is None:
+        d.changes.append(Change("removed", "agentPool", None, pool, old=_contents(o.node), pool=pool))
+        d.notes.append(Note(pool, "removed whole: safe in one step, the program deletes its DaemonSet, then "
+                                  "uninstalls it from every node it selects (labels first, then the handler table, "
+                                  "restoring the original containerd config, then the binaries and the kit)"))
+        return
+    so, sn = _agent_settings(o), _agent_settings(n)
+    _compare(d.changes, "pool", None, so, sn, pool)
+    _compare(d.changes, "release", None, _release_states(o.node), _release_states(n.node), pool)
+    if so["containerd"] != sn["containerd"]:
+        d.unsafe.append(Unsafe(None, "containerd", f"changes from {so['containerd']} to {sn['containerd']}, which "
+                                                   "moves every node's handler table to another file; the agents "
+                                                   "would write the new table and leave the old one. Remove the "
+                                                   "pool in one step (up), then add it back with the new "
+                                                   "containerd in the next", pool, MOVES_TABLE))
+    if so["nodeSelector"] != sn["nodeSelector"]:
+        d.notes.append(Note(pool, f"the pool now selects every node with {sn['nodeSelector']}: a node that no "
+                                  "longer matches is uninstalled by its agent as it leaves, a node that matches "
+                                  "gets the pool's releases"))
+    if so["restart"] != sn["restart"]:
+        d.notes.append(Note(pool, f"the restart command changes to {_short(sn['restart'])}; it runs as root on "
+                                  "every node of the pool the next time its handler table changes"))
+    changed = [c for c in d.changes if c.pool == pool and c.subject == "release"]
+    if changed:
+        r = n.rollout
+        d.notes.append(Note(pool, f"rolls node by node: at most {r.max_unavailable} node(s) at a time, each Ready "
+                                  f"for {r.min_ready_seconds}s before the next; `pulumi up` fails at the first node "
+                                  "whose agent cannot converge, and the nodes not yet reached keep what they run"))
+    _compare(d.changes, "label", None, o.node.labels, n.node.labels, pool)
+    _compare(d.changes, "handler", None, o.node.handlers, n.node.handlers, pool)
+    o_bins, n_bins = _binaries(o.node), _binaries(n.node)
+    _compare(d.changes, "binary", None, o_bins, n_bins, pool)
+    promised = _promised_handlers(old, o.node)
+    for handler in sorted(set(o.node.handlers) - set(n.node.handlers), key=natural_key):
+        if handler in promised:
+            d.unsafe.append(Unsafe(None, f"handler {handler}",
+                                   f"is removed in the same step as label {promised[handler]} that promises it; "
+                                   "first move the release to the pool's retiring list (labels go, handler "
+                                   "stays), apply, then remove it", pool, PROMISED_HANDLER))
+    for bname in sorted(set(o_bins) & set(n_bins), key=natural_key):
+        was, now = o_bins[bname], n_bins[bname]
+        if was["sha256"] != now["sha256"] or was["member"] != now["member"]:
+            what = "sha256" if was["sha256"] != now["sha256"] else "archive member"
+            d.unsafe.append(Unsafe(None, f"binary {bname}",
+                                   f"{what} changes for {was['release']}, an installed version; a version's bytes "
+                                   "must never change: publish and pin a new version", pool, BYTES))
 
 
 def _compare_fleet(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:

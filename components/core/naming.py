@@ -159,7 +159,7 @@ def label_key(runtime: str, handler: str, shim: str, prefix: str = "") -> str:
 
 def is_fleet_label(key: str, runtime: str, prefix: str = "") -> bool:
     """Whether a node label key is one the fleet composes (label_key) for this runtime and prefix."""
-    return key.startswith(f"{prefix}{runtime}-")
+    return key.startswith(fleet_label_prefix(runtime, prefix))
 
 
 #: Label prefixes Kubernetes reserves for its own components.
@@ -179,6 +179,44 @@ def label_prefix_problem(prefix: str) -> str | None:
     return None
 
 
+_LABEL_NAME = re.compile(r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$")
+
+
+def label_value_problem(value: str) -> str | None:
+    """Which rule of a Kubernetes label value `value` breaks (None when it is one; "" is a valid value)."""
+    if value == "":
+        return None
+    if len(value) > MAX_NAME:
+        return f"is {len(value)} characters, over the {MAX_NAME} a label value allows"
+    odd = non_ascii(value)
+    if odd:
+        return f"is not a label value: {odd}"
+    if not _LABEL_NAME.match(value):
+        return ("is not a label value (letters, digits, '-', '_', '.', beginning and ending with a letter or "
+                "digit)")
+    return None
+
+
+def label_key_problem(key: str) -> str | None:
+    """Which rule of a Kubernetes label key (`[prefix/]name`) `key` breaks; None when it is one."""
+    prefix, slash, name = key.rpartition("/")
+    if slash:
+        why = "is empty" if not prefix else dns_subdomain_problem(prefix)
+        if why is not None:
+            return f"has prefix {prefix!r}, which {why} (a label key's prefix is a DNS subdomain)"
+    if not name:
+        return "has no name after the prefix"
+    if len(name) > MAX_NAME:
+        return f"has a name part of {len(name)} characters, over the {MAX_NAME} a label key allows"
+    odd = non_ascii(name)
+    if odd:
+        return f"is not a label key: {odd}"
+    if not _LABEL_NAME.match(name):
+        return ("is not a label key (its name: letters, digits, '-', '_', '.', beginning and ending with a "
+                "letter or digit)")
+    return None
+
+
 #: Kubernetes' limit for a field manager name.
 MAX_FIELD_MANAGER = 128
 
@@ -194,3 +232,35 @@ def field_manager(node: str) -> str:
 
     digest = hashlib.sha256(node.encode()).hexdigest()[:12]
     return f"{name[:MAX_FIELD_MANAGER - 13]}-{digest}"
+
+
+# ------------------------------------------------------------------------------------------ agent pools
+#: The node label by which an agent pool claims a node (value: the pool). A node belongs to one pool: the agent
+#: of a second pool that selects it sees the claim and refuses, changing nothing.
+CLAIM_LABEL = "wasm-shim-fleet.io/pool"
+#: Annotations of ours on a Node end with this domain (the agents' status: `<pool>.agent.wasm-shim-fleet.io/status`).
+ANNOTATION_DOMAIN = "wasm-shim-fleet.io"
+AGENT_PREFIX = "wsf-agent-"
+
+
+def agent_name(pool: str) -> str:
+    """The DaemonSet and the ServiceAccount of an agent pool: `wsf-agent-<pool>`."""
+    return f"{AGENT_PREFIX}{pool}"
+
+
+def agent_field_manager(pool: str) -> str:
+    """The server-side apply field manager of an agent pool's agents (all nodes of the pool share it: each agent
+    applies to its own Node only)."""
+    return f"{MANAGER}-agent-{pool}"
+
+
+def agent_status_annotation(pool: str) -> str:
+    """The Node annotation in which the agent of `pool` publishes its node's state (one key per pool, so that the
+    agent of a second pool selecting the node can say why it refuses without touching the first one's)."""
+    return f"{pool}.agent.{ANNOTATION_DOMAIN}/status"
+
+
+def fleet_label_prefix(runtime: str, prefix: str = "") -> str:
+    """Every label key the fleet composes (label_key) starts with this; is_fleet_label tests it."""
+    return f"{prefix}{runtime}-"
+

@@ -161,6 +161,11 @@ def _root(node: NodePlan, root: str | None) -> str:
     return node.node_root if root is None else root
 
 
+def _on(node: NodePlan) -> str:
+    """Where a script runs, as its first line says: `node <name>`, or every node of an agent pool."""
+    return f"each node of pool {node.pool}" if node.transport == "agent" else f"node {node.name}"
+
+
 def _script(node: NodePlan, what: str, call: str, root: str | None, *, restart: bool = False,
             leftovers: tuple[str, ...] = (), before: str = "") -> str:
     """A resource script: its defaults, the check of the node's selected kit, then one call of the kit.
@@ -172,7 +177,7 @@ def _script(node: NodePlan, what: str, call: str, root: str | None, *, restart: 
     defaults = f"WSF_NODE_ROOT=${{WSF_NODE_ROOT:-{shq(_root(node, root))}}}"
     if restart:
         defaults += f" WSF_RESTART=${{WSF_RESTART:-{shq(restart_command(node))}}}"
-    lines = [f"# wasm-shim-fleet: {what} on node {node.name}", f"set -eu; {defaults}",
+    lines = [f"# wasm-shim-fleet: {what} on {_on(node)}", f"set -eu; {defaults}",
              f'd=${{WSF_NODE_ROOT%/}}{STATE_DIR}; WSF_KIT=$(cat "$d/kit/selected" 2>/dev/null) || WSF_KIT=-']
     check = f'[ "$(sha256sum 2>/dev/null <"$d/kit/$WSF_KIT/{KIT_NAME}")" = "$WSF_KIT  -" ] || {{'
     fail = 'echo "wasm-shim-fleet: error: no valid node kit in $d/kit (pulumi up delivers it)"'
@@ -234,6 +239,16 @@ def install_binary_call(script: str) -> InstallCall | None:
     return InstallCall(name, url, sha, member, probe[0] if probe else "none", node)
 
 
+def install_binary_calls(script: str) -> list[InstallCall]:
+    """Every kit call installing a binary in a script that makes several (an agent pool's `binaries` script)."""
+    out = []
+    for part in re.split(r"(?m)^(?=# wasm-shim-fleet: install \S+ on )", script):
+        call = install_binary_call(part)
+        if call is not None:
+            out.append(call)
+    return out
+
+
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
     # The size limit goes into the call only when the catalog sets one (else the kit's default applies, and the
@@ -277,7 +292,7 @@ def remove_table_script(node: NodePlan, root: str | None = None) -> str:
 def _kit_install(node: NodePlan, root: str | None, sha: str, source: str) -> str:
     """A script that puts the kit in kit/<sha>/, checks its sha256 and selects it. `source`: shell lines that
     write the kit to "$t"."""
-    return f"""# wasm-shim-fleet: deliver the node kit to node {node.name}: checked, then selected
+    return f"""# wasm-shim-fleet: deliver the node kit to {_on(node)}: checked, then selected
 set -eu; WSF_NODE_ROOT=${{WSF_NODE_ROOT:-{shq(_root(node, root))}}}
 k=${{WSF_NODE_ROOT%/}}{KIT_DIR}; s={sha}; mkdir -p "$k/$s"; t=$k/$s/.{KIT_NAME}.wsf-tmp
 {source}[ "$(sha256sum <"$t")" = "$s  -" ] || {{
@@ -313,7 +328,7 @@ def kit_inline_script(node: NodePlan, root: str | None = None, text: str | None 
 def kit_remove_script(node: NodePlan, root: str | None = None) -> str:
     """Delete of a local node's kit resource: remove the kit once no binary or table of ours is left (a replaced
     kit resource leaves it to the kit that replaced it)."""
-    return f"""# wasm-shim-fleet: remove the node kit from node {node.name} when nothing of ours is left
+    return f"""# wasm-shim-fleet: remove the node kit from {_on(node)} when nothing of ours is left
 set -eu; WSF_NODE_ROOT=${{WSF_NODE_ROOT:-{shq(_root(node, root))}}}
 d=${{WSF_NODE_ROOT%/}}{STATE_DIR}
 for f in "$d"/binaries/*.sha256 "$d"/table.sha256 "$d"/config.prev*; do
@@ -367,3 +382,50 @@ def uninstall_script(node: NodePlan, root: str | None = None) -> str:
     scripts += [remove_binary_script(node, b, root) for b in node.binaries.values()]
     scripts.append(kit_remove_script(node, root))
     return _break_glass(node, "remove the containerd handler table, shim binaries and the node kit", scripts, root)
+
+
+# ----------------------------------------------------------------------------------- agent pools
+def prune_binaries_script(node: NodePlan, keep: Iterable[str]) -> str:
+    """Remove every shim binary the kit installed on the node that is not in `keep` (agent pools: the node
+    itself records what was installed; the kit refuses one the config still names)."""
+    return _script(node, "remove the shim binaries the pool no longer runs",
+                   _call(node, "prune-binaries", *keep, sep=" \\\n    "), None,
+                   leftovers=('"$d"/binaries/*.sha256',))
+
+
+def status_script(node: NodePlan) -> str:
+    """Read-only: the handlers of the node's managed table, each with its binary `ok` or `no-binary`."""
+    return _script(node, "list the managed handlers and whether their binaries are in place", _call(node, "status"),
+                   None)
+
+
+def _agent_script(node: NodePlan, what: str, scripts: list[str]) -> str:
+    # Each part runs in its own sh: the node's settings, however they were given, must reach every part.
+    return (f"# wasm-shim-fleet: {what}\n"
+            f"# run by the node agent of pool {node.pool} on its node, each part in its own sh, in order\n"
+            "set -eu\nexport WSF_NODE_ROOT WSF_RESTART\n" + _run_each(scripts))
+
+
+def agent_scripts(node: NodePlan) -> dict[str, str]:
+    """What the node agent of an agent pool runs on its node (`node` describes every node of the pool):
+
+    - `binaries`: deliver the kit (it comes with the run, checked against its sha256), then install each binary;
+      changes nothing containerd or a label depends on;
+    - `table`: write the handler table (one containerd restart when it changes, verified, rolled back on
+      failure), then remove the binaries the pool no longer runs;
+    - `status`: read-only, the handlers of the managed table and whether each binary is in place;
+    - `uninstall`: remove the table (the original config back), every binary of ours, then the kit."""
+    from .incluster import kit_payload_script
+
+    return {
+        "binaries": _agent_script(node, "deliver the node kit, then install the pool's shim binaries",
+                                  [kit_payload_script(node), *(install_binary_script(node, b)
+                                                               for b in node.binaries.values())]),
+        "table": _agent_script(node, "write the containerd handler table, then remove binaries the pool no longer "
+                                     "runs", [apply_table_script(node), prune_binaries_script(node, node.binaries)]),
+        "status": status_script(node),
+        "uninstall": _agent_script(node, "remove the containerd handler table, the shim binaries and the node kit",
+                                   [remove_table_script(node), prune_binaries_script(node, ()),
+                                    kit_remove_script(node)]),
+    }
+

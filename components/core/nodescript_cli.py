@@ -1,5 +1,9 @@
 """`python -m components node-script STACK_FILE NODE [install|uninstall|kit]`: what a node is sent.
 
+NODE may also name an agent pool (nodes chosen by label): then it prints what the pool's node agent runs on
+each of its nodes (the scripts of its state, components/core/agent.py), and `install`/`uninstall` converge or
+clean one such node by hand.
+
 Without an action: the node's resources in the order `pulumi up` creates them, each with exactly the
 create/update/delete text the program sends (the same function builds both:
 components.core.kit_graph.node_resources).
@@ -17,7 +21,7 @@ from typing import TextIO
 
 from .config import StackFileError, read_stack_file
 from .kit_graph import node_resources
-from .nodescript import install_script, kit_text, uninstall_script
+from .nodescript import agent_scripts, install_script, kit_text, uninstall_script
 from .plan import NodePlan, plan_from_config
 
 ACTIONS = ("resources", "install", "uninstall", "kit")
@@ -50,6 +54,15 @@ def _resources(node: NodePlan, base: str) -> str:
     return "".join(out)
 
 
+def _agent(node: NodePlan) -> str:
+    out = [f"# agent pool {node.pool}: what its node agent runs on each selected node, in this order: binaries "
+           "(with the kit as the run's payload), then the table; status when a pass fails; uninstall when the "
+           "pool goes. Each runs as root in the host's namespaces (deploy/agent, run-on-host.sh).\n\n"]
+    for name, text in agent_scripts(node).items():
+        out.append(f"##### {name}\n{text}\n")
+    return "".join(out)
+
+
 def node_script_main(stack_file: str, node: str, action: str = "resources", out: TextIO | None = None,
                      err: TextIO | None = None) -> int:
     """Print what NODE of STACK_FILE is sent. Returns 0, or 2 on any problem (said on stderr)."""
@@ -73,9 +86,17 @@ def node_script_main(stack_file: str, node: str, action: str = "resources", out:
     try:
         node_plan = plan.node(node)
     except KeyError:
-        known = ", ".join(n.name for n in plan.nodes) or "none"
-        print(f"node-script: {stack_file} has no node {node!r}; its nodes are: {known}", file=err)
-        return 2
+        agents = {a.name: a for a in plan.agent_pools}
+        if node not in agents:
+            known = ", ".join(n.name for n in plan.nodes) or "none"
+            pools = ", ".join(agents)
+            print(f"node-script: {stack_file} has no node {node!r}; its nodes are: {known}"
+                  + (f"; its agent pools: {pools}" if pools else ""), file=err)
+            return 2
+        node_plan = agents[node].node
+        if action == "resources":
+            out.write(_agent(agents[node].node))
+            return 0
     root = f"{base}/{node_plan.node_root}" if node_plan.transport == "local" else None
     if action == "resources":
         out.write(_resources(node_plan, base))

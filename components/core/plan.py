@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from . import naming
-from .config import FleetConfig, Node, Pool, Problem, Release, check_config
+from .config import FleetConfig, Node, Pool, Problem, Release, Rollout, check_config
 from .flavors import FLAVORS, Flavor
 
 
@@ -149,6 +149,34 @@ def _layout_from_json(d: Mapping[str, Any]) -> Flavor:
 
 
 @dataclass(frozen=True)
+class AgentPoolPlan:
+    """A pool of transport agent: its nodes are chosen by `node_selector` (now and later) and each is converged by
+    the node agent of the pool's DaemonSet to what `node` describes (every node of the pool runs the same:
+    `node.name` is the pool's name, `node.transport` is "agent")."""
+
+    name: str
+    node_selector: dict[str, str]
+    rollout: Rollout
+    check_seconds: int
+    node: NodePlan
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return self.node.labels
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "nodeSelector": dict(self.node_selector), "rollout": self.rollout.to_json(),
+                "checkSeconds": self.check_seconds, "node": self.node.to_json(full=True)}
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> AgentPoolPlan:
+        r = d.get("rollout") or {}
+        rollout = Rollout(r.get("maxUnavailable", 1), r.get("minReadySeconds", 0), r.get("timeoutSeconds", 600))
+        return cls(d["name"], dict(d.get("nodeSelector") or {}), rollout, int(d.get("checkSeconds", 60)),
+                   NodePlan.from_json(d["node"]))
+
+
+@dataclass(frozen=True)
 class RuntimeClassPlan:
     name: str
     handler: str
@@ -182,6 +210,8 @@ class FleetPlan(HasProblems):
     nodes: tuple[NodePlan, ...]
     problems: tuple[Problem, ...]
     label_prefix: str = ""  # the stack's labelPrefix
+    #: pools of transport agent (their nodes are chosen by label: none of them is in `nodes`)
+    agent_pools: tuple[AgentPoolPlan, ...] = ()
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:
@@ -195,14 +225,23 @@ class FleetPlan(HasProblems):
                 return rc
         raise KeyError(name)
 
+    def agent_pool(self, name: str) -> AgentPoolPlan:
+        for a in self.agent_pools:
+            if a.name == name:
+                return a
+        raise KeyError(name)
+
     def to_json(self) -> dict[str, Any]:
-        return {
+        out = {
             "runtime": self.runtime,
             "labelPrefix": self.label_prefix,
             "runtimeClasses": [rc.to_json() for rc in self.runtime_classes],
             "nodes": [n.to_json(full=True) for n in self.nodes],
             "problems": [p.to_json() for p in self.problems],
         }
+        if self.agent_pools:  # only then: a fleet without agent pools records what it always recorded
+            out["agentPools"] = [a.to_json() for a in self.agent_pools]
+        return out
 
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> FleetPlan:
@@ -210,7 +249,7 @@ class FleetPlan(HasProblems):
         classes = tuple(RuntimeClassPlan(rc["name"], rc["handler"], dict(rc["nodeSelector"]), rc.get("shim", ""),
                                          rc.get("scope", "")) for rc in d.get("runtimeClasses") or ())
         return cls(d.get("runtime", ""), classes, tuple(NodePlan.from_json(n) for n in d.get("nodes") or ()), (),
-                   d.get("labelPrefix") or "")
+                   d.get("labelPrefix") or "", tuple(AgentPoolPlan.from_json(a) for a in d.get("agentPools") or ()))
 
 
 # ------------------------------------------------------------------------------------------- series
@@ -330,11 +369,21 @@ def check_handler_contract(plan_classes: Iterable[RuntimeClassPlan], nodes: Iter
             for rc, node in selected_without_handler(plan_classes, nodes)]
 
 
+def plan_agent_pool(cfg: FleetConfig, pool: Pool) -> AgentPoolPlan:
+    """What every node of an agent pool runs: planned as a node named after the pool."""
+    assert pool.node_selector is not None and pool.rollout is not None
+    return AgentPoolPlan(pool.name, dict(pool.node_selector), pool.rollout, pool.check_seconds,
+                         plan_node(cfg, pool, Node(pool.name, "", None, None, pool.path)))
+
+
 def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
-    nodes = tuple(plan_node(cfg, pool, node) for pool in cfg.pools for node in pool.nodes)
-    classes = plan_runtime_classes(cfg, nodes)
-    all_problems = [*problems, *check_handler_contract(classes, nodes)]
-    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems), cfg.label_prefix)
+    nodes = tuple(plan_node(cfg, pool, node) for pool in cfg.pools if pool.transport != "agent"
+                  for node in pool.nodes)
+    agents = tuple(plan_agent_pool(cfg, pool) for pool in cfg.pools if pool.transport == "agent")
+    labelled = (*nodes, *(a.node for a in agents))
+    classes = plan_runtime_classes(cfg, labelled)
+    all_problems = [*problems, *check_handler_contract(classes, labelled)]
+    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems), cfg.label_prefix, agents)
 
 
 def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,

@@ -26,6 +26,7 @@ from .config import (
     PROBES,
     PROXY_KEYS,
     RELEASE_KEYS,
+    ROLLOUT_KEYS,
     SSH_KEYS,
     TOP_KEYS,
     TRANSPORTS,
@@ -78,11 +79,27 @@ def stack_schema() -> dict[str, Any]:
         "retiring": {"type": "array", "items": pin, "description": "installed and handled, no longer labelled"},
         "nodes": {"type": "array", "items": node},
         "transport": {"enum": list(TRANSPORTS),
-                      "description": "ssh (default), kubernetes (node commands through the cluster) or local "
-                                     "(node = folder)"},
+                      "description": "ssh (default), kubernetes (node commands through the cluster), agent (nodes "
+                                     "chosen by nodeSelector, each converged by a node agent; the default when "
+                                     "nodeSelector is given) or local (node = folder)"},
         "localRoot": _s("transport local: node roots are <localRoot>/<node> (default nodes)"),
         "restart": _s("shell command that restarts containerd (default: the flavor's)"),
         "seedConfig": _s("transport local: containerd config copied into a node root without one"),
+        "nodeSelector": {"type": "object", "additionalProperties": {"type": "string"}, "minProperties": 1,
+                         "description": "transport agent: node labels (key: value) that choose the pool's nodes, "
+                                        "now and later"},
+        "rollout": _object({
+            "maxUnavailable": {"oneOf": [{"type": "integer", "minimum": 1},
+                                         {"type": "string", "pattern": "^[0-9]{1,3}%$"}],
+                               "description": "nodes (or a percentage) converging at once (default 1)"},
+            "minReadySeconds": {"type": "integer", "minimum": 0, "maximum": 3600,
+                                "description": "a node's agent must stay Ready this long before the next (default 0)"},
+            "timeoutSeconds": {"type": "integer", "minimum": 30, "maximum": 21600,
+                               "description": "pulumi up fails if the rollout has not finished by then (default 600)"},
+        }, ROLLOUT_KEYS),
+        "checkSeconds": {"type": "integer", "minimum": 10, "maximum": 3600,
+                         "description": "transport agent: how often each agent checks and repairs its node "
+                                        "(default 60)"},
     }, POOL_KEYS, ("name",))
     proxy = _object({"host": _s("bastion host"), "port": PORT, "user": _s("bastion user"),
                      "privateKey": SECRET,
@@ -106,6 +123,12 @@ def stack_schema() -> dict[str, Any]:
         "runnerNamespace": _s("transport kubernetes: namespace the program creates for those pods "
                               "(default wasm-shim-fleet-runner); not default or kube-*",
                               **{"not": {"pattern": "^(default$|kube-)"}}),
+        "agentImage": _s("transport agent: the node agent's image (deploy/build_image.py), pinned by digest",
+                         pattern="@sha256:[0-9a-f]{64}$"),
+        "agentNamespace": _s("transport agent: namespace the program creates for the agents (default "
+                             "wasm-shim-fleet); not default or kube-*", **{"not": {"pattern": "^(default$|kube-)"}}),
+        "agentApiServer": _s("transport agent: host:port of the API server as nodes reach it (default: the "
+                             "in-cluster Service)"),
     }, K8S_KEYS)
     deprecation = _object({"mode": {"enum": list(DEPRECATION_MODES)},
                            "keep": {"type": "integer", "minimum": 1, "default": 2}}, DEPRECATION_KEYS)

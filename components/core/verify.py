@@ -40,7 +40,7 @@ set --
 case ${{WSF_KUBECONFIG:-}} in
     '') ;;
     *'
-'*) tmp=$(mktemp) && chmod 600 "$tmp" && printf '%s' "$WSF_KUBECONFIG" > "$tmp"
+'*|'{{'*|' {{'*) tmp=$(mktemp) && chmod 600 "$tmp" && printf '%s' "$WSF_KUBECONFIG" > "$tmp"
         set -- --kubeconfig "$tmp" ;;
     *) set -- --kubeconfig "$WSF_KUBECONFIG" ;;
 esac

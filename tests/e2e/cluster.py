@@ -421,6 +421,22 @@ class Cluster:
         return subprocess.run([self.binary("kubectl"), f"--kubeconfig={self.kubeconfig}", *args],
                               capture_output=True, text=True, check=check)
 
+    def limited_kubeconfig(self, work: Path, rbac: Path = REPO_ROOT / "deploy" / "rbac.yaml") -> Path:
+        """A kubeconfig of the user the shipped ClusterRole binds (deploy/rbac.yaml, applied here): the admin
+        certificate impersonating `wasm-shim-fleet`, so every call of the program, its commands and kubectl has
+        exactly those rights."""
+        self.kubectl("apply", "-f", str(rbac))
+        config = yaml.safe_load(self.kubeconfig.read_text())
+        config["users"][0]["user"]["as"] = "wasm-shim-fleet"
+        path = work / "fleet.kubeconfig"
+        path.write_text(yaml.safe_dump(config))
+        path.chmod(0o600)
+        can = self.kubectl(f"--kubeconfig={path}", "auth", "can-i", "create", "secrets", "-n", "default",
+                           check=False)
+        if can.stdout.strip() != "no":
+            raise RuntimeError(f"the limited user may create secrets: {can.stdout}{can.stderr}")
+        return path
+
     # ---------------------------------------------------------------- nodes and pods
     def create_node(self, name: str, labels: dict[str, str] | None = None, wait: bool = True,
                     timeout: float = 60.0) -> dict:

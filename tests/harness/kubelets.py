@@ -32,6 +32,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -325,6 +326,8 @@ class NodeSet:
     work: Path
     pause_ref: str
     hello_ref: str
+    #: what a node joining later needs (set by real_nodes)
+    _start: Any = field(default=None, repr=False)
 
     def __getitem__(self, label: str) -> RealNode:
         return self.nodes[label]
@@ -332,8 +335,16 @@ class NodeSet:
     def by_name(self, name: str) -> RealNode:
         return next(n for n in self.nodes.values() if n.name == name)
 
+    def join(self, label: str, containerd: str, flavor: str, node_labels: dict[str, str] | None = None,
+             images: Sequence[Path] = ()) -> RealNode:
+        """Start one more real node now (a node that joins the cluster after the program ran): its containerd
+        with `images` imported, then its kubelet, registering with `node_labels`; returns once it is Ready.
+        It is stopped and cleaned up with the others."""
+        return self._start(label, containerd, flavor, node_labels or {}, images)
 
-def _start_kubelet(node: RealNode, kubelet: str, kubeconfig: Path) -> None:
+
+def _start_kubelet(node: RealNode, kubelet: str, kubeconfig: Path, node_labels: dict[str, str] | None = None
+                   ) -> None:
     d = node.root / "etc/kubelet"
     d.mkdir(parents=True, exist_ok=True)
     (d / "config.yaml").write_text(yaml.safe_dump(kubelet_config(node), sort_keys=False))
@@ -341,6 +352,8 @@ def _start_kubelet(node: RealNode, kubelet: str, kubeconfig: Path) -> None:
     argv = [kubelet, f"--config={d / 'config.yaml'}", f"--kubeconfig={kubeconfig}",
             f"--hostname-override={node.name}", f"--root-dir={node.root / 'var/lib/kubelet'}",
             f"--cert-dir={node.root / 'var/lib/kubelet/pki'}", "--v=1"]
+    if node_labels:
+        argv.append("--node-labels=" + ",".join(f"{k}={v}" for k, v in sorted(node_labels.items())))
     setpriv = shutil.which("setpriv")
     if setpriv:
         argv = [setpriv, "--pdeathsig", "TERM", "--", *argv]
@@ -392,22 +405,34 @@ def real_nodes(cluster, kubelet: str, specs: Sequence[tuple[str, str, str]], wor
     images_dir.mkdir(parents=True, exist_ok=True)
     pause_ref, pause_tar = images.build_pause_image(images_dir)
     hello_ref, hello_tar = images.build_wasm_image(images_dir)
+    def start(label: str, binary: str, flavor: str, node_labels: dict[str, str], more: Sequence[Path] = ()
+              ) -> RealNode:
+        i = len(nodes)
+        node = RealNode(label=label, name=f"127.0.0.{i + 2}", root=work / label, containerd=binary,
+                        flavor=flavor, cgroup_root=f"/wsf-{tag}-{label}", bridge=f"wsf{tag}{label}"[:15],
+                        subnet=f"10.{88 + i}.{int(tag) % 250}.0/24", extra_env=dict(extra_env or {}))
+        nodes[label] = node
+        for d in ("etc/containerd", "etc/cni/net.d", "usr/local/bin", "var/log", "run"):
+            (node.root / d).mkdir(parents=True, exist_ok=True)
+        node.config.write_text(containerd_config(node, pause_ref))
+        (node.root / "etc/cni/net.d/10-wsf.conflist").write_text(json.dumps(cni_config(node), indent=1))
+        node.start_containerd()
+        for tarball in (pause_tar, hello_tar, *more):
+            images.import_image("ctr", node.socket, tarball)
+        make_cgroup_root(node.cgroup_root)
+        node.kubelet_port, node.healthz_port = free_port(), free_port()
+        _start_kubelet(node, kubelet, cluster.kubeconfig, node_labels)
+        return node
+
+    def join(label: str, binary: str, flavor: str, node_labels: dict[str, str], more: Sequence[Path]) -> RealNode:
+        node = start(label, binary, flavor, node_labels, more)
+        cluster.wait_for(lambda: _kubelet_alive(node) and cluster.node_ready(node.name),
+                         f"kubelet of node {node.label} ({node.name}) to be Ready", timeout=300)
+        return node
+
     try:
-        for i, (label, binary, flavor) in enumerate(specs):
-            node = RealNode(label=label, name=f"127.0.0.{i + 2}", root=work / label, containerd=binary,
-                            flavor=flavor, cgroup_root=f"/wsf-{tag}-{label}", bridge=f"wsf{tag}{label}"[:15],
-                            subnet=f"10.{88 + i}.{int(tag) % 250}.0/24", extra_env=dict(extra_env or {}))
-            nodes[label] = node
-            for d in ("etc/containerd", "etc/cni/net.d", "usr/local/bin", "var/log", "run"):
-                (node.root / d).mkdir(parents=True, exist_ok=True)
-            node.config.write_text(containerd_config(node, pause_ref))
-            (node.root / "etc/cni/net.d/10-wsf.conflist").write_text(json.dumps(cni_config(node), indent=1))
-            node.start_containerd()
-            images.import_image("ctr", node.socket, pause_tar)
-            images.import_image("ctr", node.socket, hello_tar)
-            make_cgroup_root(node.cgroup_root)
-            node.kubelet_port, node.healthz_port = free_port(), free_port()
-            _start_kubelet(node, kubelet, cluster.kubeconfig)
+        for label, binary, flavor in specs:
+            start(label, binary, flavor, {})
         for node in nodes.values():
             cluster.wait_for(lambda node=node: _kubelet_alive(node) and cluster.node_ready(node.name),
                              f"kubelet of node {node.label} ({node.name}) to be Ready", timeout=300)
@@ -418,7 +443,7 @@ def real_nodes(cluster, kubelet: str, specs: Sequence[tuple[str, str, str]], wor
             hosts = start_hosts(ssh_dir, len(with_ssh), env=[n.env for n in with_ssh])
             for node, host in zip(with_ssh, hosts, strict=True):
                 node.host = host
-        yield NodeSet(nodes, work, pause_ref, hello_ref)
+        yield NodeSet(nodes, work, pause_ref, hello_ref, join)
     finally:
         problems = teardown(cluster, list(nodes.values()), hosts)
         restore_sysctls(saved_sysctls)

@@ -43,7 +43,7 @@ from tests.harness.nodes import RESTART, become_subreaper, reap_children
 from tests.harness.runner_image import build_runner_image
 from tests.harness.workloads import spread_deployment
 
-from .conftest import MEMBER, REPO, SHIM, VERSIONS, World, _program
+from .conftest import MEMBER, SHIM, VERSIONS, World, _program
 
 pytestmark = pytest.mark.nodes
 
@@ -124,7 +124,7 @@ def fleet(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bin
                     images.import_image("ctr", node.socket, tarball)
                     originals[label] = node.config.read_bytes()
                 assert [n.label for n in nodes.nodes.values() if n.host is not None] == ["b"]
-                kubeconfig = limited_kubeconfig(cluster, work)
+                kubeconfig = cluster.limited_kubeconfig(work)
                 stack = offline_stack(toolchain_bin, work, PROJECT, "incluster", _program)
                 f = Fleet(cluster=cluster, nodes=nodes, server=server, dist=shim_dist, stack=stack, work=work,
                           runner=runner, originals=originals, kubeconfig=kubeconfig)
@@ -140,23 +140,6 @@ def fleet(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bin
             if not item.startswith(("processes:", "mounts:")) or str(work) in item or "/netns/" in item]
     if left:
         pytest.fail("the real nodes left things behind:\n" + "\n".join(left), pytrace=False)
-
-
-def limited_kubeconfig(cluster: Cluster, work: Path) -> Path:
-    """A kubeconfig of the user the shipped ClusterRole binds (deploy/rbac.yaml): the test cluster's admin
-    certificate impersonating `wasm-shim-fleet`, so every call of the program, the runner and kubectl has
-    exactly those rights."""
-    import yaml
-
-    cluster.kubectl("apply", "-f", str(REPO / "deploy" / "rbac.yaml"))
-    config = yaml.safe_load(cluster.kubeconfig.read_text())
-    config["users"][0]["user"]["as"] = "wasm-shim-fleet"
-    path = work / "fleet.kubeconfig"
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    can = cluster.kubectl(f"--kubeconfig={path}", "auth", "can-i", "create", "secrets", "-n", "default", check=False)
-    assert can.stdout.strip() == "no", can.stdout + can.stderr
-    return path
 
 
 def running_pods(f: Fleet, app: str, count: int, timeout: float = 240) -> list[dict]:

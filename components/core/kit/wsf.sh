@@ -10,6 +10,8 @@
 #   wsf <call version> <flavor> remove-binary  <name> <runtime_type>
 #   wsf <call version> <flavor> apply-table    <handler>=<runtime_type> ...   (sorted by handler)
 #   wsf <call version> <flavor> remove-table
+#   wsf <call version> <flavor> prune-binaries <name> ...   (agent pools: remove installed binaries not named)
+#   wsf <call version> <flavor> status                      (read-only: the managed handlers and their binaries)
 #
 # The call version changes only when this interface does: a delete recorded in a stack's state long ago
 # still runs on whatever kit the node has now.
@@ -377,6 +379,52 @@ remove_binary() {  # name runtime_type
     else
         say "$rb_name is not installed"
     fi
+}
+
+# Agent pools: after the table no longer names them, remove every binary this kit installed (recorded in
+# binaries/) that is not in the keep list. A binary the config still names is refused by remove_binary.
+prune_binaries() {  # keep-name ...
+    for pb_f in "$STATE"/binaries/*.sha256; do
+        [ -e "$pb_f" ] || continue
+        pb_name=${pb_f##*/}
+        pb_name=${pb_name%.sha256}
+        is_binary_name "$pb_name" || die "$pb_f does not name a shim binary (containerd-shim-<name>-v<N>); remove it by hand"
+        pb_keep=0
+        for pb_k in "$@"; do
+            if [ "$pb_k" = "$pb_name" ]; then pb_keep=1; break; fi
+        done
+        [ "$pb_keep" = 0 ] || continue
+        pb_h=${pb_name#containerd-shim-}
+        remove_binary "$pb_name" "io.containerd.${pb_h%-v*}.v${pb_h##*-v}"
+    done
+}
+# Read-only: each handler in the managed block of the config, with its runtime_type, and whether the binary
+# containerd runs for it is in place: `wsf-status handler <name> <runtime_type> ok|no-binary`.
+status_table() {
+    config_paths
+    [ -f "$CFG" ] || return 0
+    scan_config "$CFG"
+    [ "$SCAN_BEGIN" -gt 0 ] && [ "$SCAN_END" -gt 0 ] || return 0
+    st_n=0 st_h=
+    while IFS= read -r st_line || [ -n "$st_line" ]; do
+        st_n=$((st_n + 1))
+        [ "$st_n" -gt "$SCAN_BEGIN" ] || continue
+        [ "$st_n" -lt "$SCAN_END" ] || break
+        strip_blanks "$st_line"
+        case $wsf_s in
+            '['*'.runtimes.'*']') st_h=${wsf_s##*.runtimes.}; st_h=${st_h%]} ;;
+            runtime_type*=*)
+                [ -n "$st_h" ] || continue
+                strip_blanks "${wsf_s#*=}"
+                st_t=${wsf_s#\"}
+                st_t=${st_t%\"}
+                st_n2=${st_t#io.containerd.}
+                st_b=containerd-shim-${st_n2%.*}-${st_n2##*.}
+                if [ -x "$BIN/$st_b" ]; then st_ok=ok; else st_ok=no-binary; fi
+                printf 'wsf-status handler %s %s %s\n' "$st_h" "$st_t" "$st_ok"
+                st_h= ;;
+        esac
+    done < "$CFG"
 }
 
 # ----------------------------------------------------------------------------------- the config file
@@ -1524,6 +1572,11 @@ check_call() {  # verb values...
             for cc_pair in "$@"; do
                 is_pair "$cc_pair" || refuse apply-table "$cc_pair" "handler=io.containerd.<name>.v<N> (handler and name: DNS labels)"
             done ;;
+        prune-binaries)
+            for cc_b in "$@"; do
+                is_binary_name "$cc_b" || refuse prune-binaries "$cc_b" "a shim binary name containerd-shim-<name>-v<N>"
+            done ;;
+        status) [ $# = 0 ] || refuse status "$1" "no values" ;;
     esac
     for cc_path in "$CONFIG_PATH" "$LOADED_CONFIG" "$SOCKET"; do
         is_abs_path "$cc_path" || refuse "$FLAVOR" "$cc_path" "a plain absolute path (the flavor's files)"
@@ -1563,6 +1616,8 @@ wsf() {  # call-version flavor verb args...
             set_handlers "$@"
             if [ -n "$HANDLERS" ]; then apply_table; else remove_table; fi ;;
         remove-table) [ $# = 0 ] || die "remove-table takes no values"; remove_table ;;
+        prune-binaries) config_paths; prune_binaries "$@" ;;
+        status) status_table ;;
         *) die "this node kit has no action $wsf_verb" ;;
     esac
     finish

@@ -1,0 +1,3 @@
+module wasm-shim-fleet/agent
+
+go 1.23
