@@ -397,8 +397,9 @@ def test_a_node_that_leaves_the_pool_is_uninstalled_by_its_agent(agents: Agents)
                                 and not list(e.bin_dir.glob("containerd-shim-*")), "node e uninstalled", timeout=300)
     except TimeoutError as exc:
         pods = agents.cluster.pods(NS)
-        logs = "\n".join(agents.cluster.kubectl("logs", "-n", NS, p["metadata"]["name"], "--tail=20",
-                                                check=False).stdout for p in pods if p["spec"].get("nodeName") == e.name)
+        mine = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == e.name]
+        logs = "\n".join(agents.cluster.kubectl("logs", "-n", NS, name, "--tail=20", check=False).stdout
+                         for name in mine)
         raise AssertionError(f"{exc}\nlabels {agents.fleet_labels('e')}; agent of e:\n{logs}") from None
     agents.cluster.wait_for(lambda: "e" not in agents.agent_pods("c"), "the agent pod of node e to end", timeout=120)
     uninstalled = [ev for ev in agents.events("Uninstalled") if e.name in ev["message"]]
