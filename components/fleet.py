@@ -63,7 +63,8 @@ class ShimFleet(pulumi.ComponentResource):
                                                                   local_base=args.local_base,
                                                                   k8s_provider=args.k8s_provider,
                                                                   runtime_handler_check=args.runtime_handler_check,
-                                                                  in_cluster=args.in_cluster),
+                                                                  in_cluster=args.in_cluster,
+                                                                  rollout=args.plan.rollouts.get(pool)),
                            opts=pulumi.ResourceOptions(parent=self))
             for pool, nodes in by_pool.items()
         }

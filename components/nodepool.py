@@ -22,11 +22,12 @@ import pulumi_command as command
 import pulumi_kubernetes as k8s
 
 from .core import naming, nodescript
-from .core.config import DEFAULT_RUNTIME, Problem, connection_problems
+from .core.config import DEFAULT_RUNTIME, Problem, Rollout, connection_problems, rollout_problems
 from .core.flavors import Flavor
 from .core.kit_graph import kit_stage_dir, node_resources
 from .core.plan import NodePlan, RuntimeClassPlan
 from .core.pool import PENDING, CatalogEntry, NodeSpec, PoolSpec, plan_pool
+from .core.rollout import Batches, NodeOrder, node_orders, pool_batches
 from .incluster import InCluster, node_command
 
 TYPE = "wasm-shim-fleet:index:NodePool"
@@ -135,6 +136,9 @@ class NodePoolArgs:
     #: Lab only: nodes and the bastion may go without a pinned host_key. pulumi-command then checks no host
     #: key at all, and a machine in the middle receives the root command stream (each one is warned about).
     insecure_accept_any_host_key: bool = False
+    #: How a change rolls over the nodes (components/core/rollout.py): `Rollout(max_unavailable=..., canary=...)`;
+    #: None: one canary node (the first of `nodes`), then at most 25 % of the nodes at a time.
+    rollout: Rollout | None = None
 
 
 @dataclass(frozen=True)
@@ -170,6 +174,8 @@ class PlannedNodePoolArgs:
     runtime_handler_check: RuntimeHandlerCheck | None = None
     #: How `transport: kubernetes` nodes are reached (components.incluster.InCluster); required for them.
     in_cluster: InCluster | None = None
+    #: How a change rolls over the nodes (the pool's `rollout`; None: the defaults, components/core/rollout.py).
+    rollout: Rollout | None = None
 
 
 class NodePoolArgsError(pulumi.InputPropertiesError, pulumi.RunError):
@@ -224,6 +230,7 @@ class NodePool(pulumi.ComponentResource):
             nodes, conns, classes = _from_args(name, args)
             local_base, provider, check = None, args.k8s_provider, args.runtime_handler_check
             in_cluster = None
+            rollout = args.rollout
         else:
             pools = {n.pool for n in args.nodes}
             if len(pools) > 1:
@@ -232,6 +239,7 @@ class NodePool(pulumi.ComponentResource):
             conns = _from_ssh(nodes, args.ssh)
             local_base, provider, check = args.local_base, args.k8s_provider, args.runtime_handler_check
             in_cluster = args.in_cluster
+            rollout = args.rollout
         props = {
             "pool": nodes[0].pool if nodes else None,
             "containerd": nodes[0].flavor if nodes else None,
@@ -248,9 +256,13 @@ class NodePool(pulumi.ComponentResource):
         self.handlers: dict[str, pulumi.Output[dict[str, str]]] = {}
         #: node -> Output of its labels as the API server answered the label patch
         self.labels: dict[str, pulumi.Output[dict[str, str]]] = {}
+        #: the pool's rollout batches (components/core/rollout.py): canary first, then maxUnavailable at a time
+        self.batches: Batches = pool_batches(nodes[0].pool if nodes else name, [n.name for n in nodes], rollout)
+        orders = node_orders(name, nodes, self.batches)
+        self._built: dict[str, pulumi.Resource] = {}
         for node in nodes:
             built = self.build_node_resources(name, node, conns.get(node.name), local_base, provider, check,
-                                              in_cluster)
+                                              in_cluster, orders.get(node.name))
             self.handlers[node.name] = built["handlers"].id.apply(lambda _, h=dict(node.handlers): h)
             self.labels[node.name] = built["labels"].metadata.apply(
                 lambda m: dict(m.labels or {}) if m is not None else {})
@@ -264,11 +276,13 @@ class NodePool(pulumi.ComponentResource):
     def build_node_resources(self, name: str, node: NodePlan, conn: _Conn | None, local_base: str | None,
                              provider: pulumi.ProviderResource | None,
                              check: RuntimeHandlerCheck | None,
-                             in_cluster: InCluster | None = None) -> dict[str, pulumi.Resource]:
+                             in_cluster: InCluster | None = None,
+                             order: NodeOrder | None = None) -> dict[str, pulumi.Resource]:
         """The one place a node's resources become pulumi resources: exactly as
         components.core.kit_graph.node_resources lays them out (names, order, dependencies, texts). A new
-        transport adds its branch here. Returns them by role (kit, binary names, handlers, verify, labels)."""
-        built: dict[str, pulumi.Resource] = {}
+        transport adds its branch here. Returns them by role (kit, binary names, handlers, verify, labels).
+        `order`: what the node waits for in the pool's rollout (resources of nodes built before it)."""
+        built = self._built  # every node's, by resource name: a rollout's dependencies cross nodes
         by_role: dict[str, pulumi.Resource] = {}
         connection = None
         if node.transport == "kubernetes":
@@ -281,7 +295,7 @@ class NodePool(pulumi.ComponentResource):
         if not self._staged:
             stage_kit()  # the folder the kit resources copy from (content-addressed, written once)
             self._staged = True
-        for r in node_resources(name, node, local_base, verify=check is not None):
+        for r in node_resources(name, node, local_base, verify=check is not None, order=order):
             opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in r.depends_on],
                                           provider=provider if r.kind == "patch" else None)
             if r.kind == "copy":
@@ -478,6 +492,8 @@ def _arg_problems(args: NodePoolArgs) -> list[Problem]:
                                                            "its SSH server (a value or another resource's Output)"))
     if not isinstance(args.catalog, Sequence) or isinstance(args.catalog, (str, Mapping)):
         out.append(Problem("error", "catalog", "must be a list of ShimRelease"))
+    if args.rollout is not None:
+        out += rollout_problems("rollout", args.rollout, args.pool)
     return out
 
 

@@ -90,11 +90,13 @@ def test_a_percentage_of_nodes_is_a_valid_max_unavailable():
 
 
 def test_settings_of_agent_pools_on_a_pool_that_lists_nodes_are_errors():
-    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"], transport="ssh", nodeSelector={"x": "y"}, rollout={},
-                      checkSeconds=60)])
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"], transport="ssh", nodeSelector={"x": "y"},
+                      rollout={"minReadySeconds": 30, "timeoutSeconds": 900}, checkSeconds=60)])
     found = errors(raw)
     assert any(e.startswith("nodePools[0].nodeSelector:") and "lists its nodes by name" in e for e in found)
-    assert any(e.startswith("nodePools[0].rollout:") and "applies to pools of transport agent" in e for e in found)
+    for key in ("minReadySeconds", "timeoutSeconds"):
+        assert any(e.startswith(f"nodePools[0].rollout.{key}:") and "applies to pools of transport agent" in e
+                   and f"remove {key}" in e for e in found), found
     assert any(e.startswith("nodePools[0].checkSeconds:") for e in found)
     # without a transport, a nodeSelector makes the pool an agent pool: then its node list is the mistake
     implied = stack([pool("a", ["slight@1.2.3"], ["node-a"], nodeSelector={"x": "y"})])

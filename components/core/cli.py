@@ -57,6 +57,12 @@ def format_plan(plan: FleetPlan, selected: dict[str, list[str]] | None = None) -
         lines += _table([[h, "->", rt] for h, rt in n.handlers.items()], indent="    handler ")
         lines.append(f"    labels: {', '.join(n.labels) or '-'}")
         lines += [f"    binary  {name}  {b.release}  sha256:{b.sha256[:12]}…" for name, b in n.binaries.items()]
+    from .rollout import fleet_batches
+
+    for pool, b in fleet_batches(plan).items():
+        lines += ["", f"  rollout of pool {pool}: {b.summary()}; a batch's handler tables change (containerd "
+                      "restarts) only once the batch before it is labelled"]
+        lines += [f"    {b.label(i)}: {', '.join(batch)}" for i, batch in enumerate(b.batches)]
     if plan.agent_pools:
         lines += ["", f"Agent pools ({len(plan.agent_pools)}): every node with the selector's labels, now and later,"
                       " converged by the pool's node agent"]
@@ -102,7 +108,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
                                    if selects(a.node_selector, (obj.get("metadata") or {}).get("labels") or {}))
                     for a in plan.agent_pools}
     if args.json:
-        doc = plan.to_json()
+        doc = plan.to_json(batches=True)
         if selected is not None:
             doc["selected"] = selected
         print(json.dumps(doc, indent=2))

@@ -53,8 +53,12 @@ MAX_MAX_BYTES = 1 << 40
 PROBES = ("version", "none")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig",
              "nodeSelector", "rollout", "checkSeconds")
-#: How a pool's change reaches its nodes, node by node (agent pools: the DaemonSet's rolling update).
-ROLLOUT_KEYS = ("maxUnavailable", "minReadySeconds", "timeoutSeconds")
+#: How a pool's change reaches its nodes, node by node: the same names for every kind of pool (agent pools: the
+#: DaemonSet's rolling update; pools that list nodes: batches in the engine's dependency order,
+#: components/core/rollout.py). minReadySeconds and timeoutSeconds are agent pools' only.
+ROLLOUT_KEYS = ("maxUnavailable", "canary", "minReadySeconds", "timeoutSeconds")
+#: rollout keys that only agent pools have (their agents' Ready time; how long the program waits for the DaemonSet)
+AGENT_ONLY_ROLLOUT_KEYS = ("minReadySeconds", "timeoutSeconds")
 NODE_KEYS = ("name", "host", "port", "hostKey")
 SSH_KEYS = ("user", "port", "privateKey", "proxy", "insecureAcceptAnyHostKey")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
@@ -121,18 +125,29 @@ class Node:
 
 @dataclass(frozen=True)
 class Rollout:
-    """How a pool's change rolls over its nodes."""
+    """How a pool's change rolls over its nodes (the defaults are an agent pool's; NODE_LIST_ROLLOUT is those of a
+    pool that lists its nodes)."""
 
-    #: at most this many nodes (or this percentage, "25%") are converging at once
+    #: at most this many nodes (or this percentage of the pool's nodes, "25%", rounded up) converge at once
     max_unavailable: int | str = 1
-    #: a node counts as done only after its agent has been Ready this long (a soak time)
+    #: a node counts as done only after its agent has been Ready this long (a soak time; agent pools)
     min_ready_seconds: int = 0
-    #: `pulumi up` fails when the rollout has not finished after this long
+    #: `pulumi up` fails when the rollout has not finished after this long (agent pools)
     timeout_seconds: int = 600
+    #: how many nodes go first, alone, before any other node's handler table changes (None: not set; an agent
+    #: pool's first step is its DaemonSet's first maxUnavailable nodes)
+    canary: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"maxUnavailable": self.max_unavailable, "minReadySeconds": self.min_ready_seconds,
-                "timeoutSeconds": self.timeout_seconds}
+        out: dict[str, Any] = {"maxUnavailable": self.max_unavailable, "minReadySeconds": self.min_ready_seconds,
+                               "timeoutSeconds": self.timeout_seconds}
+        if self.canary is not None:  # only then: an agent pool without it records what it always recorded
+            out["canary"] = self.canary
+        return out
+
+
+#: A pool that lists its nodes: one canary node, then batches of at most 25 % of the pool's nodes (rounded up).
+NODE_LIST_ROLLOUT = Rollout(max_unavailable="25%", canary=1)
 
 
 @dataclass(frozen=True)
@@ -150,7 +165,8 @@ class Pool:
     seed_config: str | None = None
     #: transport agent: the node labels that choose the pool's nodes (a DaemonSet's nodeSelector)
     node_selector: dict[str, str] | None = None
-    #: transport agent: how a change rolls over the pool's nodes
+    #: how a change rolls over the pool's nodes (agent pools: the DaemonSet's; pools that list nodes: the
+    #: batches of components/core/rollout.py)
     rollout: Rollout | None = None
     #: transport agent: how often each node's agent checks (and repairs) its node, in seconds
     check_seconds: int = 60
@@ -796,7 +812,8 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
     check_seconds = 60
     if transport == "agent":
         selector = _check_selector(c, raw_selector, f"{base}.nodeSelector", name)
-        rollout = _check_rollout(c, m.get("rollout"), f"{base}.rollout")
+        rollout = _check_rollout(c, m.get("rollout"), f"{base}.rollout", agent=True, pool=name,
+                                 transport=transport)
         check_seconds = _check_seconds(c, m.get("checkSeconds", 60), f"{base}.checkSeconds", 10, 3600,
                                        "how often each node's agent checks (and repairs) its node")
         if m.get("nodes"):
@@ -815,12 +832,15 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
                                             f"{_show(transport)}), so a nodeSelector would not choose any; remove "
                                             "nodeSelector, or set transport: agent and remove nodes")
             ok = False
-        for key in ("rollout", "checkSeconds"):
-            if m.get(key) is not None:
-                c.error(f"{base}.{key}", f"{key} applies to pools of transport agent (a DaemonSet's rolling update "
-                                         f"and its agents' checks); pool {_show(name)} has transport "
-                                         f"{_show(transport)}: remove {key}")
-                ok = False
+        if m.get("checkSeconds") is not None:
+            c.error(f"{base}.checkSeconds", f"checkSeconds applies to pools of transport agent (how often its "
+                                            f"agents check their nodes); pool {_show(name)} has transport "
+                                            f"{_show(transport)}: remove checkSeconds")
+            ok = False
+        if transport in TRANSPORTS:
+            rollout = _check_rollout(c, m.get("rollout"), f"{base}.rollout", agent=False, pool=name,
+                                     transport=transport)
+            ok = ok and rollout is not None
     local_root = m.get("localRoot", "nodes")
     if not isinstance(local_root, str) or not _SAFE_PATH.match(local_root):
         c.error(f"{base}.localRoot", f"{_show(local_root)} is not a plain folder path (letters, digits, '._/-'); "
@@ -895,8 +915,13 @@ def _check_selector(c: _Checker, value: Any, path: str, pool: str | None) -> dic
     return out if len(out) == len(value) else None
 
 
-def _check_rollout(c: _Checker, value: Any, path: str) -> Rollout | None:
-    default = Rollout()
+def _check_rollout(c: _Checker, value: Any, path: str, *, agent: bool, pool: str | None,
+                   transport: str) -> Rollout | None:
+    """The pool's `rollout`, with the same names for every kind of pool so that a pool keeps its settings when it
+    changes kind. Agent pools: the DaemonSet's rolling update (default maxUnavailable 1). Pools that list nodes:
+    a canary, then batches (default canary 1, maxUnavailable 25 %); minReadySeconds and timeoutSeconds are refused
+    there (no agent becomes Ready, and each node command has its own limits)."""
+    default = Rollout() if agent else NODE_LIST_ROLLOUT
     if value is None:
         return default
     m = c.mapping(value, path, ROLLOUT_KEYS, "rollout")
@@ -909,15 +934,46 @@ def _check_rollout(c: _Checker, value: Any, path: str) -> Rollout | None:
     elif isinstance(most, bool) or not isinstance(most, int) or most < 1:
         c.error(f"{path}.maxUnavailable", f"{_show(most)} must be a whole number of nodes >= 1 or a percentage "
                                           "of the pool's nodes from \"1%\" to \"100%\" (how many nodes converge at "
-                                          "once; default 1)")
+                                          f"once; default {default.max_unavailable})")
         ok = False
+    canary = m.get("canary", default.canary)
+    if canary is not None and (isinstance(canary, bool) or not isinstance(canary, int) or not 0 <= canary <= 1000):
+        c.error(f"{path}.canary", f"{_show(canary)} must be a whole number of nodes from 0 to 1000 (how many nodes "
+                                  "go first, alone, before any other node's handler table changes; 0: no canary; "
+                                  "default 1)")
+        ok = False
+        canary = None
+    if not agent:
+        for key in AGENT_ONLY_ROLLOUT_KEYS:
+            if m.get(key) is not None:
+                what = ("waits for an agent to stay Ready" if key == "minReadySeconds"
+                        else "bounds how long the program waits for an agent DaemonSet's rollout")
+                c.error(f"{path}.{key}", f"{_show(m.get(key))}: {key} {what}, so it applies to pools of transport "
+                                         f"agent; pool {_show(pool)} lists its nodes (transport {_show(transport)}), "
+                                         "whose next batch starts as soon as the previous batch's handler tables "
+                                         "are verified and its labels set: remove "
+                                         f"{key}, or keep it only on an agent pool")
+                ok = False
+        if not ok:
+            return None
+        return Rollout(most, canary=canary)
     soak = _check_seconds(c, m.get("minReadySeconds", default.min_ready_seconds), f"{path}.minReadySeconds", 0,
                           3600, "how long a node's agent must stay Ready before the rollout moves on")
     limit = _check_seconds(c, m.get("timeoutSeconds", default.timeout_seconds), f"{path}.timeoutSeconds", 30,
                            6 * 3600, "how long `pulumi up` waits for the rollout before it fails")
+    if canary and ok and not (isinstance(most, int) and most <= canary):
+        # The DaemonSet's rolling update has no separate first step: its first step is maxUnavailable nodes. A
+        # canary is kept only when that step is no larger than it (then no more than `canary` nodes change
+        # before the first ones converge, and the DaemonSet stops at the first that does not).
+        c.error(f"{path}.canary", f"{_show(canary)}: pool {_show(pool)} is an agent pool, whose DaemonSet replaces "
+                                  f"maxUnavailable ({_show(most)}) agents at a time from its first step, so a "
+                                  f"canary of {canary} node(s) holds only when maxUnavailable is a number of nodes "
+                                  f"no larger than it: set maxUnavailable to {max(canary, 1)} or less, or remove "
+                                  "canary")
+        ok = False
     if not ok or soak is None or limit is None:
         return None
-    return Rollout(most, soak, limit)
+    return Rollout(most, soak, limit, canary)
 
 
 def _check_pools(c: _Checker, value: Any, releases: Mapping[str, Release],
@@ -1287,3 +1343,22 @@ def connection_problems(path: str, *, host: Any = None, port: Any = None, host_k
     if user is not None:
         _check_user(c, user, f"{path}.user")
     return c.problems
+
+
+def rollout_problems(path: str, rollout: Any, pool: str | None = None) -> list[Problem]:
+    """The stack file's rules for a node-list pool's rollout, for a caller's own program (NodePoolArgs.rollout, a
+    Rollout): `path` names the argument."""
+    c = _Checker()
+    if not isinstance(rollout, Rollout):
+        c.error(path, f"{_typename(rollout)} here; give a Rollout(max_unavailable=..., canary=...) or None")
+        return c.problems
+    raw: dict[str, Any] = {"maxUnavailable": rollout.max_unavailable,
+                           "canary": rollout.canary if rollout.canary is not None else 0}
+    if rollout.min_ready_seconds != Rollout.min_ready_seconds:
+        raw["minReadySeconds"] = rollout.min_ready_seconds
+    if rollout.timeout_seconds != Rollout.timeout_seconds:
+        raw["timeoutSeconds"] = rollout.timeout_seconds
+    _check_rollout(c, raw, path, agent=False, pool=pool, transport="ssh")
+    return [Problem(p.severity, p.path.replace("maxUnavailable", "max_unavailable")
+                    .replace("minReadySeconds", "min_ready_seconds").replace("timeoutSeconds", "timeout_seconds"),
+                    p.message) for p in c.problems]

@@ -145,6 +145,11 @@ class PlanDiff:
     after: dict[str, dict[str, str]] = field(default_factory=dict)
     #: agent pool -> its nodeSelector in words (after the change, else before)
     agent_pools: dict[str, str] = field(default_factory=dict)
+    #: pool -> the batches of the nodes whose handler table changes (containerd restarts), in the order the
+    #: rollout takes them (components/core/rollout.py); pools with no such node are left out
+    rollouts: dict[str, tuple[tuple[str, ...], ...]] = field(default_factory=dict)
+    #: pool -> (its rollout rule in words, the label of each batch above)
+    rollout_words: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
 
     @property
     def empty(self) -> bool:
@@ -157,7 +162,17 @@ class PlanDiff:
     def to_json(self) -> dict[str, Any]:
         return {"changes": [c.to_json() for c in self.changes], "unsafe": [u.to_json() for u in self.unsafe],
                 "notes": [n.to_json() for n in self.notes], "resources": dict(self.resources),
-                "matrix": {"before": self.before, "after": self.after}, "safe": self.safe}
+                "matrix": {"before": self.before, "after": self.after}, "safe": self.safe,
+                "rollouts": {p: [list(b) for b in bs] for p, bs in self.rollouts.items()}}
+
+    def rollout_lines(self) -> list[str]:
+        """Per pool whose tables change: which nodes go first, e.g. `Rollout of pool p (...): canary node-1; ...`."""
+        out = []
+        for pool in sorted(self.rollouts, key=natural_key):
+            rule, labels = self.rollout_words[pool]
+            steps = "; ".join(f"{label} {', '.join(b)}" for label, b in zip(labels, self.rollouts[pool], strict=True))
+            out.append(f"Rollout of pool {pool} ({rule}): {steps}")
+        return out
 
     # ------------------------------------------------------------------------------------- text
     def resource_line(self) -> str:
@@ -214,6 +229,7 @@ class PlanDiff:
             return "No changes: the plan is the same.\n"
         lines = self.body()
         lines.append(self.resource_line() + ".")
+        lines += self.rollout_lines()
         lines += [n.words() for n in self.notes]
         for name, reason, nodes, pool in self.unsafe_groups():
             where = f"{'node' if len(nodes) == 1 else 'nodes'} {_node_list(nodes)}" if nodes else ""
@@ -247,6 +263,11 @@ class PlanDiff:
             out.append("")
         if not self.empty:
             out.append(self.resource_line() + ".")
+            out.append("")
+        for line in self.rollout_lines():
+            pool, rest = line[len("Rollout of pool "):].split(" ", 1)
+            out.append(f"- **Rollout** of pool `{pool}` {rest}")
+        if self.rollouts:
             out.append("")
         for name, reason, nodes, pool in self.unsafe_groups():
             where = " ".join(x for x in (f"pool `{pool}`" if pool else "",
@@ -395,6 +416,7 @@ def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
     for name in sorted(set(old_nodes) | set(new_nodes), key=natural_key):
         _compare_node(d, old, old_nodes.get(name), new_nodes.get(name), notes)
     d.notes += [Note(pool, text, tuple(nodes)) for (pool, text), nodes in notes.items()]
+    _rollouts(d, old_nodes, new)
     old_agents = {a.name: a for a in old.agent_pools}
     new_agents = {a.name: a for a in new.agent_pools}
     for name in sorted(set(old_agents) | set(new_agents), key=natural_key):
@@ -404,12 +426,27 @@ def diff_plans(old: FleetPlan, new: FleetPlan) -> PlanDiff:
     return d
 
 
+def _rollouts(d: PlanDiff, old_nodes: dict[str, NodePlan], new: FleetPlan) -> None:
+    """The batches of the nodes whose handler table changes (added, or a table that differs): those restart."""
+    from .rollout import fleet_batches
+
+    for pool, batches in fleet_batches(new).items():
+        changing = [n.name for n in new.nodes if n.pool == pool
+                    and (n.name not in old_nodes or old_nodes[n.name].handlers != n.handlers
+                         or old_nodes[n.name].pool != n.pool)]
+        if not changing:
+            continue
+        labels = tuple(batches.label(i) for i, b in enumerate(batches.batches) if set(b) & set(changing))
+        d.rollouts[pool] = batches.only(changing)
+        d.rollout_words[pool] = (batches.summary(), labels)
+
+
 def _agent_settings(a: AgentPoolPlan) -> dict[str, Any]:
     r = a.rollout
     return {"nodeSelector": selector_words(a.node_selector), "containerd": a.node.flavor,
             "restart": a.node.restart,
             "rollout": f"maxUnavailable {r.max_unavailable}, minReadySeconds {r.min_ready_seconds}, "
-                       f"timeoutSeconds {r.timeout_seconds}",
+                       f"timeoutSeconds {r.timeout_seconds}" + (f", canary {r.canary}" if r.canary is not None else ""),
             "checkSeconds": a.check_seconds}
 
 

@@ -20,7 +20,10 @@ old graph. The graph below makes that the safe order on a node:
 - removing a release or a node: labels go first, then the handler table stops naming the binary (or is
   removed, restoring the original config), then the binary is deleted, and the kit last;
 - the handler table is one command per node, updated in place when the table changes: at most one
-  containerd restart per node per `pulumi up` (P3).
+  containerd restart per node per `pulumi up` (P3);
+- across the nodes of a pool (components/core/rollout.py): a node's handler table also waits for the label
+  patches of the batch before its own, and, after the canary, its binaries wait for the canary's binaries of
+  the same name (`order`). These are dependencies only, never inputs.
 
 Pure (no pulumi, no I/O): the components build exactly these resources, and
 `python -m components node-script STACK NODE` prints them.
@@ -33,6 +36,7 @@ from dataclasses import dataclass
 
 from . import nodescript
 from .plan import NodePlan
+from .rollout import NodeOrder
 
 
 @dataclass(frozen=True)
@@ -88,10 +92,11 @@ def kit_stage_dir(sha: str) -> str:
 
 
 def node_resources(pool_component: str, node: NodePlan, local_base: str | None = None,
-                   kit: str | None = None, verify: bool = False) -> list[NodeResource]:
+                   kit: str | None = None, verify: bool = False, order: NodeOrder | None = None) -> list[NodeResource]:
     """The node's resources in creation order, with the text each sends. `local_base`: the folder that local
     node roots, seed configs and the kit file are relative to (the project folder). `kit`: the kit text (tests
-    only; default the kit file). `verify`: check node.status.runtimeHandlers before the labels."""
+    only; default the kit file). `verify`: check node.status.runtimeHandlers before the labels. `order`: what
+    the node waits for in its pool's rollout (components/core/rollout.node_orders; None: nothing)."""
     from . import verify as runtime_handlers
 
     root = None
@@ -123,13 +128,17 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
                                copy_source=os.path.join(kit_stage_dir(sha), "kit"),
                                remote_path=nodescript.STATE_DIR)
     out = [kit_res]
+    order = order if order is not None else NodeOrder()
+    bin_after = order.binaries_after or {}
     for b in node.binaries.values():
-        out.append(NodeResource(binary_resource(pool_component, node, b.name), "binary", (kit_res.name,),
+        out.append(NodeResource(binary_resource(pool_component, node, b.name), "binary",
+                                (kit_res.name, *bin_after.get(b.name, ())),
                                 create=nodescript.install_binary_script(node, b, root),
                                 delete=nodescript.remove_binary_script(node, b, root), binary=b.name))
-    # After the binaries (and so after the kit, which each of them follows); on a node with none, after the kit.
+    # After the binaries (and so after the kit, which each of them follows); on a node with none, after the kit;
+    # and after the label patches of the previous batch of the pool's rollout.
     handlers = NodeResource(handlers_resource(pool_component, node), "handlers",
-                            tuple(r.name for r in out[1:]) or (kit_res.name,),
+                            (*(tuple(r.name for r in out[1:]) or (kit_res.name,)), *order.table_after),
                             create=nodescript.apply_table_script(node, root, seed),
                             delete=nodescript.remove_table_script(node, root))
     if not verify:

@@ -16,7 +16,7 @@ step removes a handler while a label that selects it may still be on the node.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -171,7 +171,8 @@ class AgentPoolPlan:
     @classmethod
     def from_json(cls, d: Mapping[str, Any]) -> AgentPoolPlan:
         r = d.get("rollout") or {}
-        rollout = Rollout(r.get("maxUnavailable", 1), r.get("minReadySeconds", 0), r.get("timeoutSeconds", 600))
+        rollout = Rollout(r.get("maxUnavailable", 1), r.get("minReadySeconds", 0), r.get("timeoutSeconds", 600),
+                          r.get("canary"))
         return cls(d["name"], dict(d.get("nodeSelector") or {}), rollout, int(d.get("checkSeconds", 60)),
                    NodePlan.from_json(d["node"]))
 
@@ -212,6 +213,9 @@ class FleetPlan(HasProblems):
     label_prefix: str = ""  # the stack's labelPrefix
     #: pools of transport agent (their nodes are chosen by label: none of them is in `nodes`)
     agent_pools: tuple[AgentPoolPlan, ...] = ()
+    #: pool -> its rollout, for pools that list nodes (components/core/rollout.py makes their batches; a pool not
+    #: here has the defaults). Not part of the recorded plan: dependencies, not inputs.
+    rollouts: Mapping[str, Rollout] = field(default_factory=dict)
 
     def node(self, name: str) -> NodePlan:
         for n in self.nodes:
@@ -231,8 +235,9 @@ class FleetPlan(HasProblems):
                 return a
         raise KeyError(name)
 
-    def to_json(self) -> dict[str, Any]:
-        out = {
+    def to_json(self, batches: bool = False) -> dict[str, Any]:
+        """The plan as data; `batches` adds each pool's rollout batches (`plan --json`; never recorded)."""
+        out: dict[str, Any] = {
             "runtime": self.runtime,
             "labelPrefix": self.label_prefix,
             "runtimeClasses": [rc.to_json() for rc in self.runtime_classes],
@@ -241,6 +246,10 @@ class FleetPlan(HasProblems):
         }
         if self.agent_pools:  # only then: a fleet without agent pools records what it always recorded
             out["agentPools"] = [a.to_json() for a in self.agent_pools]
+        if batches:
+            from .rollout import fleet_batches
+
+            out["rollouts"] = {pool: b.to_json() for pool, b in fleet_batches(self).items()}
         return out
 
     @classmethod
@@ -383,7 +392,8 @@ def build_plan(cfg: FleetConfig, problems: Iterable[Problem] = ()) -> FleetPlan:
     labelled = (*nodes, *(a.node for a in agents))
     classes = plan_runtime_classes(cfg, labelled)
     all_problems = [*problems, *check_handler_contract(classes, labelled)]
-    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems), cfg.label_prefix, agents)
+    rollouts = {pool.name: pool.rollout for pool in cfg.pools if pool.transport != "agent" and pool.rollout is not None}
+    return FleetPlan(cfg.runtime, classes, nodes, tuple(all_problems), cfg.label_prefix, agents, rollouts)
 
 
 def plan_from_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,

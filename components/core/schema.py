@@ -91,11 +91,19 @@ def stack_schema() -> dict[str, Any]:
         "rollout": _object({
             "maxUnavailable": {"oneOf": [{"type": "integer", "minimum": 1},
                                          {"type": "string", "pattern": "^[0-9]{1,3}%$"}],
-                               "description": "nodes (or a percentage) converging at once (default 1)"},
+                               "description": "nodes (or a percentage of the pool's, rounded up) whose handler "
+                                              "tables change at once (default: 25% for pools that list nodes, 1 "
+                                              "for agent pools)"},
+            "canary": {"type": "integer", "minimum": 0, "maximum": 1000,
+                       "description": "nodes that go first, alone, before any other node's handler table changes "
+                                      "(default 1 for pools that list nodes, the first listed; 0: none; agent "
+                                      "pools: at least maxUnavailable)"},
             "minReadySeconds": {"type": "integer", "minimum": 0, "maximum": 3600,
-                                "description": "a node's agent must stay Ready this long before the next (default 0)"},
+                                "description": "agent pools: a node's agent must stay Ready this long before the "
+                                               "next (default 0)"},
             "timeoutSeconds": {"type": "integer", "minimum": 30, "maximum": 21600,
-                               "description": "pulumi up fails if the rollout has not finished by then (default 600)"},
+                               "description": "agent pools: pulumi up fails if the rollout has not finished by then "
+                                              "(default 600)"},
         }, ROLLOUT_KEYS),
         "checkSeconds": {"type": "integer", "minimum": 10, "maximum": 3600,
                          "description": "transport agent: how often each agent checks and repairs its node "
