@@ -387,7 +387,7 @@ def uninstall_script(node: NodePlan, root: str | None = None) -> str:
 # ----------------------------------------------------------------------------------- agent pools
 def prune_binaries_script(node: NodePlan, keep: Iterable[str]) -> str:
     """Remove every shim binary the kit installed on the node that is not in `keep` (agent pools: the node
-    itself records what was installed; the kit refuses one the config still names)."""
+    itself records what was installed; the kit keeps one the config still names or a running container uses)."""
     return _script(node, "remove the shim binaries the pool no longer runs",
                    _call(node, "prune-binaries", *keep, sep=" \\\n    "), None,
                    leftovers=('"$d"/binaries/*.sha256',))
@@ -399,11 +399,14 @@ def status_script(node: NodePlan) -> str:
                    None)
 
 
-def _agent_script(node: NodePlan, what: str, scripts: list[str]) -> str:
+def _agent_script(node: NodePlan, what: str, scripts: list[str], keep_in_use: bool = False) -> str:
     # Each part runs in its own sh: the node's settings, however they were given, must reach every part.
+    # keep_in_use: a handler or binary that a running container uses is kept for now (and said), not refused: an
+    # agent's later pass removes it once the pods are gone (the kit's keep_in_use).
+    keep = "WSF_IN_USE=keep; export WSF_IN_USE  # in use means kept, until a later pass\n" if keep_in_use else ""
     return (f"# wasm-shim-fleet: {what}\n"
             f"# run by the node agent of pool {node.pool} on its node, each part in its own sh, in order\n"
-            "set -eu\nexport WSF_NODE_ROOT WSF_RESTART\n" + _run_each(scripts))
+            "set -eu\nexport WSF_NODE_ROOT WSF_RESTART\n" + keep + _run_each(scripts))
 
 
 def agent_scripts(node: NodePlan) -> dict[str, str]:
@@ -422,7 +425,8 @@ def agent_scripts(node: NodePlan) -> dict[str, str]:
                                   [kit_payload_script(node), *(install_binary_script(node, b)
                                                                for b in node.binaries.values())]),
         "table": _agent_script(node, "write the containerd handler table, then remove binaries the pool no longer "
-                                     "runs", [apply_table_script(node), prune_binaries_script(node, node.binaries)]),
+                                     "runs", [apply_table_script(node), prune_binaries_script(node, node.binaries)],
+                               keep_in_use=True),
         "status": status_script(node),
         "uninstall": _agent_script(node, "remove the containerd handler table, the shim binaries and the node kit",
                                    [remove_table_script(node), prune_binaries_script(node, ()),

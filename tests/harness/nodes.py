@@ -141,6 +141,13 @@ class Node:
         p = self.root / "var/log/restarts"
         return len(p.read_text().splitlines()) if p.exists() else 0
 
+    def restart_times(self) -> list[tuple[float, float]]:
+        """(start, end) of each restart that completed (restart-containerd.sh): when containerd was away."""
+        p = self.root / "var/log/restart-times"
+        if not p.exists():
+            return []
+        return [(float(a), float(b)) for a, b in (ln.split() for ln in p.read_text().splitlines() if ln.strip())]
+
     def dump(self) -> dict:
         """`containerd --config FILE config dump`, parsed."""
         try:

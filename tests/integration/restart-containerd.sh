@@ -14,6 +14,9 @@
 #                                  ${SNAPSHOTTER} replaced
 #   REFUSE_IF       optional: refuse to start while the config contains this text (a daemon that fails on the
 #                   new config, for the rollback test)
+# Each restart appends a line to var/log/restarts when it starts, and one `<start> <end>` (seconds since the epoch,
+# with nanoseconds) to var/log/restart-times when containerd answers again: how long the node's containerd was
+# away, for the tests that check how many nodes restart at the same moment.
 set -eu
 R=${WSF_NODE_ROOT%/}
 cfg=$R/${CONFIG:-etc/containerd/config.toml}
@@ -22,6 +25,7 @@ pidfile=$R/run/containerd-test-daemon.pid
 log=$R/var/log/containerd.log
 mkdir -p "$R/run/containerd" "$R/var/log" "${sock%/*}" "${cfg%/*}"
 echo restart >> "$R/var/log/restarts"
+started=$(date +%s.%N)
 
 # A daemon reparented to a pid 1 that does not reap stays a zombie: that counts as stopped.
 alive() {
@@ -73,7 +77,10 @@ while [ "$(date +%s)" -lt "$deadline" ]; do
         echo "containerd exited at start: $(tail -n 1 "$log")" >&2
         exit 1
     fi
-    if timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then exit 0; fi
+    if timeout 5 ctr --address "$sock" version >/dev/null 2>&1; then
+        echo "$started $(date +%s.%N)" >> "$R/var/log/restart-times"
+        exit 0
+    fi
     sleep 0.2
 done
 echo "containerd did not answer on $sock within 60s; its log ends: $(tail -n 1 "$log")" >&2

@@ -352,7 +352,8 @@ probe_binary() {  # file name probe
     say "$2 runs: $(head -n 1 "$WORK/probe.out")"
 }
 # Refuses while any runtime_type in the config still points at the binary: containerd would fail every pod
-# of that handler with "binary not installed".
+# of that handler with "binary not installed"; and while a running container uses it (in_use). With
+# WSF_IN_USE=keep (agent pools) it keeps such a binary instead, says why, and a later run removes it.
 remove_binary() {  # name runtime_type
     rb_name=$1 rb_type=$2
     for rb_f in "$CFG" "$LOADED"; do
@@ -368,11 +369,25 @@ remove_binary() {  # name runtime_type
             strip_blanks "${wsf_s#*=}"
             case $wsf_s in
                 "\"$rb_type\""*|"'$rb_type'"*)
+                    if [ "${WSF_IN_USE:-refuse}" = keep ]; then
+                        say "kept $BIN/$rb_name: $rb_f line $rb_n still sets runtime_type $rb_type (a handler kept while in use); a later run removes it"
+                        return 0
+                    fi
                     die "refusing to remove $rb_name: $rb_f line $rb_n still sets runtime_type $rb_type; remove the handler table first" ;;
             esac
         done < "$rb_f"
     done
     if [ -e "$BIN/$rb_name" ] || [ -e "$STATE/binaries/$rb_name.sha256" ]; then
+        if [ -e "$BIN/$rb_name" ]; then
+            in_use "$rb_type" || die "refusing to remove $rb_name: $IN_USE_ERR; nothing was changed"
+            if [ "$IN_USE" -gt 0 ]; then
+                if [ "${WSF_IN_USE:-refuse}" = keep ]; then
+                    say "kept $BIN/$rb_name: $IN_USE_WORDS; a later run removes it once they are gone"
+                    return 0
+                fi
+                die "refusing to remove $rb_name: $IN_USE_WORDS; drain the node or delete those pods, then re-run; nothing was changed"
+            fi
+        fi
         rm -f -- "$BIN/$rb_name" "$STATE/binaries/$rb_name.sha256" || die "cannot remove $BIN/$rb_name"
         CHANGED=1
         say "removed $BIN/$rb_name"
@@ -382,7 +397,8 @@ remove_binary() {  # name runtime_type
 }
 
 # Agent pools: after the table no longer names them, remove every binary this kit installed (recorded in
-# binaries/) that is not in the keep list. A binary the config still names is refused by remove_binary.
+# binaries/) that is not in the keep list. A binary the config still names, or that a running container uses, is
+# kept (the agent's table script sets WSF_IN_USE=keep) and removed by a later pass.
 prune_binaries() {  # keep-name ...
     for pb_f in "$STATE"/binaries/*.sha256; do
         [ -e "$pb_f" ] || continue
@@ -398,33 +414,146 @@ prune_binaries() {  # keep-name ...
         remove_binary "$pb_name" "io.containerd.${pb_h%-v*}.v${pb_h##*-v}"
     done
 }
+# The handler=runtime_type pairs of the managed block of $CFG (scan_config ran on it): BLOCK_PAIRS.
+block_pairs() {
+    BLOCK_PAIRS=
+    [ "$SCAN_BEGIN" -gt 0 ] && [ "$SCAN_END" -gt 0 ] || return 0
+    bp_n=0 bp_h=
+    while IFS= read -r bp_line || [ -n "$bp_line" ]; do
+        bp_n=$((bp_n + 1))
+        [ "$bp_n" -gt "$SCAN_BEGIN" ] || continue
+        [ "$bp_n" -lt "$SCAN_END" ] || break
+        strip_blanks "$bp_line"
+        case $wsf_s in
+            '['*'.runtimes.'*']') bp_h=${wsf_s##*.runtimes.}; bp_h=${bp_h%]} ;;
+            runtime_type*=*)
+                [ -n "$bp_h" ] || continue
+                strip_blanks "${wsf_s#*=}"
+                bp_t=${wsf_s#\"}
+                bp_t=${bp_t%\"}
+                BLOCK_PAIRS="$BLOCK_PAIRS $bp_h=$bp_t"
+                bp_h= ;;
+        esac
+    done < "$CFG"
+    BLOCK_PAIRS=${BLOCK_PAIRS# }
+}
 # Read-only: each handler in the managed block of the config, with its runtime_type, and whether the binary
 # containerd runs for it is in place: `wsf-status handler <name> <runtime_type> ok|no-binary`.
 status_table() {
     config_paths
     [ -f "$CFG" ] || return 0
     scan_config "$CFG"
-    [ "$SCAN_BEGIN" -gt 0 ] && [ "$SCAN_END" -gt 0 ] || return 0
-    st_n=0 st_h=
-    while IFS= read -r st_line || [ -n "$st_line" ]; do
-        st_n=$((st_n + 1))
-        [ "$st_n" -gt "$SCAN_BEGIN" ] || continue
-        [ "$st_n" -lt "$SCAN_END" ] || break
-        strip_blanks "$st_line"
-        case $wsf_s in
-            '['*'.runtimes.'*']') st_h=${wsf_s##*.runtimes.}; st_h=${st_h%]} ;;
-            runtime_type*=*)
-                [ -n "$st_h" ] || continue
-                strip_blanks "${wsf_s#*=}"
-                st_t=${wsf_s#\"}
-                st_t=${st_t%\"}
-                st_n2=${st_t#io.containerd.}
-                st_b=containerd-shim-${st_n2%.*}-${st_n2##*.}
-                if [ -x "$BIN/$st_b" ]; then st_ok=ok; else st_ok=no-binary; fi
-                printf 'wsf-status handler %s %s %s\n' "$st_h" "$st_t" "$st_ok"
-                st_h= ;;
-        esac
-    done < "$CFG"
+    block_pairs
+    for st_pair in $BLOCK_PAIRS; do
+        st_t=${st_pair#*=}
+        st_n2=${st_t#io.containerd.}
+        st_b=containerd-shim-${st_n2%.*}-${st_n2##*.}
+        if [ -x "$BIN/$st_b" ]; then st_ok=ok; else st_ok=no-binary; fi
+        printf 'wsf-status handler %s %s %s\n' "${st_pair%%=*}" "$st_t" "$st_ok"
+    done
+}
+
+# ------------------------------------------------------------------------------------------- in use
+# In use means kept: before a handler or a binary goes, the node's containerd is asked which containers with a
+# task (a shim process) use its runtime. containerd records each container's runtime name: the runtime_type its
+# handler named when the container was created, so a pod of an alias handler that has since moved on still
+# counts for the version it runs on. Every containerd namespace is asked (k8s.io holds the pods; a pod's
+# namespace/name come from the CRI labels io.kubernetes.pod.namespace and .name; another container is named
+# <containerd namespace>:<id>). Sets IN_USE (the count), IN_USE_TYPES (those in use) and IN_USE_WORDS (one
+# phrase: the count, the runtime types and the pods); returns 1 with IN_USE_ERR when containerd cannot be asked.
+# Which mistake is worse: a binary or handler removed under a running container fails it for good ("failed to
+# resolve runtime path", "no runtime for ..."); a removal refused keeps a binary and a table entry one more run.
+# So a containerd that is there (its socket exists) but does not answer refuses the removal too. Without a socket
+# nothing runs on that containerd, and without ctr on the node it cannot be asked: both are said and not refused.
+in_use() {  # runtime_type ...
+    IN_USE=0 IN_USE_TYPES='' IN_USE_WORDS='' IN_USE_ERR=''
+    [ $# -gt 0 ] || return 0
+    iu_sock=$R$SOCKET
+    if [ ! -S "$iu_sock" ]; then return 0; fi
+    if ! command -v ctr >/dev/null 2>&1; then
+        say "not asking containerd which containers use $*: no ctr on this node's PATH"
+        return 0
+    fi
+    if ! ctr_ask namespaces ls -q > "$WORK/iu.ns" 2>"$WORK/iu.err"; then
+        IN_USE_ERR="cannot ask containerd on $iu_sock which containers use $* ($(tail -n 1 "$WORK/iu.err")); start containerd, then re-run"
+        return 1
+    fi
+    iu_pods=
+    while IFS= read -r iu_ns; do
+        [ -n "$iu_ns" ] || continue
+        ctr_ask -n "$iu_ns" tasks ls -q > "$WORK/iu.tasks" 2>/dev/null || : > "$WORK/iu.tasks"
+        [ -s "$WORK/iu.tasks" ] || continue
+        for iu_t in "$@"; do
+            if ! ctr_ask -n "$iu_ns" containers ls -q "runtime.name==$iu_t" > "$WORK/iu.ids" 2>"$WORK/iu.err"; then
+                IN_USE_ERR="cannot list the containers of runtime $iu_t in containerd namespace $iu_ns ($(tail -n 1 "$WORK/iu.err"))"
+                return 1
+            fi
+            while IFS= read -r iu_id; do
+                [ -n "$iu_id" ] || continue
+                grep -qxF -- "$iu_id" "$WORK/iu.tasks" || continue
+                IN_USE=$((IN_USE + 1))
+                case " $IN_USE_TYPES " in *" $iu_t "*) ;; *) IN_USE_TYPES="${IN_USE_TYPES:+$IN_USE_TYPES }$iu_t" ;; esac
+                iu_pn='' iu_pns=''
+                ctr_ask -n "$iu_ns" containers info "$iu_id" > "$WORK/iu.info" 2>/dev/null || : > "$WORK/iu.info"
+                while IFS= read -r iu_l; do
+                    case $iu_l in
+                        *'"io.kubernetes.pod.name": "'*) iu_pn=${iu_l#*: \"}; iu_pn=${iu_pn%%\"*} ;;
+                        *'"io.kubernetes.pod.namespace": "'*) iu_pns=${iu_l#*: \"}; iu_pns=${iu_pns%%\"*} ;;
+                    esac
+                done < "$WORK/iu.info"
+                if [ -n "$iu_pn" ]; then iu_p="$iu_pns/$iu_pn"; else iu_p="$iu_ns:$iu_id"; fi
+                case " $iu_pods " in *" $iu_p "*) ;; *) iu_pods="${iu_pods:+$iu_pods }$iu_p" ;; esac
+            done < "$WORK/iu.ids"
+        done
+    done < "$WORK/iu.ns"
+    [ "$IN_USE" -gt 0 ] || return 0
+    iu_n=0 iu_shown=
+    for iu_p in $iu_pods; do
+        iu_n=$((iu_n + 1))
+        if [ "$iu_n" -le 10 ]; then iu_shown="${iu_shown:+$iu_shown, }$iu_p"; fi
+    done
+    if [ "$iu_n" -gt 10 ]; then iu_shown="$iu_shown and $((iu_n - 10)) more"; fi
+    IN_USE_WORDS="$IN_USE running container(s) use runtime $IN_USE_TYPES (pods $iu_shown)"
+}
+ctr_ask() {
+    ctr --address "$R$SOCKET" --connect-timeout 5s "$@"
+}
+# The runtime types of the managed block that the new table ($HANDLERS) no longer names: DROPPED_TYPES.
+dropped_types() {
+    DROPPED_TYPES=
+    for dt_pair in $BLOCK_PAIRS; do
+        dt_t=${dt_pair#*=}
+        case " $HANDLERS " in *"=$dt_t "*) continue ;; esac
+        case " $DROPPED_TYPES " in *" $dt_t "*) ;; *) DROPPED_TYPES="${DROPPED_TYPES:+$DROPPED_TYPES }$dt_t" ;; esac
+    done
+}
+# In use means kept, for a table that drops runtimes: refuse, or (WSF_IN_USE=keep, agent pools) keep the old
+# handlers of the runtimes in use in the new table for this run and say so.
+keep_in_use() {  # what
+    block_pairs
+    dropped_types
+    [ -n "$DROPPED_TYPES" ] || return 0
+    # shellcheck disable=SC2086 # the types are words
+    in_use $DROPPED_TYPES || die "refusing to $1: $IN_USE_ERR; nothing was changed"
+    [ "$IN_USE" -gt 0 ] || return 0
+    if [ "${WSF_IN_USE:-refuse}" != keep ]; then
+        die "refusing to $1 on this node: $IN_USE_WORDS; drain the node or delete those pods, then re-run; nothing was changed"
+    fi
+    # An agent does not fail its pass on pods it cannot move: the old handlers of the runtimes in use stay one
+    # more pass (their binaries too, prune_binaries), the rest of the table converges, and each later pass
+    # (every checkSeconds) drops them once no container uses them. Failing instead would stop the DaemonSet's
+    # rollout on every node that runs such a pod until someone deletes it.
+    ki_kept='' ki_names=''
+    for ki_pair in $BLOCK_PAIRS; do
+        case " $IN_USE_TYPES " in *" ${ki_pair#*=} "*) ;; *) continue ;; esac
+        case " $HANDLER_NAMES " in *" ${ki_pair%%=*} "*) continue ;; esac
+        ki_kept="${ki_kept:+$ki_kept }$ki_pair"
+        ki_names="${ki_names:+$ki_names, }${ki_pair%%=*}"
+    done
+    [ -n "$ki_kept" ] || return 0
+    # shellcheck disable=SC2046,SC2086 # the pairs are words without blanks (set_handlers checks each)
+    set_handlers $(printf '%s\n' $HANDLERS $ki_kept | LC_ALL=C sort)
+    say "kept handler(s) $ki_names for now: $IN_USE_WORDS; a later run removes them once they are gone"
 }
 
 # ----------------------------------------------------------------------------------- the config file
@@ -1298,6 +1427,7 @@ apply_table() {
         scan_config "$CFG"
         check_scan "$CFG" "add the handler table"
         if [ "$SCAN_BEGIN" = 0 ] && [ -s "$CFG" ] && [ -n "$(tail -c 1 -- "$CFG")" ]; then at_kind=no-final-newline; fi
+        keep_in_use "change the handler table"
     elif [ -n "$CREATE_BASE" ]; then
         at_kind=created
         SCAN_BEGIN=0 SCAN_END=0 SCAN_BLANK=0 SCAN_ORIGINAL='' SCAN_OURS=' ' SCAN_CLASH='' SCAN_TABLE_V=''
@@ -1396,6 +1526,13 @@ remove_table() {
         fi
         say "$CFG has no handler table, but no run verified containerd without it (an earlier run was interrupted)"
     else
+        block_pairs
+        dropped_types  # all of them: the new table is empty
+        # shellcheck disable=SC2086 # the types are words
+        in_use $DROPPED_TYPES || die "refusing to remove the handler table: $IN_USE_ERR; nothing was changed"
+        if [ "$IN_USE" -gt 0 ]; then
+            die "refusing to remove the handler table on this node: $IN_USE_WORDS; drain the node or delete those pods, then re-run; nothing was changed"
+        fi
         if [ -f "$LOADED" ]; then
             loaded_files "$LOADED"
             dropin_defs "$CFG" "$SCAN_OURS"
