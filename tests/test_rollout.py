@@ -274,3 +274,22 @@ def test_plan_json_carries_the_batches():
             assert main(["plan", f.name, "--json"]) == 0
     doc = json.loads(out.getvalue())
     assert doc["rollouts"]["p"]["batches"] == [["node-1"], ["node-2", "node-3"], ["node-4", "node-5"]]
+
+
+def test_node_script_says_a_nodes_batch_and_what_its_table_waits_for(tmp_path):
+    import io
+
+    import yaml
+
+    from components.core.nodescript_cli import node_script_main
+
+    raw = stack([pool("p", ["slight@1.2.3"], NODES[:6])])
+    f = tmp_path / "Pulumi.s.yaml"
+    f.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
+    out, err = io.StringIO(), io.StringIO()
+    assert node_script_main(str(f), "node-4", out=out, err=err) == 0, err.getvalue()
+    text = out.getvalue()
+    assert "this node is in its batch 2" in text
+    assert ("##### fleet-p-node-4-handlers (command:remote:Command, after "
+            "fleet-p-node-4-bin-containerd-shim-slight-v1-2-3-v1, fleet-p-node-2-labels, "
+            "fleet-p-node-3-labels)") in text

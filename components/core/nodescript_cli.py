@@ -27,10 +27,20 @@ from .plan import NodePlan, plan_from_config
 ACTIONS = ("resources", "install", "uninstall", "kit")
 
 
-def _resources(node: NodePlan, base: str) -> str:
-
+def _resources(node: NodePlan, base: str, plan=None) -> str:
+    """The node's resources with their texts; `plan` (the FleetPlan) adds what the node waits for in its pool's
+    rollout (components/core/rollout.py)."""
     out = []
-    for r in node_resources(f"fleet-{node.pool}", node, base):
+    order = None
+    if plan is not None:
+        from .rollout import fleet_batches, node_orders
+
+        batches = fleet_batches(plan)[node.pool]
+        pool_nodes = [n for n in plan.nodes if n.pool == node.pool]
+        order = node_orders(f"fleet-{node.pool}", pool_nodes, batches)[node.name]
+        i = batches.batch_of(node.name)
+        out.append(f"# rollout of pool {node.pool}: {batches.summary()}; this node is in its {batches.label(i)}\n\n")
+    for r in node_resources(f"fleet-{node.pool}", node, base, order=order):
         after = f", after {', '.join(r.depends_on)}" if r.depends_on else ""
         kind = {"copy": "command:remote:CopyToRemote", "patch": "kubernetes:core/v1:NodePatch",
                 "verify": "command:local:Command",
@@ -99,7 +109,7 @@ def node_script_main(stack_file: str, node: str, action: str = "resources", out:
             return 0
     root = f"{base}/{node_plan.node_root}" if node_plan.transport == "local" else None
     if action == "resources":
-        out.write(_resources(node_plan, base))
+        out.write(_resources(node_plan, base, plan))
     elif action == "kit":
         out.write(kit_text())
     elif action == "install":
