@@ -230,7 +230,8 @@ def test_plan_prints_each_pools_batches():
     from components.core.cli import format_plan
 
     text = format_plan(planned(stack([pool("p", ["slight@1.2.3"], NODES[:6])])))
-    assert "  rollout of pool p: canary 1 node, then at most 2 nodes at a time (maxUnavailable 25%)" in text
+    assert "\nRollouts (1): a batch's handler tables change (containerd restarts) only once" in text
+    assert "  pool p: canary 1 node, then at most 2 nodes at a time (maxUnavailable 25%)\n" in text
     assert "    canary: node-1" in text
     assert "    batch 1: node-2, node-3" in text
     assert "    batch 3: node-6" in text

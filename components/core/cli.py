@@ -59,9 +59,12 @@ def format_plan(plan: FleetPlan, selected: dict[str, list[str]] | None = None) -
         lines += [f"    binary  {name}  {b.release}  sha256:{b.sha256[:12]}…" for name, b in n.binaries.items()]
     from .rollout import fleet_batches
 
-    for pool, b in fleet_batches(plan).items():
-        lines += ["", f"  rollout of pool {pool}: {b.summary()}; a batch's handler tables change (containerd "
-                      "restarts) only once the batch before it is labelled"]
+    rollouts = fleet_batches(plan)
+    if rollouts:
+        lines += ["", f"Rollouts ({len(rollouts)}): a batch's handler tables change (containerd restarts) only once "
+                      "the batch before it is labelled"]
+    for pool, b in rollouts.items():
+        lines.append(f"  pool {pool}: {b.summary()}")
         lines += [f"    {b.label(i)}: {', '.join(batch)}" for i, batch in enumerate(b.batches)]
     if plan.agent_pools:
         lines += ["", f"Agent pools ({len(plan.agent_pools)}): every node with the selector's labels, now and later,"
