@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import math
 import os
 import subprocess
 import sys
@@ -301,13 +302,30 @@ def bench_engine(r: Results, quick: bool) -> None:
 
 
 # ------------------------------------------------------------------------------- real engine, SSH hosts
-HOST_METRICS = ("rollout_seconds_1_host", "rollout_seconds_16_hosts", "rollout_ratio_16_over_1",
-                "restarts_on_noop", "replaced_resources_on_bump", "literal_scheme_class_replacements_on_engine_bump",
-                "restarts_per_changed_node")
+HOST_METRICS = ("rollout_seconds_1_host", "rollout_seconds_16_hosts", "rollout_seconds_16_hosts_all_at_once",
+                "rollout_ratio_16_over_1", "restarts_on_noop", "replaced_resources_on_bump",
+                "literal_scheme_class_replacements_on_engine_bump", "restarts_per_changed_node")
+#: A pool whose change reaches every node at once (up to pulumi's --parallel): how pools rolled before rollouts.
+ALL_AT_ONCE = {"maxUnavailable": "100%", "canary": 0}
 
 
 def _restarts(w) -> dict[str, int]:
     return w.restarts()
+
+
+def _restart_spans(w, since: dict[str, int]) -> list[tuple[float, float]]:
+    """(start, end) of each containerd restart of every host since `since` (restart counts per host)."""
+    return [span for name, node in w.nodes.items() for span in node.restart_times()[since[name]:]]
+
+
+def max_overlap(spans: list[tuple[float, float]]) -> int:
+    """The most intervals that hold at the same moment: how many containerds were away at once."""
+    points = sorted([(a, 1) for a, _ in spans] + [(b, -1) for _, b in spans])
+    most = cur = 0
+    for _, d in points:
+        cur += d
+        most = max(most, cur)
+    return most
 
 
 def bench_hosts(r: Results, quick: bool) -> None:
@@ -342,13 +360,20 @@ def bench_hosts(r: Results, quick: bool) -> None:
             w.stack.destroy(color="never")
             pools = [w.pool(f"p{k}", ["slight@1.2.3", "spin@0.3.0"], names[4 * k:4 * k + 4]) for k in range(4)]
             before_raw = config(pools)
-            # the engine's own cap first: `pulumi up` runs 8 resource operations at once unless --parallel says
-            # otherwise; then the same rollout with room for every command of every host
+            # every table at once (how pools rolled before rollouts); then the default rollout (a canary, then
+            # ceil(25 %) of each pool's nodes at a time) with room for every command of every host, and with
+            # pulumi's default --parallel
+            at_once = config([dict(p, rollout=ALL_AT_ONCE) for p in pools])
+            t16a, c16a = up(at_once, "16 hosts, every table at once")
+            w.stack.destroy(color="never")
             t16p, c16p = up(before_raw, "16 hosts, --parallel 64", parallel=64)
             w.stack.destroy(color="never")
             t16, c16 = up(before_raw, "16 hosts")
             r.add("rollout_seconds_1_host", t1, "s (pulumi up, 4 resources on the host)")
-            r.add("rollout_seconds_16_hosts", t16, "s (pulumi up, 64 resources on 16 hosts)")
+            r.add("rollout_seconds_16_hosts", t16, "s (pulumi up, 4 pools of 4 hosts, default rollout: 1 + 1 + 1 + 1 "
+                  "per pool, pools in parallel)")
+            r.add("rollout_seconds_16_hosts_all_at_once", t16a, "s (the same with every table at once: how pools "
+                  f"rolled before rollouts; {c16a.max_in_flight} node commands at once)")
             r.add("rollout_ratio_16_over_1", round(t16 / t1, 2), "x (parallel <= 2, serial = 16)")
             if c1.command_span and c16.command_span:
                 r.add("rollout_command_span_1_host", c1.command_span, "s (first node command started .. last done)")
@@ -396,6 +421,7 @@ def bench_hosts(r: Results, quick: bool) -> None:
                   f"restarts ({len(changed)} changed nodes; max {max(delta[k] for k in changed)})")
             r.add("restarts_on_unchanged_nodes_during_bump", sum(v for k, v in delta.items() if k not in changed),
                   f"restarts ({n - len(changed)} unchanged nodes)")
+
     except worlds.Unavailable as exc:
         _skip_all(r, HOST_METRICS, str(exc))
 
@@ -633,12 +659,88 @@ def bench_agents(r: Results, quick: bool) -> None:
         _skip_all(r, AGENT_METRICS, str(exc))
 
 
+# ------------------------------------------------------------------ rollouts: containerd restarts at once
+ROLLOUT_METRICS = ("max_concurrent_containerd_restarts", "max_concurrent_containerd_restarts_parallel_64",
+                   "max_concurrent_containerd_restarts_all_at_once",
+                   "max_concurrent_containerd_restarts_all_at_once_parallel_64", "bump_seconds_16_hosts",
+                   "bump_seconds_16_hosts_all_at_once", "rollout_seconds_16_hosts_rendered",
+                   "rollout_seconds_16_hosts_rendered_all_at_once")
+
+
+#: How long each host's containerd stays stopped in a restart during the bump of bench_rollout (seconds).
+HOLD = 2
+
+
+def bench_rollout(r: Results, quick: bool) -> None:
+    """How many of 16 SSH hosts' containerds restart at the same moment during a bump of one 16-host pool, each
+    restart's start and end recorded on its host (tests/integration/restart-containerd.sh), with the default
+    rollout and with every table at once (how pools rolled before rollouts), under pulumi's default --parallel
+    and --parallel 64; and what batching costs in time. Real engine, sshd hosts with their own containerd,
+    artifacts over https; no control plane (manifests rendered), so it runs beside other work."""
+    from bench import worlds
+
+    n = 16
+    names = [f"h{i:02d}" for i in range(n)]
+    limit = math.ceil(0.25 * n)
+    try:
+        bin_dir = worlds.toolchain()
+        with worlds.https_artifacts() as (base, cert), \
+                worlds.hosts_world(bin_dir, names, host_env={"CURL_CA_BUNDLE": str(cert)}) as w:
+            def config(pools):
+                return worlds.served(w.config(pools), base)
+
+            def timed(raw, **kw) -> float:
+                w.set_config(raw)
+                t0 = time.perf_counter()
+                w.stack.up(color="never", **kw)
+                return time.perf_counter() - t0
+
+            # the first rollout of 4 pools of 4 hosts (the `hosts` group's shape), every table at once, then the
+            # default rollout (pools in parallel, each 1 + 1 + 1 + 1)
+            pools = [w.pool(f"p{k}", ["slight@1.2.3", "spin@0.3.0"], names[4 * k:4 * k + 4]) for k in range(4)]
+            t_at_once = timed(config([dict(p, rollout=ALL_AT_ONCE) for p in pools]))
+            w.stack.destroy(color="never")
+            t_default = timed(config(pools))
+            w.stack.destroy(color="never")
+            r.add("rollout_seconds_16_hosts_rendered_all_at_once", t_at_once, "s (pulumi up, 4 pools of 4 hosts, "
+                  "every table at once: before rollouts)")
+            r.add("rollout_seconds_16_hosts_rendered", t_default, "s (the same, default rollout: a canary, then "
+                  "1 node at a time in each pool of 4; pools in parallel)")
+
+            # a restart as long as a real node's (containerd stopped for HOLD s): with the stand-in's own ~0.1 s
+            # restarts, 2 shared cores rarely let two of them overlap, whatever the order
+            whole = dict(w.pool("all", ["slight@1.2.3"], names), restart=f"RESTART_HOLD={HOLD} {w.restart}")
+            bumped = dict(whole, releases=["slight@1.2.3", "slight@1.2.4"])
+            for suffix, rollout, kw in (("_all_at_once", ALL_AT_ONCE, {}),
+                                        ("_all_at_once_parallel_64", ALL_AT_ONCE, {"parallel": 64}),
+                                        ("", None, {}), ("_parallel_64", None, {"parallel": 64})):
+                def pool(p, rollout=rollout):
+                    return dict(p, rollout=rollout) if rollout else p
+
+                timed(config([pool(whole)]), **kw)
+                since = {k: len(w.nodes[k].restart_times()) for k in names}
+                seconds = timed(config([pool(bumped)]), **kw)
+                spans = _restart_spans(w, since)
+                par = f"--parallel {kw['parallel']}" if kw else "default --parallel"
+                r.add(f"max_concurrent_containerd_restarts{suffix}", max_overlap(spans),
+                      f"containerds away at once, bump of one pool of 16 hosts ({len(spans)} restarts of {HOLD} s+, "
+                      f"{par}; "
+                      + ("every table at once)" if rollout else f"default rollout; target <= ceil(25 % of 16) = "
+                                                               f"{limit})"))
+                if suffix in ("", "_all_at_once"):
+                    r.add(f"bump_seconds_16_hosts{suffix}", seconds, f"s (pulumi up of that bump, {par})")
+                w.stack.destroy(color="never")
+    except worlds.Unavailable as exc:
+        _skip_all(r, ROLLOUT_METRICS, str(exc))
+
+
 BENCHES: dict[str, Callable[[Results, bool], None]] = {
     "plan": bench_plan,
     "program": bench_program,
     "literal": bench_literal_scheme,
     "engine": bench_engine,
     "hosts": bench_hosts,
+    "rollout": bench_rollout,
     "kit": bench_kit,
     "agents": bench_agents,
 }

@@ -167,3 +167,54 @@ def cpu_ticks() -> tuple[int, int]:
     fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = fields[3] + (fields[4] if len(fields) > 4 else 0)
     return sum(fields) - idle, sum(fields)
+
+
+@contextlib.contextmanager
+def hosts_world(bin_dir: Path, node_names: list[str], host_env: dict[str, str] | None = None):
+    """Node roots with their own containerd and sshd test hosts (tests/harness), one Automation API stack of the
+    project's program, and no control plane: the stack renders its Kubernetes manifests (kubernetes.renderDir)
+    instead of applying them. Enough for what happens on the nodes (restarts, their order); the `hosts` group
+    measures the same with a control plane and kwok Nodes."""
+    import pytest
+
+    from tests.e2e.conftest import PROJECT, Fleet, _program
+    from tests.e2e.engine import offline_stack
+    from tests.harness.nodes import Node, become_subreaper, reap_children, require
+    from tests.harness.sshd import start_hosts, stop_hosts
+
+    class RenderedFleet(Fleet):
+        def config(self, pools, sha_override=None):
+            raw = super().config(pools, sha_override)
+            raw["kubernetes"] = {"renderDir": str(self.workdir / "rendered")}
+            return raw
+
+    class NoCluster:
+        kubeconfig = None
+
+    nodes: dict = {}
+    hosts: list = []
+    work = Path(tempfile.mkdtemp(prefix="wsf-bench-h-", dir="/tmp"))
+    with on_path(bin_dir), engine_tmpdir():
+        try:
+            containerd = require("containerd", "containerd")
+            require("ctr", "containerd")
+            become_subreaper()
+            for name in node_names:
+                root = work / name
+                root.mkdir()
+                nodes[name] = Node(root, "containerd-1", containerd)
+            originals = {name: node.seed() for name, node in nodes.items()}
+            (work / "sshd").mkdir()
+            hosts = start_hosts(work / "sshd", len(node_names),
+                                env=[{"WSF_NODE_ROOT": str(nodes[n].root), **(host_env or {})} for n in node_names])
+            stack = offline_stack(bin_dir, work, PROJECT, "bench-hosts", _program)
+            yield RenderedFleet(NoCluster(), nodes, dict(zip(node_names, hosts, strict=True)), originals, stack,
+                                work, nodes[node_names[0]].restart)
+        except pytest.fail.Exception as exc:
+            raise Unavailable(str(exc)) from None
+        finally:
+            stop_hosts(hosts)
+            for node in nodes.values():
+                node.stop()
+            reap_children()
+            shutil.rmtree(work, ignore_errors=True)

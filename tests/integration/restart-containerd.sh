@@ -14,6 +14,8 @@
 #                                  ${SNAPSHOTTER} replaced
 #   REFUSE_IF       optional: refuse to start while the config contains this text (a daemon that fails on the
 #                   new config, for the rollback test)
+#   RESTART_HOLD    optional: seconds containerd stays stopped before it starts again (a restart as long as a
+#                   real node's, for measuring how many nodes are away at once; default 0)
 # Each restart appends a line to var/log/restarts when it starts, and one `<start> <end>` (seconds since the epoch,
 # with nanoseconds) to var/log/restart-times when containerd answers again: how long the node's containerd was
 # away, for the tests that check how many nodes restart at the same moment.
@@ -44,6 +46,7 @@ if [ -f "$pidfile" ]; then
     fi
     rm -f "$pidfile"
 fi
+sleep "${RESTART_HOLD:-0}"
 case ${RENDER:-} in
     base:*)
         tmpl=$R/${RENDER#base:}
