@@ -63,7 +63,7 @@ def test_the_first_node_listed_is_the_canary_and_batches_are_labelled_for_people
     b = pool_batches("p", ["node-c", "node-a", "node-b"], None)
     assert b.batches == (("node-c",), ("node-a",), ("node-b",))
     assert [b.label(i) for i in range(3)] == ["canary", "batch 1", "batch 2"]
-    assert b.summary() == "canary 1 node, then at most 1 node at a time (maxUnavailable 25%)"
+    assert b.summary() == "canary 1 node, then at most 1 node at a time, maxUnavailable 25%"
     assert b.only({"node-b", "node-c"}) == (("node-c",), ("node-b",))
 
 
@@ -231,7 +231,7 @@ def test_plan_prints_each_pools_batches():
 
     text = format_plan(planned(stack([pool("p", ["slight@1.2.3"], NODES[:6])])))
     assert "\nRollouts (1): a batch's handler tables change (containerd restarts) only once" in text
-    assert "  pool p: canary 1 node, then at most 2 nodes at a time (maxUnavailable 25%)\n" in text
+    assert "  pool p: canary 1 node, then at most 2 nodes at a time, maxUnavailable 25%\n" in text
     assert "    canary: node-1" in text
     assert "    batch 1: node-2, node-3" in text
     assert "    batch 3: node-6" in text
@@ -242,7 +242,7 @@ def test_diff_says_which_nodes_go_first_for_the_nodes_whose_table_changes():
     new = stack([pool("p", ["slight@1.2.3", "slight@1.2.4"], NODES[:6])])
     d = diff_plans(planned(old), planned(new))
     text = d.words()
-    assert ("Rollout of pool p (canary 1 node, then at most 2 nodes at a time (maxUnavailable 25%)): "
+    assert ("Rollout of pool p (canary 1 node, then at most 2 nodes at a time, maxUnavailable 25%): "
             "canary node-1; batch 1 node-2, node-3; batch 2 node-4, node-5; batch 3 node-6") in text
     md = d.markdown("t")
     assert "**Rollout** of pool `p`" in md and "canary node-1" in md

@@ -77,9 +77,9 @@ class Batches:
                 "batches": [list(b) for b in self.batches]}
 
     def summary(self) -> str:
-        """The rule in words, e.g. `canary 1 node, then at most 2 nodes at a time (maxUnavailable 25%)`."""
+        """The rule in words, e.g. `canary 1 node, then at most 2 nodes at a time, maxUnavailable 25%`."""
         most = self.rollout.max_unavailable
-        rule = f"at most {self.step} node{'s' if self.step != 1 else ''} at a time (maxUnavailable {most})"
+        rule = f"at most {self.step} node{'s' if self.step != 1 else ''} at a time, maxUnavailable {most}"
         if self.canary:
             return f"canary {self.canary} node{'s' if self.canary != 1 else ''}, then {rule}"
         return rule
