@@ -388,6 +388,47 @@ def test_a_node_selected_by_two_pools_is_refused_there_and_nothing_changes(agent
     agents.label_node("b", {"wsf-test/extra": None})
 
 
+def test_a_node_that_leaves_the_pool_while_a_pod_runs_on_it_is_refused_and_reported(agents: Agents):
+    """In use means kept: node e leaves pool c while a Wasm pod of the pool runs there. Its agent refuses to
+    uninstall (the pod would lose its handler and binary), says so in the node's status and an Event, and changes
+    nothing; back in the pool, it converges again."""
+    e = agents.node("e")
+    app = "ag-leave-e"
+    agents.cluster.create(api_path("apps/v1", "deployments", "default"),
+                          spread_deployment(app, "wasmtime-fleettest-v1-4-0", 1,
+                                            {"image": agents.nodes.hello_ref, "imagePullPolicy": "Never"},
+                                            automountServiceAccountToken=False, terminationGracePeriodSeconds=1,
+                                            nodeSelector={"kubernetes.io/hostname": e.name}))
+    (pod,) = running_pods(agents, app, 1)
+    config, binaries = e.config.read_bytes(), sorted(p.name for p in e.bin_dir.glob("containerd-shim-*"))
+    agents.label_node("e", {POOL_LABEL: None})
+
+    def refused():
+        status = agents.status("e", "c") or {}
+        return status if status.get("state") == "failed" else None
+
+    status = agents.cluster.wait_for(refused, "node e's agent to refuse the uninstall", timeout=180)
+    assert status["reason"].startswith("refusing to remove the handler table on this node: "), status
+    assert f"(pods default/{pod['metadata']['name']}" in status["reason"], status
+    assert status["reason"].endswith("drain the node or delete those pods, then re-run; nothing was changed")
+    assert any(pod["metadata"]["name"] in ev["message"] for ev in agents.events("UninstallFailed"))
+    assert e.config.read_bytes() == config
+    assert sorted(p.name for p in e.bin_dir.glob("containerd-shim-*")) == binaries
+    assert running_pods(agents, app, 1)[0]["metadata"]["uid"] == pod["metadata"]["uid"]
+    # back in the pool: its agent converges it again
+    agents.label_node("e", {POOL_LABEL: "c"})
+    agents.cluster.wait_for(lambda: (agents.status("e", "c") or {}).get("state") == "converged" or None,
+                            "node e converged again", timeout=180)
+    # drained (as the refusal says), it can leave
+    agents.cluster.kubectl("cordon", e.name)
+    agents.cluster.delete(api_path("apps/v1", "deployments", "default", app))
+    agents.cluster.kubectl("delete", "pods", "-n", "default", "--field-selector", f"spec.nodeName={e.name}",
+                           "--wait=true")
+    agents.cluster.wait_for(lambda: not [p for p in agents.cluster.pods("default")
+                                         if p["spec"].get("nodeName") == e.name] or None,
+                            "the pods of node e to go", timeout=180)
+
+
 def test_a_node_that_leaves_the_pool_is_uninstalled_by_its_agent(agents: Agents):
     e = agents.node("e")
     agents.label_node("e", {POOL_LABEL: None})
@@ -400,7 +441,9 @@ def test_a_node_that_leaves_the_pool_is_uninstalled_by_its_agent(agents: Agents)
         mine = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == e.name]
         logs = "\n".join(agents.cluster.kubectl("logs", "-n", NS, name, "--tail=20", check=False).stdout
                          for name in mine)
-        raise AssertionError(f"{exc}\nlabels {agents.fleet_labels('e')}; agent of e:\n{logs}") from None
+        failed = [ev["message"] for ev in agents.events("UninstallFailed") if e.name in ev["message"]]
+        raise AssertionError(f"{exc}\nlabels {agents.fleet_labels('e')}; status {agents.status('e', 'c')}; "
+                             f"UninstallFailed events {failed}; agent of e:\n{logs}") from None
     agents.cluster.wait_for(lambda: "e" not in agents.agent_pods("c"), "the agent pod of node e to end", timeout=120)
     uninstalled = [ev for ev in agents.events("Uninstalled") if e.name in ev["message"]]
     assert uninstalled, agents.events("Uninstalled")

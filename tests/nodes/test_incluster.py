@@ -270,6 +270,9 @@ def test_retire_then_remove_runs_the_deletes_on_the_nodes(fleet: Fleet):
     assert "wasmtime-fleettest-v1-4-0" not in fleet.labels("c")
     assert (fleet.node("a").bin_dir / "containerd-shim-fleettest-v1-4-0-v1").exists()
     fleet.cluster.kubectl("delete", "deployment", "ic-wasmtime-fleettest-v1-4-0", "--wait=true")
+    # in use means kept: the node refuses the removal while a container still runs on it
+    fleet.cluster.wait_for(lambda: not fleet.cluster.pods("default", "app=ic-wasmtime-fleettest-v1-4-0") or None,
+                           "the pods of ic-wasmtime-fleettest-v1-4-0 to go", timeout=180)
     fleet.set_config(fleet.config(pools(([X1],), ([X1],))))
     assert fleet.stack.up(color="never").summary.result == "succeeded"
     for label in "ac":
@@ -280,6 +283,9 @@ def test_retire_then_remove_runs_the_deletes_on_the_nodes(fleet: Fleet):
 
 def test_removing_a_pool_takes_everything_back_on_its_node(fleet: Fleet):
     fleet.cluster.kubectl("delete", "deployment", "ic-wasmtime-fleettest-v1-4-2", "--wait=true")
+    # in use means kept: the node refuses the removal while a container still runs on it
+    fleet.cluster.wait_for(lambda: not fleet.cluster.pods("default", "app=ic-wasmtime-fleettest-v1-4-2") or None,
+                           "the pods of ic-wasmtime-fleettest-v1-4-2 to go", timeout=180)
     fleet.set_config(fleet.config([fleet.k8s_pool("a", [X1]), fleet.ssh_pool("b", [X1]),
                                    fleet.k8s_pool("c", [X1])]))
     assert fleet.stack.up(color="never").summary.result == "succeeded"

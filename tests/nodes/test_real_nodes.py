@@ -219,6 +219,9 @@ def test_retire_then_remove_x_y_z(world: World):
     _still_running(world, lambda label, rc: True)
     # drain what 1.4.0 runs before removing it: the exact class's Deployment, and node a (nothing left there)
     world.cluster.kubectl("delete", "deployment", "plan-wasmtime-fleettest-v1-4-0", "--wait=true")
+    # in use means kept: a node refuses to remove 1.4.0 while a container still runs on it, so wait for the pods
+    world.cluster.wait_for(lambda: not world.cluster.pods("default", "app=plan-wasmtime-fleettest-v1-4-0") or None,
+                           "the exact 1.4.0 pods to go", timeout=180)
     world.cluster.kubectl("cordon", world.node("a").name)
     world.cluster.kubectl("delete", "pods", "--field-selector", f"spec.nodeName={world.node('a').name}",
                           "--wait=true")
