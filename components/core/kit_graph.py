@@ -111,11 +111,9 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
                                delete=nodescript.kit_remove_script(node, root))
     elif node.transport == "kubernetes":
         # Through the cluster: the runner pod carries the staged kit file; the script keeps it only if it hashes
-        # to the sha256 written in this text (components/core/incluster.py).
-        from . import incluster
-
+        # to the sha256 written in this text (nodescript.kit_payload_script).
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
-                               create=incluster.kit_payload_script(node, None, sha),
+                               create=nodescript.kit_payload_script(node, None, sha),
                                delete=nodescript.kit_remove_script(node),
                                payload=os.path.join(kit_stage_dir(sha), "kit", sha, nodescript.KIT_NAME))
     else:
