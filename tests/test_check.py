@@ -13,7 +13,7 @@ from components.core.check import NodeState, check_fleet, check_node, managed_ha
 from components.core.cli import main
 from components.core.containerd import append_block
 from components.core.plan import plan_from_config
-from tests.conftest import pool, stack
+from tests.conftest import agent_pool, agent_stack, pool, stack
 
 
 @pytest.fixture
@@ -146,8 +146,6 @@ def test_check_refuses_a_render_only_stack(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------ agent pools
 def _agents_plan():
-    from tests.test_agent_pools import agent_pool, agent_stack
-
     _, p = plan_from_config(agent_stack([agent_pool("ag", ["slight@1.2.3"], {"g": "wasm"})]))
     assert p.ok, p.errors
     return p
@@ -199,8 +197,6 @@ def test_plan_with_cluster_lists_the_nodes_each_agent_pool_selects(tmp_path, cap
     import yaml
 
     from components.core.cli import cmd_plan
-    from tests.test_agent_pools import agent_pool, agent_stack
-
     raw = agent_stack([agent_pool("ag", ["slight@1.2.3"], {"g": "wasm"})])
     stack_file = tmp_path / "Pulumi.x.yaml"
     stack_file.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))

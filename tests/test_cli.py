@@ -3,25 +3,12 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-
-from tests.conftest import pool, stack
+from tests.conftest import cli as run
+from tests.conftest import export, pool, snapshot, stack, write_stack
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_stack(path: Path, raw: dict) -> Path:
-    path.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
-    return path
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
 
 
 def test_plan_json_of_the_test_plan(tmp_path, test_plan_stack):
@@ -111,8 +98,6 @@ def test_a_change_of_the_root_command_is_not_no_changes(tmp_path):
 def _export(tmp_path, raw: dict) -> Path:
     """A `pulumi stack export` of a stack that applied `raw`."""
     from components.core.plan import plan_from_config
-    from tests.test_deployed import export, snapshot
-
     _, applied = plan_from_config(raw)
     path = tmp_path / "deployed.json"
     path.write_text(json.dumps(export(snapshot(applied))))

@@ -10,17 +10,7 @@ import copy
 import pytest
 
 from components.core.config import StackFileError, check_config, read_stack_file
-from tests.conftest import pool, release, stack
-
-
-def errors(raw: dict) -> dict[str, str]:
-    _, problems = check_config(raw)
-    return {p.path: p.message for p in problems if p.severity == "error"}
-
-
-def warnings(raw: dict) -> dict[str, str]:
-    _, problems = check_config(raw)
-    return {p.path: p.message for p in problems if p.severity == "warning"}
+from tests.conftest import errors, pool, release, stack, warnings
 
 
 def good() -> dict:

@@ -6,7 +6,8 @@ import pytest
 
 from components.core.config import Deprecation, check_config
 from components.core.deprecation import deprecation_problems
-from tests.conftest import pool, stack
+from tests.conftest import cli as run
+from tests.conftest import pool, stack, write_stack
 
 VERSIONS = ("1.2.3", "1.2.4", "1.2.5", "2.0.0", "0.1.0-alpha.1")
 
@@ -97,8 +98,6 @@ def test_each_pool_is_judged_by_name_and_reported_at_its_own_path():
 
 
 def test_diff_prints_the_warning_and_succeeds_by_default(tmp_path):
-    from tests.test_cli import run, write_stack
-
     old = write_stack(tmp_path / "old.yaml", stack([a(["slight@1.2.3"])], versions=VERSIONS[:2]))
     new = write_stack(tmp_path / "new.yaml", stack([a(["slight@1.2.4"])], versions=VERSIONS[:2]))
     r = run("diff", str(old), str(new))
@@ -112,8 +111,6 @@ def test_diff_prints_the_warning_and_succeeds_by_default(tmp_path):
 
 
 def test_diff_refuses_a_dropped_n_minus_1_when_the_stack_says_error(tmp_path):
-    from tests.test_cli import run, write_stack
-
     # N-1 (1.2.4) is installed but unlabelled: removing it is safe for diff, yet it is the newest release
     # before 2.0.0 arrives, so only the deprecation policy catches its going.
     versions = ("1.2.3", "1.2.4", "2.0.0")

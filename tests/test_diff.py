@@ -6,15 +6,9 @@ import pytest
 
 from components.core.diff import diff_plans
 from components.core.plan import plan_from_config
-from tests.conftest import pool, stack
+from tests.conftest import plan, pool, stack
 
 VERSIONS = ("1.2.3", "1.2.4", "1.2.5", "2.0.0")
-
-
-def plan(pools, **kw):
-    _, p = plan_from_config(stack(pools, versions=VERSIONS, **kw))
-    assert p.ok, p.errors
-    return p
 
 
 def words(d):

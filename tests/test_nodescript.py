@@ -16,13 +16,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import yaml
 
 from components.core import containerd, nodescript
 from components.core.flavors import FLAVORS
 from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.nodescript_cli import node_script_main
 from components.core.plan import plan_from_config
+from tests.conftest import write_stack
 from tests.integration.helpers import (
     GOLDEN,
     INPUTS,
@@ -424,14 +424,8 @@ def test_with_env_rejects_names_that_are_not_shell_variables() -> None:
 
 
 # -------------------------------------------------------------------------------------------- cli
-def write_stack(tmp_path: Path, raw: dict) -> Path:
-    stack_file = tmp_path / "Pulumi.test.yaml"
-    stack_file.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
-    return stack_file
-
-
 def test_cli_prints_the_same_script_the_components_render(tmp_path: Path) -> None:
-    stack_file = write_stack(tmp_path, sample_raw("containerd-1", urls="https"))
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", sample_raw("containerd-1", urls="https"))
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-a", "install", out, err) == 0
     assert out.getvalue() == nodescript.install_script(sample_node("containerd-1", urls="https"))
@@ -447,7 +441,7 @@ def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path
     raw = sample_raw("containerd-1", urls="https")
     raw["nodePools"][0].update(transport="local", seedConfig="seed/config.toml")
     raw["shims"]["spin"][0]["url"] = "file:artifacts/spin"
-    stack_file = write_stack(tmp_path, raw)
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", raw)
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-a", out=out, err=err) == 0, err.getvalue()
     text = out.getvalue()
@@ -468,7 +462,7 @@ def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path
 
 
 def test_cli_lists_the_known_nodes_for_an_unknown_one(tmp_path: Path) -> None:
-    stack_file = write_stack(tmp_path, sample_raw(nodes=("node-a", "node-b")))
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", sample_raw(nodes=("node-a", "node-b")))
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-z", "install", out, err) == 2
     assert "node-a, node-b" in err.getvalue() and out.getvalue() == ""
@@ -477,7 +471,7 @@ def test_cli_lists_the_known_nodes_for_an_unknown_one(tmp_path: Path) -> None:
 def test_cli_prints_the_plan_errors_and_no_script(tmp_path: Path) -> None:
     raw = sample_raw()
     raw["nodePools"][0]["containerd"] = "containerd-9"
-    stack_file = write_stack(tmp_path, raw)
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", raw)
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-a", "install", out, err) == 2
     assert "containerd-9" in err.getvalue() and out.getvalue() == ""

@@ -8,14 +8,9 @@ import pytest
 
 from components.core import naming
 from components.core.config import check_config
-from components.core.plan import build_plan, check_handler_contract, plan_from_config, select_aliases
+from components.core.plan import build_plan, check_handler_contract, select_aliases
+from tests.conftest import planned as plan_of
 from tests.conftest import pool, stack
-
-
-def plan_of(raw):
-    cfg, plan = plan_from_config(raw)
-    assert plan.errors == [], plan.errors
-    return plan
 
 
 def test_proposal_example_node_with_1_2_3_carries_enabled_v1_v1_2_and_v1_2_3_labels():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +13,7 @@ from components.core import nodescript
 from components.core.plan import FleetPlan, plan_from_config
 from policy import rules
 from policy.pack_config import pack_config
-from tests.conftest import SHA, pool, stack
+from tests.conftest import SHA, policy_venv, pool, stack, write_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.2.3", "1.2.4", "2.0.0")
@@ -273,8 +271,6 @@ def test_pack_config_carries_the_previous_state_and_the_targets_mode():
 
 
 def test_pack_config_command_prints_json(tmp_path):
-    from tests.test_cli import write_stack
-
     f = write_stack(tmp_path / "Pulumi.dev.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
     r = subprocess.run([sys.executable, "-m", "policy.pack_config", str(f), "--previous", str(f)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
@@ -296,8 +292,6 @@ def test_the_pack_files_are_consistent():
 
 
 # ------------------------------------------------------------------------ the real SDK (integration)
-POLICY_VENV = Path(os.environ.get("WSF_POLICY_VENV", "/var/cache/wasm-shim-fleet/policy-venv"))
-
 SDK_PROBE = r"""
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
@@ -324,43 +318,9 @@ print(json.dumps({"levels": {p.name: p.enforcement_level.value for p in pack.POL
 """
 
 
-def _package_stamp() -> str:
-    """The pack's requirements and the sha256 of the package's files: what the cached virtualenv was built from."""
-    import hashlib
-
-    h = hashlib.sha256((ROOT / "policy" / "requirements.txt").read_bytes())
-    for f in sorted((ROOT / "components").rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
-    h.update((ROOT / "pyproject.toml").read_bytes())
-    return h.hexdigest()
-
-
-def _policy_venv() -> Path:
-    """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt, with
-    this checkout's package installed into it as the README says (`pip install --no-deps .`), re-installed when the
-    package changes."""
-    python = POLICY_VENV / "bin" / "python"
-    stamp = POLICY_VENV / "requirements.txt"
-    reqs = (ROOT / "policy" / "requirements.txt").read_text()
-    if not python.exists() or not stamp.exists() or stamp.read_text() != reqs:
-        shutil.rmtree(POLICY_VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(POLICY_VENV)], check=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-                        str(ROOT / "policy" / "requirements.txt")], check=True, timeout=600)
-        stamp.write_text(reqs)
-    package = POLICY_VENV / "package.sha256"
-    want = _package_stamp()
-    if not package.exists() or package.read_text() != want:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                        "--force-reinstall", str(ROOT)], check=True, timeout=600)
-        package.write_text(want)
-    return python
-
-
 @pytest.mark.integration
 def test_the_pack_imports_and_validates_with_the_real_sdk(tmp_path):
-    python = _policy_venv()
+    python = policy_venv()
     p = plan([pool("a", ["slight@1.2.4"], ["node-a"])])  # 1.2.3 -> 1.2.4 in one step: a deprecation finding
     res = resources(p)
     next(r for r in res if rules.is_binary_command(r))["props"]["create"] = (

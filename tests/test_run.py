@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from components import run
-from tests.test_readme import fresh_clone
+from tests.conftest import fresh_clone
 
 
 def fake_cli(bin_dir: Path) -> Path:
