@@ -7,12 +7,14 @@ and review the diff.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import os
 import shutil
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -53,11 +55,15 @@ INPUT = {
 
 
 def golden(path: Path, actual: str) -> None:
-    if UPDATE:
+    """`actual` must equal the golden file. With UPDATE_GOLDEN=1 a golden file that differs (or is missing) is
+    rewritten, and the test still fails, naming it: review the diff, then run again without UPDATE_GOLDEN."""
+    before = path.read_text() if path.exists() else None
+    if UPDATE and before != actual:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual)
-    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1"
-    assert actual == path.read_text(), f"{path} differs: review, then regenerate with UPDATE_GOLDEN=1"
+        pytest.fail(f"{path} rewritten (UPDATE_GOLDEN=1): review the diff, then run the tests again without it")
+    assert before is not None, f"{path} is missing: run with UPDATE_GOLDEN=1"
+    assert actual == before, f"{path} differs: review, then regenerate with UPDATE_GOLDEN=1"
 
 
 def config_name(flavor: str) -> str:
@@ -103,13 +109,30 @@ def test_handler_block_renders_whole_tables_per_config_version(version: int) -> 
 
 
 def test_the_kit_file_holds_the_data_of_flavors_py_and_matches_its_golden_file() -> None:
+    """The kit is source, not a golden file: no test writes it. Its data block must be what kit_data() generates
+    (the message shows the difference and the command that writes it)."""
     source = nodescript.KIT_FILE.read_text()
-    if UPDATE:
-        nodescript.KIT_FILE.write_text(nodescript.with_kit_data(source))
-        nodescript.kit_text.cache_clear()
-        source = nodescript.KIT_FILE.read_text()
-    assert source == nodescript.with_kit_data(source), "the kit's data block differs from flavors.py: UPDATE_GOLDEN=1"
+    wanted = nodescript.with_kit_data(source)
+    assert source == wanted, (
+        "the kit's data block differs from flavors.py and containerd.py:\n"
+        + "".join(difflib.unified_diff(source.splitlines(True), wanted.splitlines(True), "wsf.sh", "kit_data()"))
+        + "\nwrite it with: venv/bin/python -c 'from components.core import nodescript as n; "
+          "n.KIT_FILE.write_text(n.with_kit_data(n.KIT_FILE.read_text()))'")
     golden(GOLDEN_SCRIPTS / "kit.sh", nodescript.kit_text())
+
+
+def test_update_golden_rewrites_a_differing_golden_file_and_fails(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "x.txt"
+    target.write_text("old\n")
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", True)
+    with pytest.raises(pytest.fail.Exception, match="rewritten"):
+        golden(target, "new\n")
+    assert target.read_text() == "new\n"
+    golden(target, "new\n")  # equal: nothing to rewrite, the test passes
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", False)
+    with pytest.raises(AssertionError, match="differs"):
+        golden(target, "newer\n")
+    assert target.read_text() == "new\n"
 
 
 def pieces(node, kit_file: str = "/srv/project/components/core/kit/wsf.sh") -> dict[str, str]:

@@ -827,7 +827,9 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
                                       "containerd config, and only for transport local; remove it from ssh pools")
         ok = False
     active, retiring, pins_ok = _check_pins(c, m, base, releases)
-    raw_nodes = m.get("nodes") or []
+    raw_nodes = m.get("nodes")
+    if raw_nodes is None:
+        raw_nodes = []
     if not isinstance(raw_nodes, list):
         c.error(f"{base}.nodes", f"{_show(raw_nodes)} is {_typename(raw_nodes)}; list nodes as "
                                  "- {name: node-a, host: 10.0.0.4}")
