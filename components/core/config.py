@@ -390,6 +390,22 @@ def config_key_problems(config: Mapping[Any, Any]) -> list[Problem]:
     return out
 
 
+def project_dir(*stack_files: str | Path) -> Path:
+    """The folder that relative `file:` URLs (and local node roots) of these stack files resolve against: the
+    project's, that is the nearest folder holding Pulumi.yaml above the first file that has one; else the folder of
+    the first regular file; else the current directory. One folder for every file given: the old side of
+    `diff <(git show main:Pulumi.prod.yaml) Pulumi.prod.yaml` is a pipe (/dev/fd/63) whose own folder is no
+    project's, and resolved there its URLs would all look new."""
+    for f in stack_files:
+        for folder in Path(f).absolute().parents:
+            if (folder / "Pulumi.yaml").is_file():
+                return folder
+    for f in stack_files:
+        if Path(f).is_file():
+            return Path(f).resolve().parent
+    return Path.cwd()
+
+
 def read_stack_file(path: str | Path) -> dict[str, Any]:
     """The `wasm-shim-fleet:*` keys of a `Pulumi.<stack>.yaml`, namespace stripped."""
     import difflib
