@@ -124,10 +124,11 @@ def write_stack(path: Path, raw: dict) -> Path:
     return path
 
 
-def cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`python -m components ARGS` as a user runs it: a process of its own, in the checkout."""
+def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`python -m components ARGS` as a user runs it: a process of its own, in the checkout; `env` adds to the
+    environment."""
     return subprocess.run([sys.executable, "-m", "components", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL)
+                          timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
 
 
 def fresh_clone(dest: Path) -> Path:
