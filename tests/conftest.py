@@ -14,7 +14,8 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ import pytest
 import yaml
 from pulumi.runtime import rpc
 
+from components.core import naming
 from components.core.config import check_config
 from components.core.plan import FleetPlan, plan_from_config
 
@@ -410,3 +412,75 @@ def policy_venv() -> Path:
                         "--force-reinstall", str(ROOT)], check=True, timeout=600)
         package.write_text(want)
     return python
+
+
+# ------------------------------------------------------------------------- the kit's handler block
+def kit_config(handlers: Mapping[str, str], work: Path, flavor: str = "containerd-1",
+               original: str | None = "version = 2\n") -> str:
+    """The containerd config the node kit writes (its apply-table call, the one source of the block) when the
+    config was `original` (None: no file yet), in a node root under `work`; restart `:`, no containerd on PATH."""
+    from components.core.flavors import FLAVORS
+    from components.core.nodescript import KIT_FILE, shq
+    from tests.integration.helpers import minimal_path
+
+    root = Path(tempfile.mkdtemp(prefix="node-", dir=work))
+    config = root / FLAVORS[flavor].config_path.lstrip("/")
+    if original is not None:
+        config.parent.mkdir(parents=True)
+        config.write_text(original)
+    bin_dir = root / "usr" / "local" / "bin"  # the shims the table names, in place (the kit checks for them)
+    bin_dir.mkdir(parents=True)
+    for t in handlers.values():
+        shim = bin_dir / naming.binary_of_runtime_type(t)
+        shim.write_text("#!/bin/sh\n")
+        shim.chmod(0o755)
+    pairs = " ".join(shq(f"{h}={t}") for h, t in handlers.items())
+    proc = subprocess.run(["sh", "-c", f". {shq(str(KIT_FILE))}; wsf 1 {flavor} apply-table {pairs}"],
+                          env={"PATH": minimal_path(work), "WSF_NODE_ROOT": str(root), "WSF_RESTART": ":",
+                               "LANG": "C"}, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    return config.read_text()
+
+
+def split_block(text: str) -> tuple[str, str]:
+    """(what comes before the managed block, the block from its first marker line to its last): the file must
+    hold exactly one block, at its end."""
+    from components.core.containerd import BEGIN, END
+
+    assert text.count(BEGIN + "\n") == 1 and text.count(END + "\n") == 1 and text.endswith(END + "\n"), text[-400:]
+    head, _, rest = text.partition(BEGIN + "\n")
+    return head, BEGIN + "\n" + rest
+
+
+def runtimes_in(text: str, config_version: int) -> dict[str, str]:
+    """handler -> runtime_type of every runtime table in a TOML text, as a TOML parser (tomllib) reads them."""
+    import tomllib
+
+    from components.core.flavors import RUNTIMES_TABLE
+    from components.core.nodescript import split_key
+
+    table: Any = tomllib.loads(text)
+    for part in split_key(RUNTIMES_TABLE[config_version]):
+        table = table.get(part, {})
+    return {name: t.get("runtime_type") for name, t in table.items()}
+
+
+def assert_kit_block(text: str, original: str | None, handlers: dict[str, str], version: int,
+                     create_base: str = "") -> None:
+    """`text` is `original` byte for byte (a newline added when it had no final one; `create_base` when there was
+    no file), an empty line, then one managed block whose second line says how to restore the original, holding
+    exactly `handlers` as a TOML parser reads its tables; and, a TOML file, the whole keeps them too."""
+    head, block = split_block(text)
+    if original is None:
+        kind, want = "created", create_base + "\n\n"
+    elif original and not original.endswith("\n"):
+        kind, want = "no-final-newline", original + "\n\n"
+    else:
+        kind, want = "kept", original + "\n"
+    assert head == want
+    from components.core.containerd import ORIGINAL_PREFIX
+
+    assert block.splitlines()[1] == ORIGINAL_PREFIX + kind
+    assert runtimes_in(block, version) == handlers
+    if "{{" not in text:  # not a k3s/rke2 template: the whole file is TOML
+        assert {h: t for h, t in runtimes_in(text, version).items() if h in handlers} == handlers
