@@ -79,7 +79,7 @@ def _k8s(kind: str, name: str, manifest: dict[str, Any], opts: pulumi.ResourceOp
 
 def _local(name: str, settings: AgentSettings, create: str, delete: str | None,
            opts: pulumi.ResourceOptions) -> command.local.Command:
-    env = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
+    env: dict[str, pulumi.Input[str]] = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
            "WSF_KUBE_CONTEXT": settings.context or ""}
     return command.local.Command(name, create=create, delete=delete, environment=env,
                                  interpreter=[settings.python, RUNNER, "--job"], opts=opts)

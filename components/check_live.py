@@ -53,7 +53,8 @@ if [ -f "$R"{cfg} ]; then echo '{_MARK}'; cat "$R"{cfg}; else echo '{_NO_CONFIG}
 
 def parse_read_output(text: str) -> tuple[dict[str, str], dict[str, tuple[str, str]], str | None]:
     """(binary -> sha256, binary -> (artifact sha256, installed sha256) records, config text or None)."""
-    head, sep, config = text.partition(_MARK + "\n")
+    head, sep, after = text.partition(_MARK + "\n")
+    config: str | None = after
     if not sep:
         head = text.split(_NO_CONFIG, 1)[0]
         config = None

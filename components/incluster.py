@@ -56,7 +56,7 @@ def node_command(r: NodeResource, node: NodePlan, settings: InCluster,
     interpreter = incluster.runner_interpreter(
         python=settings.python, runner=RUNNER, node=node.name, namespace=settings.namespace,
         image=settings.runner_image, resource=r.name, payload_file=r.payload)
-    env = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
+    env: dict[str, pulumi.Input[str]] = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
            "WSF_KUBE_CONTEXT": settings.context or ""}
     extra = [settings.namespace_resource] if settings.namespace_resource is not None else []
     opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=extra))

@@ -250,6 +250,7 @@ def _yaml_loader() -> type:
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+    # the base class is chosen at run time (libyaml's loader when PyYAML has it), which mypy cannot follow
     class Loader(base):  # type: ignore[misc,valid-type]
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             if isinstance(node, yaml.MappingNode):
@@ -285,7 +286,7 @@ def _bound_yaml(text: str, loader: type) -> None:
         n = 0
         if isinstance(ev, yaml.CollectionStartEvent):
             if len(frames) >= MAX_DEPTH:
-                raise StackFileError(f"line {ev.start_mark.line + 1}: values nested more than {MAX_DEPTH} deep; "
+                raise StackFileError(f"line {_line(ev)}: values nested more than {MAX_DEPTH} deep; "
                                      "a stack config is a few levels deep: this is not a stack file")
             frames.append([ev.anchor, 1])
             total += 1
@@ -302,7 +303,7 @@ def _bound_yaml(text: str, loader: type) -> None:
             if ev.anchor is not None:
                 sizes[ev.anchor] = 1
         elif isinstance(ev, yaml.AliasEvent):
-            n = sizes.get(ev.anchor, 1)
+            n = sizes.get(ev.anchor or "", 1)
         else:
             continue
         total += n
@@ -310,9 +311,15 @@ def _bound_yaml(text: str, loader: type) -> None:
             frames[-1][1] += n
         if total > MAX_VALUES:
             where = f"alias *{ev.anchor}" if isinstance(ev, yaml.AliasEvent) else "value"
-            raise StackFileError(f"line {ev.start_mark.line + 1}: {where} takes the file past {MAX_VALUES:,} "
+            raise StackFileError(f"line {_line(ev)}: {where} takes the file past {MAX_VALUES:,} "
                                  "values once YAML aliases are expanded; write the values out instead of "
                                  "nesting aliases")
+
+
+def _line(event: Any) -> int | str:
+    """The 1-based line of a YAML event (the parser marks every event; "?" if one came without)."""
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else "?"
 
 
 def _yaml_error(exc: Exception) -> str:
@@ -670,7 +677,8 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
 def _remember_rejected(c: _Checker, shim: str, entry: Any, path: str) -> None:
     """So that a pin of a broken entry points at the entry rather than saying it does not exist."""
     try:
-        version = naming.parse_version(entry.get("version")) if isinstance(entry, Mapping) else None
+        text = entry.get("version") if isinstance(entry, Mapping) else None
+        version = naming.parse_version(text) if isinstance(text, str) else None
     except (ValueError, TypeError, AttributeError):
         return
     if version is not None:
@@ -799,7 +807,7 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
         ok = False
     selector: dict[str, str] | None = None
     rollout: Rollout | None = None
-    check_seconds = 60
+    check_seconds: int | None = 60
     if transport == "agent":
         selector = _check_selector(c, raw_selector, f"{base}.nodeSelector", name)
         rollout = _check_rollout(c, m.get("rollout"), f"{base}.rollout")
@@ -852,8 +860,9 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
         raw_nodes, ok = [], False
     if transport == "agent":
         raw_nodes = []
-    nodes = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
-    if not (ok and pins_ok) or None in nodes:
+    checked = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
+    nodes = [n for n in checked if n is not None]
+    if not (ok and pins_ok) or name is None or len(nodes) < len(checked):
         return None
     if not nodes and transport != "agent":
         c.warn(f"{base}.nodes", f"pool {_show(name)} has no nodes, so it installs nothing; add nodes or "

@@ -203,10 +203,10 @@ class PlanDiff:
             same: dict[tuple[str, ...], list[str]] = {}
             for node, node_lines in per_node.items():
                 same.setdefault(tuple(node_lines), []).append(node)
-            for node_lines, nodes in sorted(same.items(), key=lambda kv: natural_key(min(kv[1], key=natural_key))):
-                nodes = sorted(nodes, key=natural_key)
+            for shared, group in sorted(same.items(), key=lambda kv: natural_key(min(kv[1], key=natural_key))):
+                nodes = sorted(group, key=natural_key)
                 lines.append(f"  {'node' if len(nodes) == 1 else 'nodes'} {_node_list(nodes)}:")
-                lines += [f"    {line}" for line in node_lines]
+                lines += [f"    {line}" for line in shared]
         return lines
 
     def words(self) -> str:
@@ -248,8 +248,8 @@ class PlanDiff:
         if not self.empty:
             out.append(self.resource_line() + ".")
             out.append("")
-        for name, reason, nodes, pool in self.unsafe_groups():
-            where = " ".join(x for x in (f"pool `{pool}`" if pool else "",
+        for name, reason, nodes, in_pool in self.unsafe_groups():
+            where = " ".join(x for x in (f"pool `{in_pool}`" if in_pool else "",
                                          f"nodes {_node_list(nodes)}" if nodes else "") if x)
             out.append(f"- :no_entry: **{name}**{' (' + where + ')' if where else ''}: {reason}")
         out += [f"- :warning: {n.words()[len('NOTE '):]}" for n in self.notes]
@@ -503,17 +503,17 @@ def _compare_pools(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
     for n in new.nodes:
         first_new.setdefault(n.pool, n)
     for pool in sorted(set(first_old) & set(first_new), key=natural_key):
-        o, n = _settings(first_old[pool], POOL_SETTINGS), _settings(first_new[pool], POOL_SETTINGS)
-        _compare(d.changes, "pool", None, o, n, pool)
+        was, now = _settings(first_old[pool], POOL_SETTINGS), _settings(first_new[pool], POOL_SETTINGS)
+        _compare(d.changes, "pool", None, was, now, pool)
         for key in ("containerd", "transport"):
-            if o[key] != n[key]:
-                d.unsafe.append(Unsafe(None, key, f"changes from {o[key]} to {n[key]}, which moves every node's "
+            if was[key] != now[key]:
+                d.unsafe.append(Unsafe(None, key, f"changes from {was[key]} to {now[key]}, which moves every node's "
                                                   "handler table to another file or machine; an update in place "
                                                   "would write the new table and leave the old one. Remove the "
                                                   "pool's nodes in one step (up), then add them back with the new "
                                                   f"{key} in the next", pool, MOVES_TABLE))
-        if o["restart"] != n["restart"]:
-            d.notes.append(Note(pool, f"the restart command changes to {_short(n['restart'])}; it runs as root "
+        if was["restart"] != now["restart"]:
+            d.notes.append(Note(pool, f"the restart command changes to {_short(now['restart'])}; it runs as root "
                                       "on every node of the pool the next time its handler table changes"))
 
 
@@ -527,6 +527,7 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
         notes.setdefault((where, text), []).append(node)
 
     if o is None:
+        assert n is not None
         d.changes.append(Change("added", "node", node, node, new=_contents(n), pool=pool))
         return
     if n is None:

@@ -173,12 +173,12 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
         if spec.port is not PENDING:
             ssh["port"] = spec.port
         raw_config["ssh"] = ssh
-    cfg, found = check_config(raw_config, None, None, flavors)
+    cfg, config_problems = check_config(raw_config, None, None, flavors)
     if any(p.severity == "error" for p in problems):
         # Without a valid layout (or with an Output where a plain value belongs) the pool cannot be planned;
         # the config's own findings still come along.
-        return PoolPlan((), (), tuple(problems + [_named(p, catalog_index) for p in found]))
-    plan = build_plan(cfg, found)
+        return PoolPlan((), (), tuple(problems + [_named(p, catalog_index) for p in config_problems]))
+    plan = build_plan(cfg, config_problems)
     problems += [_named(p, catalog_index) for p in plan.problems]
     if any(p.severity == "error" for p in problems):
         return PoolPlan((), (), tuple(problems))
