@@ -186,7 +186,9 @@ def test_a_binary_command_without_digest_or_check_is_a_violation(test_plan_stack
 
 
 def test_a_kit_install_call_with_a_bad_digest_is_a_violation(test_plan_stack):
-    cmd = next(r for r in resources(test_plan_stack) if rules.is_binary_command(r))
+    # the install of 1.2.3 (the mock engine records resources in the order the SDK registers them, not a fixed one)
+    cmd = next(r for r in resources(test_plan_stack)
+               if rules.is_binary_command(r) and SHA["1.2.3"] in r["props"]["create"])
     cmd["props"]["create"] = cmd["props"]["create"].replace(SHA["1.2.3"], "abc")
     [msg] = rules.binary_command_violations(cmd)
     assert "'abc' where the artifact's sha256" in msg
