@@ -126,11 +126,39 @@ def write_stack(path: Path, raw: dict) -> Path:
     return path
 
 
-def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`python -m components ARGS` as a user runs it: a process of its own, in the checkout; `env` adds to the
-    environment."""
-    return subprocess.run([sys.executable, "-m", "components", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+def cli(*args: str, cwd: Path = ROOT, env: dict[str, str] | None = None,
+        process: bool = False) -> subprocess.CompletedProcess:
+    """`python -m components ARGS`: its parser and commands (components/__main__.py's) called in this process with
+    `cwd` as working directory, `env` added to the environment, stdout and stderr captured, an exception turned
+    into exit 1 with its traceback as the interpreter would; with `process`, the command in a process of its own."""
+    if process:
+        return subprocess.run([sys.executable, "-m", "components", *args], cwd=cwd, capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    import contextlib
+    import io
+    import traceback
+
+    from components.__main__ import extend
+    from components.core.cli import main
+
+    out, err = io.StringIO(), io.StringIO()
+    saved_env, saved_cwd = dict(os.environ), os.getcwd()
+    os.environ.update(env or {})
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main(list(args), extend=extend)
+            except SystemExit as exc:  # argparse's usage errors, a command's sys.exit
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # noqa: BLE001 - as the interpreter does: the traceback, exit 1
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved_cwd)
+        os.environ.clear()
+        os.environ.update(saved_env)
+    return subprocess.CompletedProcess(["python", "-m", "components", *args], code, out.getvalue(), err.getvalue())
 
 
 def fresh_clone(dest: Path) -> Path:

@@ -68,7 +68,7 @@ def converged(project: Path) -> list[dict]:
 
 
 def check(project: Path, kubectl: Path, *args: str):
-    return cli("check", str(project / "Pulumi.t.yaml"), *args, env={"KUBECTL": str(kubectl)})
+    return cli("check", str(project / "Pulumi.t.yaml"), *args, env={"KUBECTL": str(kubectl)}, process=True)
 
 
 def test_a_converged_node_is_no_drift_exit_0_and_json_says_clean(project, tmp_path):
@@ -104,7 +104,7 @@ def test_a_cluster_that_cannot_be_read_exits_1_with_kubectls_words(project, tmp_
 
 def test_a_stack_that_cannot_be_checked_exits_2_before_reading_the_cluster(project, tmp_path):
     kubectl = fake_kubectl(tmp_path / "bin", None, fail="must not be called")
-    r = cli("check", str(project / "Pulumi.missing.yaml"), env={"KUBECTL": str(kubectl)})
+    r = cli("check", str(project / "Pulumi.missing.yaml"), env={"KUBECTL": str(kubectl)}, process=True)
     assert r.returncode == 2 and "check: " in r.stderr and "cannot read" in r.stderr
     stack_file = project / "Pulumi.t.yaml"
     text = stack_file.read_text()
