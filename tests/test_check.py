@@ -223,3 +223,15 @@ def test_plan_with_cluster_lists_the_nodes_each_agent_pool_selects(tmp_path, cap
     args.read_nodes = lambda kubeconfig, context: (_ for _ in ()).throw(RuntimeError("no route to host"))
     assert cmd_plan(args) == 1
     assert "cannot read the cluster's nodes: no route to host" in capsys.readouterr().err
+
+
+def test_a_report_groups_its_drift_by_node_every_checked_node_included(plan, in_sync):
+    states = {n.name: in_sync(plan, n.name) for n in plan.nodes}
+    states["node-a"] = in_sync(plan, "node-a", records={})
+    states["node-c"] = in_sync(plan, "node-c", records={})
+    report = check_fleet(plan, states)
+    assert {n: len(ds) for n, ds in report.by_node().items()} == {"node-a": 1, "node-b": 0, "node-c": 2}
+    assert [d.kind for d in report.by_node()["node-c"]] == ["binary-unrecorded", "binary-unrecorded"]
+    [d] = report.by_node()["node-a"]
+    assert d.detail == ("containerd-shim-slight-v1-2-3-v1 (slight@1.2.3) has no install record: its bytes cannot "
+                        "be traced to the catalog's artifact")

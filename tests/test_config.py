@@ -389,3 +389,17 @@ def test_the_deprecation_policy_defaults_to_warn_keeping_two_and_a_bad_value_fal
         raw["deprecation"] = deprecation
     cfg, _ = check_config(raw)
     assert (cfg.deprecation.mode, cfg.deprecation.keep) == (mode, keep)
+
+
+def test_a_value_of_the_wrong_kind_is_named_in_words():
+    raw = good()
+    raw["nodePools"] = "slight-1-2-3"
+    assert "'slight-1-2-3' is a string" in errors(raw)["nodePools"]
+
+
+def test_a_yaml_syntax_error_says_where_and_what_without_quoting_the_file(tmp_path):
+    f = tmp_path / "Pulumi.x.yaml"
+    f.write_text("config:\n  wasm-shim-fleet:runtime: a: b\n")
+    with pytest.raises(StackFileError) as exc:
+        read_stack_file(f)
+    assert "line 2, column " in str(exc.value) and "mapping values are not allowed" in str(exc.value)
