@@ -16,7 +16,6 @@ Tests run in order on one module-scoped fleet. Run: venv/bin/python -m pytest -m
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import ssl
@@ -55,14 +54,6 @@ POOL_LABEL = "wsf-test/pool"
 CHECK_SECONDS = 10
 #: What the README and bench/RESULTS.md report from this tier (printed with -s).
 FIGURES: dict[str, float] = {}
-
-
-def _build_image_module():
-    spec = importlib.util.spec_from_file_location("wsf_build_image", REPO / "deploy" / "build_image.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @dataclass(kw_only=True)
@@ -132,7 +123,7 @@ def agents(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bi
     before = host_snapshot()
     work = Path(tempfile.mkdtemp(prefix="wsfn-", dir="/tmp"))  # short: unix socket paths <= 108 bytes
     try:
-        image, image_tar = _build_image_module().build_image()
+        image, image_tar = images.builder().build_image()
         with Cluster(toolchain_bin) as cluster, ArtifactServer(shim_dist, work / "https") as server:
             specs = [("a", one, "containerd-1"), ("b", one, "containerd-1"), ("c", two, "containerd-2"),
                      ("d", two, "containerd-2")]

@@ -42,7 +42,6 @@ from tests.harness.https import ArtifactServer
 from tests.harness.images import HELLO_LINE
 from tests.harness.kubelets import host_snapshot, leftovers, real_nodes
 from tests.harness.nodes import RESTART, become_subreaper, reap_children
-from tests.harness.runner_image import build_runner_image
 from tests.harness.workloads import spread_deployment
 
 from .conftest import MEMBER, SHIM, VERSIONS, World, _program
@@ -120,7 +119,7 @@ def fleet(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bin
                      ("d", two, "containerd-2")]
             with real_nodes(cluster, kubelet_bin, specs, work, ssh={"b"},
                             extra_env={"CURL_CA_BUNDLE": str(server.ca_file)}) as nodes:
-                runner, tarball = build_runner_image(work / "images")
+                runner, tarball = images.builder().build_image()  # the node image: /wsf-enter and /wsf-agent
                 originals = {}
                 for label, node in nodes.nodes.items():
                     images.import_image("ctr", node.socket, tarball)
