@@ -157,6 +157,22 @@ def agents(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bi
         pytest.fail("the real nodes left things behind:\n" + "\n".join(left), pytrace=False)
 
 
+def wait_agent(agents: Agents, label: str, probe, what: str, timeout: float) -> None:
+    """Wait for `probe`; on a timeout, say what the agents on node `label` logged and published."""
+    try:
+        agents.cluster.wait_for(probe, what, timeout=timeout)
+    except TimeoutError as exc:
+        name = agents.node(label).name
+        pods = [p for p in agents.cluster.pods(NS) if p["spec"].get("nodeName") == name]
+        said = [f"--- {p['metadata']['name']} {p.get('status', {}).get('phase')} "
+                f"{[c.get('state') for c in p.get('status', {}).get('containerStatuses', [])]}\n"
+                + agents.cluster.kubectl("logs", "-n", NS, p["metadata"]["name"], "--tail=30", check=False).stdout
+                for p in pods]
+        node = agents.cluster.get(api_path("v1", "nodes", name=name))
+        raise AssertionError(f"{str(exc).splitlines()[0]}\nlabels {agents.fleet_labels(label)}\nannotations "
+                             f"{node['metadata'].get('annotations', {})}\n" + "\n".join(said)) from None
+
+
 def up(world: Agents, raw: dict[str, Any]) -> Any:
     world.set_config(raw)
     started = time.monotonic()
@@ -255,7 +271,7 @@ def test_a_node_that_joins_gets_its_shims_and_labels_without_an_up(agents: Agent
     agents.originals["e"] = e.config.read_bytes()
     plan = planned(agents.applied)
     want = {**plan.agent_pool("c").labels, naming.CLAIM_LABEL: "c"}
-    agents.cluster.wait_for(lambda: agents.fleet_labels("e") == want, "node e labelled by its agent", timeout=180)
+    wait_agent(agents, "e", lambda: agents.fleet_labels("e") == want, "node e labelled by its agent", 300)
     FIGURES["new_node_ready_seconds"] = round(ready - started, 1)
     FIGURES["new_node_ready_to_labels_seconds"] = round(time.monotonic() - ready, 1)
     # a Wasm pod of the exact X class runs there
@@ -281,9 +297,9 @@ def test_a_wiped_node_is_repaired_by_its_agent_within_the_check_interval(agents:
     a.config.write_bytes(agents.originals["a"])
     binary.unlink()
     wiped = time.monotonic()
-    agents.cluster.wait_for(lambda: binary.is_file() and "fleettest-v1-4-0" in a.config.read_text()
-                            and len(agents.events("Repaired")) > repaired_before,
-                            "node a repaired by its agent", timeout=CHECK_SECONDS * 6 + 60)
+    wait_agent(agents, "a", lambda: binary.is_file() and "fleettest-v1-4-0" in a.config.read_text()
+               and len(agents.events("Repaired")) > repaired_before, "node a repaired by its agent",
+               CHECK_SECONDS * 6 + 60)
     FIGURES["wiped_node_repaired_seconds"] = round(time.monotonic() - wiped, 1)
     event = agents.events("Repaired")[-1]
     assert "127.0.0.2 had drifted" in event["message"] and "installed" in event["message"]
@@ -382,16 +398,8 @@ def test_a_node_selected_by_two_pools_is_refused_there_and_nothing_changes(agent
 def test_a_node_that_leaves_the_pool_is_uninstalled_by_its_agent(agents: Agents):
     e = agents.node("e")
     agents.label_node("e", {POOL_LABEL: None})
-    try:
-        agents.cluster.wait_for(lambda: agents.fleet_labels("e") == {}
-                                and e.config.read_bytes() == agents.originals["e"]
-                                and not list(e.bin_dir.glob("containerd-shim-*")), "node e uninstalled", timeout=300)
-    except TimeoutError as exc:
-        pods = agents.cluster.pods(NS)
-        mine = [p["metadata"]["name"] for p in pods if p["spec"].get("nodeName") == e.name]
-        logs = "\n".join(agents.cluster.kubectl("logs", "-n", NS, name, "--tail=20", check=False).stdout
-                         for name in mine)
-        raise AssertionError(f"{exc}\nlabels {agents.fleet_labels('e')}; agent of e:\n{logs}") from None
+    wait_agent(agents, "e", lambda: agents.fleet_labels("e") == {} and e.config.read_bytes() == agents.originals["e"]
+               and not list(e.bin_dir.glob("containerd-shim-*")), "node e uninstalled", 300)
     agents.cluster.wait_for(lambda: "e" not in agents.agent_pods("c"), "the agent pod of node e to end", timeout=120)
     uninstalled = [ev for ev in agents.events("Uninstalled") if e.name in ev["message"]]
     assert uninstalled, agents.events("Uninstalled")
