@@ -100,7 +100,10 @@ class AgentAccess(pulumi.ComponentResource):
         def o(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
 
-        self.namespace = _k8s("Namespace", f"{name}-namespace", agent.namespace_manifest(ns), o())
+        # Kept on delete: with deploy/rbac.yaml the namespace and the identity's Role in it are the cluster
+        # administrator's (the program only declares its labels), and a delete would take that Role away.
+        self.namespace = _k8s("Namespace", f"{name}-namespace", agent.namespace_manifest(ns),
+                              pulumi.ResourceOptions.merge(o(), pulumi.ResourceOptions(retain_on_delete=True)))
         role = _k8s("ClusterRole", f"{name}-clusterrole", agent.cluster_role(ns), o())
         binding = _k8s("ClusterRoleBinding", f"{name}-clusterrolebinding", agent.cluster_role_binding(ns),
                        o(role))

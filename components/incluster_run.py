@@ -149,7 +149,22 @@ class Runner:
         p = self.k("logs", name, "-n", self.a.namespace, timeout=120)
         return p.stdout if p.returncode == 0 else ""
 
+    def check_namespace(self) -> None:
+        """Privileged pods go only into the namespace the program created for them (its managed-by label)."""
+        why = incluster.namespace_problem(self.a.namespace)
+        if why is None:
+            p = self.k("get", "namespace", self.a.namespace, "-o", "json")
+            if p.returncode != 0:
+                raise RunError(f"{self.where()}: cannot read namespace {self.a.namespace} (the program creates it "
+                               f"before any node command): {p.stderr.strip()}")
+            why = incluster.managed_namespace_problem(json.loads(p.stdout))
+        if why is not None:
+            raise RunError(f"{self.where()}: refusing to start a privileged runner pod in namespace "
+                           f"{self.a.namespace}: it {why}; set kubernetes.runnerNamespace to a namespace of its "
+                           f"own (default {incluster.DEFAULT_NAMESPACE}), which `pulumi up` creates")
+
     def run(self) -> int:
+        self.check_namespace()
         mode = "start"
         for attempt in range(MAX_ATTEMPTS):
             name = self.create(mode, attempt)
@@ -224,6 +239,9 @@ def main(argv: list[str] | None = None) -> int:
         raise KeyboardInterrupt(signum)
 
     signal.signal(signal.SIGTERM, stop)
+    # The engine's environment may carry the stack's passphrase; kubectl and its plugins get none of it.
+    for name in ("PULUMI_CONFIG_PASSPHRASE", "PULUMI_CONFIG_PASSPHRASE_FILE"):
+        os.environ.pop(name, None)
     with tempfile.TemporaryDirectory(prefix="wsf-run-") as tmp:
         runner = Runner(args, Kubectl(tmp))
         try:

@@ -132,6 +132,9 @@ class NodePoolArgs:
     k8s_provider: pulumi.ProviderResource | None = None
     #: Before labelling a node, check its handlers in node.status.runtimeHandlers (None: no check).
     runtime_handler_check: RuntimeHandlerCheck | None = None
+    #: Lab only: nodes and the bastion may go without a pinned host_key. pulumi-command then checks no host
+    #: key at all, and a machine in the middle receives the root command stream (each one is warned about).
+    insecure_accept_any_host_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -402,6 +405,7 @@ def _from_args(name: str, args: NodePoolArgs) -> tuple[list[NodePlan], dict[str,
         user=args.credentials.user if args.credentials else "root", port=args.port,
         has_credentials=_has_login(args.credentials), restart=args.restart, runtime=args.runtime,
         label_prefix=args.label_prefix, force_labels=args.force_labels, proxy=proxy_text,
+        insecure_accept_any_host_key=args.insecure_accept_any_host_key,
     )
     problems = list(_arg_problems(args))
     planned = plan_pool(spec)
@@ -461,6 +465,21 @@ def _arg_problems(args: NodePoolArgs) -> list[Problem]:
                                                          "plain str (it is part of the node's plan)"))
     if args.proxy is not None and args.proxy.host is None:
         out.append(Problem("error", "proxy.host", "missing; give the bastion's address"))
+    if args.proxy is not None and args.proxy.host_key is None:
+        shown = args.proxy.host if isinstance(args.proxy.host, str) else "(an Output)"
+        if args.insecure_accept_any_host_key:
+            out.append(Problem("warning", "proxy.host_key",
+                               f"INSECURE: bastion {shown!r} accepts any SSH host key "
+                               "(insecure_accept_any_host_key=True), so every connection through it trusts whatever "
+                               "answers at that address and hands it the root command stream; pin host_key before "
+                               "this program reaches real machines"))
+        else:
+            out.append(Problem("error", "proxy.host_key",
+                               f"missing: bastion {shown!r} is reached over SSH, and without a pinned host key "
+                               "pulumi-command checks none, so every connection through it trusts whatever answers "
+                               "at that address and hands it the root command stream; pass host_key (a line of "
+                               "`ssh-keyscan -t ed25519 HOST` without the host name), or, in a lab only, pass "
+                               "insecure_accept_any_host_key=True"))
     for j, n in enumerate(args.nodes):
         if n.host is None:
             out.append(Problem("error", f"nodes[{j}].host", f"node {n.name!r} has no host; give the address of "

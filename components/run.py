@@ -27,6 +27,7 @@ plugin); 130 interrupted.
 from __future__ import annotations
 
 import argparse
+import atexit
 import getpass
 import hashlib
 import json
@@ -34,8 +35,9 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -165,6 +167,55 @@ def passphrase_env(stack: str, tracked: str, backend: str, environ: Mapping[str,
     return {"PULUMI_CONFIG_PASSPHRASE": phrase}
 
 
+PASSPHRASE_PREFIX = "wsf-passphrase-"
+
+
+def _private_dir_base() -> Path:
+    """Memory-backed when the machine has /dev/shm: a passphrase file never reaches a disk."""
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK) else Path(tempfile.gettempdir())
+
+
+def _sweep_passphrase_dirs(base: Path) -> None:
+    """Removes the passphrase folders of runs that were killed (their process is gone)."""
+    for d in base.glob(f"{PASSPHRASE_PREFIX}*"):
+        try:
+            pid = int(d.name[len(PASSPHRASE_PREFIX):].split("-", 1)[0])
+            if d.stat().st_uid != os.getuid() or pid == os.getpid():
+                continue
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(d, ignore_errors=True)
+        except (ValueError, OSError):
+            continue
+
+
+def passphrase_file_env(extra: Mapping[str, str], environ: MutableMapping[str, str] | None = None,
+                        base: Path | None = None) -> dict[str, str]:
+    """The passphrase goes to the engine in a private file (PULUMI_CONFIG_PASSPHRASE_FILE), not in the
+    environment: the engine hands its environment to its plugins and they to every local command (restart
+    commands, shim probes, kubectl). The file is 0600 in a 0700 folder (in /dev/shm where there is one),
+    removed when this process ends; a killed run's folder is removed by the next run. PULUMI_CONFIG_PASSPHRASE
+    is taken out of this process's environment, which the Automation API passes on to the CLI. A passphrase
+    with surrounding white space stays in the environment (the CLI trims what it reads from a file)."""
+    env = os.environ if environ is None else environ
+    phrase = extra.get("PULUMI_CONFIG_PASSPHRASE", env.get("PULUMI_CONFIG_PASSPHRASE"))
+    if phrase is None or phrase != phrase.strip():
+        return dict(extra)
+    base = _private_dir_base() if base is None else base
+    _sweep_passphrase_dirs(base)
+    folder = Path(tempfile.mkdtemp(prefix=f"{PASSPHRASE_PREFIX}{os.getpid()}-", dir=base))  # 0700
+    atexit.register(shutil.rmtree, folder, True)
+    path = folder / "passphrase"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(phrase)
+    env.pop("PULUMI_CONFIG_PASSPHRASE", None)
+    out = {k: v for k, v in extra.items() if k != "PULUMI_CONFIG_PASSPHRASE"}
+    out["PULUMI_CONFIG_PASSPHRASE_FILE"] = str(path)
+    return out
+
+
 def engine_env(backend: str, extra: Mapping[str, str]) -> dict[str, str]:
     return {
         "PULUMI_BACKEND_URL": backend,
@@ -196,7 +247,8 @@ def open_stack(stack: str, *, create: bool, program: Callable[[], None] | None =
     if backend.startswith("file://"):
         Path(backend[len("file://"):]).mkdir(parents=True, exist_ok=True)
     cli = find_pulumi(environ)
-    extra = passphrase_env(stack, tracked, backend, environ)
+    extra = passphrase_file_env(passphrase_env(stack, tracked, backend, environ),
+                                None if environ is None else dict(environ))
     ws = prepare_workspace(stack, backend)
     project_name = (yaml.safe_load((PROJECT / "Pulumi.yaml").read_text()) or {}).get("name", PROJECT.name)
 

@@ -45,6 +45,13 @@ def release(version: str, shim: str = "slight", **extra: Any) -> dict[str, Any]:
     return entry
 
 
+def host_key(host: str) -> str:
+    """A pinned host key for a test node (SSH nodes need one): the host's name, base64 shaped."""
+    import base64
+
+    return "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + base64.b64encode(host.encode()).decode().rstrip("=")
+
+
 def stack(pools: list[dict[str, Any]], versions: tuple[str, ...] = ("1.2.3", "1.2.4"), **extra: Any) -> dict:
     raw = {
         "shims": {"slight": [release(v) for v in versions]},
@@ -58,6 +65,9 @@ def stack(pools: list[dict[str, Any]], versions: tuple[str, ...] = ("1.2.3", "1.
 def pool(name: str, releases: list[str], nodes: list[str], **extra: Any) -> dict[str, Any]:
     p = {"name": name, "containerd": "containerd-1", "releases": releases,
          "nodes": [{"name": n, "host": f"10.0.0.{i + 4}"} for i, n in enumerate(nodes)]}
+    if extra.get("transport", "ssh") == "ssh":  # SSH nodes need a pinned host key
+        for n in p["nodes"]:
+            n["hostKey"] = host_key(n["host"])
     p.update(extra)
     return p
 

@@ -294,7 +294,8 @@ def test_a_stack_mixes_ssh_local_in_cluster_and_agent_pools(mocks):
     raw["ssh"] = {"user": "root", "privateKey": "k"}
     raw["nodePools"] += [
         {"name": "s", "containerd": "containerd-1", "releases": ["slight@1.2.3"],
-         "nodes": [{"name": "node-s", "host": "10.0.0.4"}]},
+         "nodes": [{"name": "node-s", "host": "10.0.0.4",
+                    "hostKey": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMixedStack"}]},
         {"name": "l", "containerd": "containerd-1", "transport": "local", "releases": ["slight@1.2.3"],
          "nodes": [{"name": "node-l"}]},
         {"name": "k", "containerd": "containerd-2", "transport": "kubernetes", "releases": ["slight@1.2.4"],

@@ -82,10 +82,15 @@ def test_diff_markdown_is_a_pull_request_comment(tmp_path):
 
 
 def test_diff_says_each_warning_once(tmp_path):
-    old = write_stack(tmp_path / "old.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
-    new = write_stack(tmp_path / "new.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"], retiring=[])]))
+    def lab(raw):  # a lab stack: a node without a pinned host key, allowed by the opt-out (a loud warning)
+        del raw["nodePools"][0]["nodes"][0]["hostKey"]
+        raw["ssh"]["insecureAcceptAnyHostKey"] = True
+        return raw
+
+    old = write_stack(tmp_path / "old.yaml", lab(stack([pool("a", ["slight@1.2.3"], ["node-a"])])))
+    new = write_stack(tmp_path / "new.yaml", lab(stack([pool("a", ["slight@1.2.3"], ["node-a"], retiring=[])])))
     r = run("diff", str(old), str(new))
-    assert r.stderr.count("host key not pinned") == 1
+    assert r.stderr.count("INSECURE: node 'node-a' accepts any SSH host key") == 1
     assert r.stderr.count("installed on no node") == 1
 
 

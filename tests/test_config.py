@@ -17,9 +17,9 @@ def good() -> dict:
     return stack([pool("p", ["slight@1.2.3", "slight@1.2.4"], ["node-a"])])
 
 
-def test_a_good_stack_has_no_errors_and_warns_about_unpinned_host_keys():
+def test_a_good_stack_has_no_errors_and_no_warnings():
     cfg, problems = check_config(good())
-    assert [(p.severity, p.path) for p in problems] == [("warning", "nodePools[0].nodes[0].hostKey")]
+    assert problems == []
     assert list(cfg.releases) == ["slight@1.2.3", "slight@1.2.4"]
     assert cfg.runtime == "wasmtime"
 
@@ -212,12 +212,43 @@ def test_a_private_key_the_engine_holds_as_a_secret_or_still_encrypted_is_fine()
     assert "ssh.privateKey" not in {p.path for p in check_config(raw, secret_keys=())[1]}
 
 
-def test_a_bastion_without_a_pinned_host_key_is_a_warning():
+def test_an_ssh_node_without_a_pinned_host_key_is_an_error_that_names_the_opt_out():
+    raw = good()
+    del raw["nodePools"][0]["nodes"][0]["hostKey"]
+    _, problems = check_config(raw)
+    assert [(p.severity, p.path, p.message) for p in problems] == [(
+        "error", "nodePools[0].nodes[0].hostKey",
+        "missing: node 'node-a' is reached over SSH, and without a pinned host key pulumi-command checks none, so "
+        "every command sent to it trusts whatever answers at that address and hands it the root command stream; "
+        "add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the host name), or, in a lab only, set "
+        "ssh.insecureAcceptAnyHostKey: true")]
+
+
+def test_a_bastion_without_a_pinned_host_key_is_an_error():
     raw = good()
     raw["ssh"]["proxy"] = {"host": "bastion.example.org"}
-    assert "host key not pinned" in warnings(raw)["ssh.proxy.hostKey"]
+    assert "missing: bastion 'bastion.example.org' is reached over SSH" in errors(raw)["ssh.proxy.hostKey"]
     raw["ssh"]["proxy"]["hostKey"] = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB"
-    assert "ssh.proxy.hostKey" not in warnings(raw)
+    assert check_config(raw)[1] == []
+
+
+def test_the_lab_opt_out_turns_each_unpinned_host_into_a_loud_warning():
+    raw = good()
+    del raw["nodePools"][0]["nodes"][0]["hostKey"]
+    raw["ssh"]["proxy"] = {"host": "bastion.example.org"}
+    raw["ssh"]["insecureAcceptAnyHostKey"] = True
+    cfg, problems = check_config(raw)
+    assert [(p.severity, p.path) for p in problems] == [("warning", "ssh.proxy.hostKey"),
+                                                        ("warning", "nodePools[0].nodes[0].hostKey")]
+    assert all(p.message.startswith("INSECURE: ") for p in problems)
+    assert cfg.ssh.insecure_accept_any_host_key
+    raw["ssh"]["insecureAcceptAnyHostKey"] = "yes"
+    assert "must be true or false" in errors(raw)["ssh.insecureAcceptAnyHostKey"]
+
+
+def test_nodes_reached_locally_or_through_the_cluster_need_no_host_key():
+    raw = stack([pool("dev", ["slight@1.2.3"], ["dev-a"], transport="local")])
+    assert [p for p in check_config(raw)[1] if p.severity == "error"] == []
 
 
 def test_two_nodes_at_one_address_are_a_warning_naming_both():
@@ -403,3 +434,17 @@ def test_a_yaml_syntax_error_says_where_and_what_without_quoting_the_file(tmp_pa
     with pytest.raises(StackFileError) as exc:
         read_stack_file(f)
     assert "line 2, column " in str(exc.value) and "mapping values are not allowed" in str(exc.value)
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "1MiB", True, (1 << 40) + 1])
+def test_max_bytes_is_a_whole_number_of_bytes(value):
+    raw = good()
+    raw["shims"]["slight"][0]["maxBytes"] = value
+    assert "is not a size in bytes from 1 to 1099511627776" in errors(raw)["shims.slight[0].maxBytes"]
+
+
+def test_max_bytes_reaches_the_release():
+    raw = good()
+    raw["shims"]["slight"][0]["maxBytes"] = 1024
+    cfg, problems = check_config(raw)
+    assert problems == [] and cfg.releases["slight@1.2.3"].max_bytes == 1024

@@ -93,6 +93,14 @@ def test_a_bad_runner_namespace_is_an_error():
     assert "'Not_A_Label'" in msg and incluster.DEFAULT_NAMESPACE in msg
 
 
+@pytest.mark.parametrize("namespace", ["default", "kube-system", "kube-public", "kube-node-lease"])
+def test_a_runner_namespace_that_kubernetes_owns_is_an_error(namespace):
+    msg = errors(in_cluster_stack(runnerNamespace=namespace))["kubernetes.runnerNamespace"]
+    assert msg == (f"'{namespace}' is a namespace Kubernetes owns (default, kube-*): the program labels its runner "
+                   "namespace Pod Security privileged and deletes it with the stack; it names the namespace the "
+                   f"program creates for its runner pods, e.g. {incluster.DEFAULT_NAMESPACE}")
+
+
 def test_a_mixed_fleet_checks_ssh_only_for_its_ssh_pool():
     raw = in_cluster_stack()
     raw["nodePools"].append(pool("q", ["slight@1.2.3"], ["node-b"]))
@@ -297,6 +305,43 @@ def test_the_host_script_runs_the_script_with_the_runtimes_environment_and_forge
     assert runs(runtime.root) == []
 
 
+def test_the_host_script_keeps_its_run_private_and_stores_no_runtime_environment(runtime):
+    """The container runtime's environment (proxy credentials, a join token) reaches the script, never a file; the
+    script, its payload and its output are readable by root only."""
+    proc = runtime.start("start", RUN_ID, '#!/bin/sh\necho "from=$FROM_RUNTIME"\n', payload="PAYLOAD\n")
+    d = runtime.root / "var/lib/wasm-shim-fleet/runs" / RUN_ID
+    for line in proc.stdout:  # the whole result printed: the pod now waits for its acknowledgement
+        if line.startswith(incluster.result_markers(RUN_ID)[2]):
+            break
+    try:
+        assert (d / "out").read_text() == "from=yes\n"
+        assert not (d / "env").exists()
+        assert all("FROM_RUNTIME=yes" not in p.read_text(errors="replace") for p in d.iterdir() if p.is_file())
+        assert oct(d.parent.stat().st_mode & 0o777) == "0o700"
+        assert {p.name: oct(p.stat().st_mode & 0o077) for p in [d, *d.iterdir()]} == \
+            {p.name: "0o0" for p in [d, *d.iterdir()]}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=30)
+    assert runs(runtime.root) == []
+
+
+def test_a_run_whose_command_was_killed_before_its_status_is_removed_by_the_next_run(runtime):
+    folder = runtime.root / "var/lib/wasm-shim-fleet/runs"
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    killed = folder / "fedcba9876543210"  # its detached command died (SIGKILL, OOM) before writing rc
+    killed.mkdir(parents=True)
+    (killed / "script").write_text("#!/bin/sh\nsecret-setting\n")
+    (killed / "pid").write_text(f"{dead.pid}\n")
+    young = folder / "00112233445566778899aabb"  # just made by another pod: its command starts in a moment
+    young.mkdir()
+    p = runtime("start", RUN_ID, "#!/bin/sh\necho ok\n")
+    assert incluster.parse_result(p.stdout, RUN_ID) == ("ok\n", "", 0)
+    assert not killed.exists()
+    assert runs(runtime.root) == ["00112233445566778899aabb"]
+
+
 def test_a_result_whose_pod_died_unacknowledged_is_read_by_an_attach_pod_and_the_script_never_runs_twice(
         runtime, tmp_path):
     marker = tmp_path / "ran"
@@ -326,12 +371,13 @@ def test_a_result_whose_pod_died_unacknowledged_is_read_by_an_attach_pod_and_the
 # ------------------------------------------------------------------------- the runner, with a fake kubectl
 FAKE_KUBECTL = r'''#!/usr/bin/env python3
 """A stand-in kubectl for the runner's unit tests: pods and their states come from a scenario file."""
-import json, sys
+import json, os, sys
 from pathlib import Path
 state_file = Path(sys.argv[0]).with_name("state.json")
 st = json.loads(state_file.read_text())
 args = [a for a in sys.argv[1:] if not a.startswith("--kubeconfig") and a != st.get("kubeconfig")]
 st["calls"].append(args)
+st.setdefault("seen_env", []).extend(k for k in os.environ if k.startswith("PULUMI_CONFIG_PASSPHRASE"))
 def save(): state_file.write_text(json.dumps(st))
 verb = args[0]
 if verb == "create":
@@ -340,6 +386,13 @@ if verb == "create":
         save(); sys.stderr.write(st["create_errors"].pop(0)); save(); sys.exit(1)
     st["pods"][pod["metadata"]["name"]] = {"pod": pod, "step": 0}
     save(); print("pod/" + pod["metadata"]["name"]); sys.exit(0)
+if verb == "get" and args[1] == "namespace":
+    ns = st.get("namespace", {"metadata": {"name": args[2], "labels": {
+        "app.kubernetes.io/managed-by": "wasm-shim-fleet"}}})
+    save()
+    if ns is None:
+        sys.stderr.write(f'Error from server (NotFound): namespaces "{args[2]}" not found'); sys.exit(1)
+    print(json.dumps(ns)); sys.exit(0)
 name = args[2] if verb in ("get", "delete") else args[1]
 p = st["pods"].get(name)
 if verb == "get":
@@ -373,9 +426,9 @@ def fake_kubectl(tmp_path, monkeypatch):
     monkeypatch.setenv("KUBECTL", str(exe))
     monkeypatch.setenv("WSF_KUBECONFIG", "")
 
-    def scenario(pods: list[dict], create_errors: list[str] | None = None):
+    def scenario(pods: list[dict], create_errors: list[str] | None = None, **extra):
         (tmp_path / "state.json").write_text(json.dumps({"pods": {}, "calls": [], "script": pods,
-                                                         "create_errors": create_errors or []}))
+                                                         "create_errors": create_errors or [], **extra}))
 
     def state() -> dict:
         return json.loads((tmp_path / "state.json").read_text())
@@ -435,3 +488,37 @@ def test_pod_creation_waits_for_a_new_namespaces_service_account_and_explains_ot
                                     'resource "pods" in API group "" in the namespace "ns"'])
     rc, _, err = _run(capsys)
     assert rc == 1 and "deploy/rbac.yaml" in err
+
+
+@pytest.mark.parametrize(("namespace", "why"), [
+    ({"metadata": {"name": "ns", "labels": {}}}, "has no label app.kubernetes.io/managed-by=wasm-shim-fleet"),
+    ({"metadata": {"name": "ns", "labels": {"app.kubernetes.io/managed-by": "helm"}}}, "has no label"),
+    (None, "cannot read namespace ns"),
+])
+def test_the_runner_starts_no_pod_in_a_namespace_the_program_did_not_create(fake_kubectl, capsys, namespace, why):
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}], namespace=namespace)
+    rc, out, err = _run(capsys)
+    assert rc == 1 and why in err and out == ""
+    assert fake_kubectl.state()["pods"] == {}
+
+
+def test_the_runner_refuses_a_namespace_of_kubernetes_own_without_asking_the_cluster(fake_kubectl, capsys):
+    from components.incluster_run import main
+
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}],
+                 namespace={"metadata": {"name": "kube-system", "labels": {
+                     "app.kubernetes.io/managed-by": "wasm-shim-fleet"}}})
+    rc = main(["--node", "node-a", "--namespace", "kube-system", "--image", IMAGE, "--resource", "r",
+               "--script", "echo hi"])
+    err = capsys.readouterr().err
+    assert rc == 1 and "refusing to start a privileged runner pod in namespace kube-system" in err
+    assert fake_kubectl.state()["pods"] == {}
+
+
+def test_kubectl_does_not_inherit_the_stacks_passphrase(fake_kubectl, capsys, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "stack-secret")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "/nonexistent/passphrase")
+    fake_kubectl([{"states": [RUNNING], "log": _result_log("ok\n", "", 0)}])
+    assert _run(capsys)[:2] == (0, "ok\n")
+    st = fake_kubectl.state()
+    assert len(st["calls"]) >= 3 and st["seen_env"] == []

@@ -77,8 +77,8 @@ def test_a_pool_of_your_own_takes_host_port_and_host_key_as_outputs_and_keeps_na
 def test_credentials_per_node_win_over_the_pools_and_an_agent_socket_replaces_the_key(mocks):
     from wasm_shim_fleet import NodePool, PoolNode, SshCredentials
 
-    nodes = [PoolNode("node-a", host="10.0.0.7"),
-             PoolNode("node-b", host="10.0.0.8",
+    nodes = [PoolNode("node-a", host="10.0.0.7", host_key=HOST_KEY),
+             PoolNode("node-b", host="10.0.0.8", host_key=HOST_KEY,
                       credentials=SshCredentials(user="ops", agent_socket="/run/agent.sock"))]
     run(lambda: NodePool("shims", args(nodes=nodes)))
     commands = mocks.of_type(COMMAND_REMOTE)
@@ -133,9 +133,24 @@ def test_a_node_without_credentials_anywhere_is_an_error_naming_the_fix(mocks):
 def test_a_bad_host_that_arrives_as_an_output_fails_when_it_resolves_naming_the_argument(mocks):
     from wasm_shim_fleet import NodePool, PoolNode
 
-    nodes = [PoolNode("node-a", host=pulumi.Output.from_input("10.0.0.7:22"))]
+    nodes = [PoolNode("node-a", host=pulumi.Output.from_input("10.0.0.7:22"), host_key=HOST_KEY)]
     with pytest.raises(Exception, match=r"nodes\[0\]\.host: '10\.0\.0\.7:22' is not a host name or IP address"):
         run(lambda: {"resolve": NodePool("shims", args(nodes=nodes)).handlers})
+
+
+def test_a_node_or_bastion_without_a_host_key_is_an_error_unless_the_lab_opt_out_is_passed(mocks):
+    from wasm_shim_fleet import Bastion, NodePool, NodePoolArgsError, PoolNode
+
+    nodes = [PoolNode("node-a", host="10.0.0.7")]
+    proxy = Bastion(host="jump.example.org")
+    with pytest.raises(NodePoolArgsError) as err:
+        NodePool("shims", args(nodes=nodes, proxy=proxy))
+    found = {e["property_path"]: e["reason"] for e in err.value.errors}
+    assert set(found) == {"nodes[0].host_key", "proxy.host_key"}
+    assert found["nodes[0].host_key"].startswith("missing: node 'node-a' is reached over SSH")
+    assert "pass host_key (a line of `ssh-keyscan" in found["nodes[0].host_key"]
+    assert "pass insecure_accept_any_host_key=True" in found["proxy.host_key"]
+    run(lambda: NodePool("lab", args(nodes=nodes, proxy=proxy, insecure_accept_any_host_key=True)))
 
 
 def test_a_layout_of_your_own_is_checked_and_defined_in_the_nodes_scripts(mocks):
@@ -152,7 +167,7 @@ def test_a_layout_of_your_own_is_checked_and_defined_in_the_nodes_scripts(mocks)
     assert table.index(". \"$d/kit/$WSF_KIT/wsf.sh\"") < table.index("wsf_flavor() {")  # defined after the kit
 
     broken = ContainerdLayout(name="containerd-1", config_version=5, config_path="etc/x", template=False,
-                              restart="", loaded_config_path="/x/../y", socket="/run/s")
+                              restart=" ", loaded_config_path="/x/../y", socket="/run/s")
     with pytest.raises(NodePoolArgsError) as err:
         NodePool("other", args(containerd=broken))
     assert {e["property_path"] for e in err.value.errors} == {

@@ -15,11 +15,13 @@ import shutil
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from components.core import nodescript
+from components.core.containerd import BEGIN
 from components.core.flavors import FLAVORS
 from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.nodescript_cli import node_script_main
@@ -188,7 +190,8 @@ def test_installed_config_keeps_the_original_bytes_and_adds_one_block_of_the_nod
     assert last_line(result.stdout) == "changed"
     flv = FLAVORS[flavor]
     original = INPUT[flavor].read_text() if INPUT[flavor] else None
-    assert_kit_block(cfg.read_text(), original, node.handlers, flv.config_version, flv.create_base or "")
+    assert_kit_block(cfg.read_text(), original, node.handlers, flv.config_version,
+                     flv.base_for(flv.config_version) or "")
     golden(GOLDEN_SCRIPTS / flavor / f"{config_name(flavor)}.after", cfg.read_text())
 
 
@@ -261,7 +264,7 @@ def test_a_node_without_handlers_gets_its_table_removed(tmp_path: Path, path: st
     ("containerd-1", "[plugins.cri.containerd]\n  snapshotter = \"overlayfs\"\n", "containerd-legacy"),
     ("containerd-legacy", "version = 2\n[plugins]\n", "containerd-1 or k3s or rke2"),
     ("containerd-1", "version = 3 # containerd 2.x\n\n[plugins]\n", "containerd-2"),
-    ("containerd-2", "# comment\nversion=2\nimports = [\n  \"/a.toml\",\n]\n[plugins]\n", "containerd-1"),
+    ("containerd-2", "# comment\nversion=1\nimports = [\n  \"/a.toml\",\n]\n[plugins]\n", "containerd-legacy"),
 ])
 def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
         flavor: str, text: str, fits: str, tmp_path: Path, path: str) -> None:
@@ -273,6 +276,284 @@ def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
     assert len(result.stderr.strip().splitlines()) == 1
     after = snapshot(tmp_path, ignore=("minimal-bin", "var"))
     assert after == {k: v for k, v in snap.items() if not k.startswith("var")}
+
+
+@pytest.mark.parametrize(("old", "new", "verb", "rule"), [
+    # a handler glob the kit took before: '*' and ']' would write TOML of the caller's choosing
+    ("'slight-v1-2-3=io.containerd.slight-v1-2-3.v1'", "'slight*]=io.containerd.slight-v1-2-3.v1'",
+     "apply-table", "handler=io.containerd.<name>.v<N>"),
+    ("'spin=io.containerd.spin-v0-3-0.v1'", "'spin=io.containerd.spin-v0-3-0.v1 x'", "apply-table",
+     "handler=io.containerd.<name>.v<N>"),
+    # a binary name that leaves /usr/local/bin
+    ("install-binary \\\n    'containerd-shim-spin-v0-3-0-v1'",
+     "install-binary \\\n    '../../../etc/cron.d/containerd-shim-x-v1'",
+     "install-binary", "a shim binary name containerd-shim-<name>-v<N>"),
+    # an archive member that leaves the archive's folder
+    ("'containerd-shim-slight-v1'", "'../containerd-shim-slight-v1'", "install-binary", "an archive member"),
+    # a URL with a character that belongs in no URL of ours
+    ("'file://", "'file://$HOME", "install-binary", "an https:// or file:/// URL"),
+])
+def test_the_kit_refuses_a_value_that_breaks_its_rule_whoever_wrote_the_script(
+        old: str, new: str, verb: str, rule: str, tmp_path: Path, path: str) -> None:
+    """The break-glass install script of a node, edited by hand (or an old script recorded in a state): the kit
+    checks its own arguments, changes nothing and says which value breaks which rule."""
+    cfg = seed(tmp_path, "containerd-1")
+    original = cfg.read_bytes()
+    script = nodescript.install_script(sample_node("containerd-1"))
+    assert old in script
+    result = run_script(script.replace(old, new, 1), tmp_path, path=path)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith(f"wasm-shim-fleet: error: {verb}: '") and f"is not {rule}" in line, line
+    assert line.endswith("nothing was changed")
+    assert cfg.read_bytes() == original
+    assert not (tmp_path / "etc/cron.d").exists()
+    assert not list(tmp_path.rglob("containerd-shim-x-v1"))
+
+
+def test_a_size_limit_reaches_the_kit_only_when_the_catalog_sets_one() -> None:
+    raw = sample_raw("containerd-1", urls="https")
+    _, plan = plan_from_config(raw)
+    binary = plan.node("node-a").binaries["containerd-shim-spin-v0-3-0-v1"]
+    script = nodescript.install_binary_script(plan.node("node-a"), binary)
+    assert nodescript.install_binary_call(script).probe == "version" and "1048576" not in script
+    raw["shims"]["spin"][0]["maxBytes"] = 1048576
+    _, plan = plan_from_config(raw)
+    node = plan.node("node-a")
+    limited = nodescript.install_binary_script(node, node.binaries["containerd-shim-spin-v0-3-0-v1"])
+    assert limited.rstrip().endswith("'version' \\\n    '1048576'")
+    assert nodescript.install_binary_call(limited).sha256 == binary.sha256  # the policy pack still reads it
+
+
+def test_the_work_copies_of_a_killed_run_are_private_and_the_next_run_removes_them(tmp_path: Path, path: str) -> None:
+    """What the kit writes besides its final targets (copies of containerd's config, which may hold registry
+    credentials, candidates, dumps, downloads) is readable by root only, and a run killed with SIGKILL leaves
+    nothing the next run does not remove."""
+    cfg = seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1")
+    killed = run_script(nodescript.install_script(node, kit=debug_kit("config-staged")), tmp_path, path=path)
+    assert killed.returncode in (-9, 137), killed.stderr
+    state = tmp_path / "var/lib/wasm-shim-fleet"
+    (work,) = state.glob("tmp.*")
+    assert oct(state.stat().st_mode & 0o777) == "0o700"
+    assert {str(p.relative_to(state)): oct(p.stat().st_mode & 0o077) for p in [work, *work.rglob("*")]} == \
+        {str(p.relative_to(state)): "0o0" for p in [work, *work.rglob("*")]}
+    assert (work / "config.new").exists()
+    staged = cfg.parent / f".{cfg.name}.wsf-tmp"
+    assert staged.exists() and staged.stat().st_mode & 0o777 == cfg.stat().st_mode & 0o777  # the config's own
+    again = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert again.returncode == 0, again.stderr
+    assert not list(state.glob("tmp.*")) and not staged.exists()
+    assert (tmp_path / "usr/local/bin").stat().st_mode & 0o777 == 0o755
+
+
+def test_two_runs_that_find_a_stale_lock_never_both_take_it(tmp_path: Path, path: str) -> None:
+    """Without flock the lock is a folder holding its owner's pid, broken once that pid is gone. Run B finds it
+    stale and is slow to break it; run A, started meanwhile, finds it stale too. A must not end up holding the
+    lock while B breaks it under A (B breaking it a second time)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    seed(tmp_path, "containerd-1")
+    node = sample_node("containerd-1", releases=("slight@1.2.3",))
+    (binary,) = node.binaries.values()
+    assert run_script(nodescript.install_binary_script(node, binary), tmp_path, path=path).returncode == 0
+    state = tmp_path / "var/lib/wasm-shim-fleet"
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (state / "lock.d").mkdir()
+    (state / "lock.d/pid").write_text(f"{gone.pid}\n")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    (wrap / "mv").write_text('#!/bin/sh\nfor a; do case $a in */lock.d) [ -z "${SLOW_MV:-}" ] || sleep 2 ;; esac; '
+                             f'done\nexec {shutil.which("mv")} "$@"\n')
+    (wrap / "mv").chmod(0o755)
+    sock_path = tmp_path / "run/containerd/containerd.sock"  # "containerd answers" (no ctr on this PATH)
+    sock_path.parent.mkdir(parents=True)
+    sock = socket.socket(socket.AF_UNIX)
+    sock.bind(str(sock_path))
+    log = tmp_path / "held.log"
+    # A's restart runs inside A's lock: is the lock still A's three seconds later?
+    restart = (f'sleep 3; if [ "$(cat {state}/lock.d/pid 2>/dev/null)" = "$PPID" ]; then echo held; '
+               f"else echo stolen; fi >> {log}")
+    try:
+        with ThreadPoolExecutor(2) as pool:
+            b = pool.submit(run_script, nodescript.install_binary_script(node, binary), tmp_path,
+                            path=f"{wrap}:{path}", env={"SLOW_MV": "1"})
+            time.sleep(0.5)
+            a = pool.submit(run_script, nodescript.apply_table_script(node), tmp_path, path=f"{wrap}:{path}",
+                            restart=restart)
+            results = [b.result(), a.result()]
+    finally:
+        sock.close()
+    assert [r.returncode for r in results] == [0, 0], [r.stderr for r in results]
+    assert log.read_text() == "held\n"
+    assert not (state / "lock.d").exists() and not (state / "lock.break.d").exists()
+
+
+def test_a_config_changed_after_an_interrupted_run_is_not_undone_by_the_next_rollback(tmp_path: Path,
+                                                                                     path: str) -> None:
+    """config.prev, left by a run killed after it saved it, is the rollback target of the next run only while
+    the config is what that run left; an edit made since is what a failure must put back."""
+    cfg = seed(tmp_path, "containerd-1")
+    first = sample_node("containerd-1", releases=("slight@1.2.3",))
+    assert run_script(nodescript.install_script(first), tmp_path, path=path).returncode == 0
+    second = sample_node("containerd-1")
+    for b in second.binaries.values():
+        assert run_script(nodescript.install_binary_script(second, b), tmp_path, path=path).returncode == 0
+    install_kit(tmp_path, debug_kit("config-written"))
+    killed = run_script(nodescript.apply_table_script(second), tmp_path, path=path)
+    assert killed.returncode in (-9, 137), killed.stderr
+    install_kit(tmp_path)
+    assert (tmp_path / "var/lib/wasm-shim-fleet/config.prev").exists()
+    edited = cfg.read_text() + "# the operator's registry mirror, added after the interrupted run\n"
+    cfg.write_text(edited)
+    failed = run_script(nodescript.apply_table_script(second), tmp_path, path=path, restart="false")
+    assert failed.returncode == 1
+    assert "was changed since an interrupted run saved" in failed.stdout
+    assert cfg.read_text() == edited
+
+
+def test_a_symlinked_config_is_followed_as_the_node_sees_it_and_never_out_of_the_node_root(
+        tmp_path: Path, path: str) -> None:
+    root = tmp_path / "root"
+    install_kit(root)
+    text = (INPUTS / "containerd-1.toml").read_text()
+    outside = tmp_path / "outside/config.toml"
+    outside.parent.mkdir()
+    outside.write_text(text)
+    link = root / "etc/containerd/config.toml"
+    link.parent.mkdir(parents=True)
+    node = sample_node("containerd-1")
+    link.symlink_to(os.path.relpath(outside, link.parent))  # ../../../outside/config.toml
+    escaped = run_script(nodescript.install_script(node), root, path=path)
+    assert escaped.returncode == 1
+    assert f"leads to {outside}, outside the node root {root}" in escaped.stderr
+    link.unlink()
+    link.symlink_to(str(outside))  # an absolute target is a path on the node: under the node root
+    absent = run_script(nodescript.install_script(node), root, path=path)
+    assert absent.returncode == 1 and "whose folder does not exist on this node" in absent.stderr
+    assert outside.read_text() == text
+    real = root / "etc/containerd/real.toml"
+    real.write_text(text)
+    link.unlink()
+    link.symlink_to("/etc/containerd/real.toml")
+    followed = run_script(nodescript.install_script(node), root, path=path)
+    assert followed.returncode == 0, followed.stderr
+    assert link.is_symlink() and BEGIN in real.read_text()
+
+
+def test_the_new_config_is_flushed_to_disk_before_it_replaces_the_old_one(tmp_path: Path, path: str) -> None:
+    cfg = seed(tmp_path, "containerd-1")
+    wrap = tmp_path / "wrap"
+    wrap.mkdir()
+    log = tmp_path / "sync.log"
+    (wrap / "sync").write_text(f'#!/bin/sh\nif [ -e "${{2:-}}" ]; then p=present; else p=absent; fi\n'
+                               f'echo "$* $p" >> {log}\nexec {shutil.which("sync")} "$@"\n')
+    (wrap / "sync").chmod(0o755)
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=f"{wrap}:{path}")
+    assert result.returncode == 0, result.stderr
+    calls = log.read_text().splitlines()
+    staged = f"-- {cfg.parent}/.{cfg.name}.wsf-tmp present"
+    assert staged in calls and f"-- {cfg.parent} present" in calls
+    assert calls.index(staged) < calls.index(f"-- {cfg.parent} present")
+
+
+CORPUS = Path(__file__).resolve().parent / "corpus"
+
+
+@pytest.mark.parametrize("flavor", ["containerd-1", "containerd-2"])
+def test_a_version_2_file_with_containerd_2_plugin_ids_is_refused_when_no_containerd_can_say_where_it_reads_it(
+        flavor: str, tmp_path: Path, path: str) -> None:
+    """AKS's containerd 2 config says version 2 but uses the 2.x plugin ids: containerd 2 reads its runtimes from
+    io.containerd.cri.v1.runtime, 1.x never does. Without a containerd on PATH to ask, neither table is safe."""
+    cfg = seed(tmp_path, flavor, (CORPUS / "aks-containerd-2.toml").read_text())
+    original = cfg.read_bytes()
+    result = run_script(nodescript.install_script(sample_node(flavor)), tmp_path, path=path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wasm-shim-fleet: error: {cfg} says config version 2 but uses containerd 2.x plugin ids (line 3: "
+        '[plugins."io.containerd.cri.v1.images"]): containerd 2.x reads its runtimes from '
+        "io.containerd.cri.v1.runtime and 1.x never does, and no containerd on this node's PATH reads the file to "
+        "say which one this node runs; put the node's containerd on PATH (containerd --version), then re-run; "
+        "nothing was changed")
+    assert cfg.read_bytes() == original
+
+
+def test_a_containerd_2_pool_writes_version_2_tables_into_a_version_2_file_of_the_1_x_plugin_ids(
+        tmp_path: Path, path: str) -> None:
+    """EKS's containerd 1.7 config (version 2, io.containerd.grpc.v1.cri) on a containerd 2 node: containerd 2
+    migrates those tables, and would drop the file's own runtimes under io.containerd.cri.v1.runtime tables."""
+    text = (CORPUS / "eks-al2023-containerd-1.7.toml").read_text()
+    cfg = seed(tmp_path, "containerd-2", text)
+    node = sample_node("containerd-2")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    assert "not validating: no containerd on PATH that reads config version 2" in result.stdout
+    assert_kit_block(cfg.read_text(), text, node.handlers, 2)
+
+
+@pytest.mark.parametrize(("root_config", "version"), [(None, 3), ("version = 2\n", 2), ("version = 3\n", 3)])
+def test_a_k0s_drop_in_follows_the_version_of_the_config_that_imports_it(
+        root_config: str | None, version: int, tmp_path: Path, path: str) -> None:
+    install_kit(tmp_path)
+    flavor = FLAVORS["k0s"]
+    if root_config is not None:
+        root = tmp_path / flavor.loaded_config_path.lstrip("/")
+        root.parent.mkdir(parents=True)
+        root.write_text(root_config + f'imports = ["{tmp_path}/etc/k0s/containerd.d/*.toml"]\n')
+    node = sample_node("k0s")
+    result = run_script(nodescript.install_script(node), tmp_path, path=path)
+    assert result.returncode == 0, result.stderr
+    cfg = tmp_path / flavor.config_path.lstrip("/")
+    assert_kit_block(cfg.read_text(), None, node.handlers, version, f"version = {version}")
+    gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path)
+    assert gone.returncode == 0, gone.stderr
+    assert not cfg.exists()
+
+
+@pytest.mark.parametrize("imports", [
+    'imports = ["conf.d/*.toml"]',  # relative to the config's folder, a glob
+    'imports = [\n  "/ROOT/etc/containerd/conf.d/99-other.toml", # the admin one\n]',  # several lines, a comment
+])
+def test_a_drop_in_that_defines_one_of_our_handlers_is_refused_naming_it(imports: str, tmp_path: Path,
+                                                                         path: str) -> None:
+    text = ("version = 2\n" + imports.replace("/ROOT", str(tmp_path))
+            + '\n\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.runc]\n'
+            + '  runtime_type = "io.containerd.runc.v2"\n')
+    cfg = seed(tmp_path, "containerd-1", text)
+    dropin = tmp_path / "etc/containerd/conf.d/99-other.toml"
+    dropin.parent.mkdir()
+    dropin.write_text('# the admin one\n[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."slight-v1-2-3"]\n'
+                      '  runtime_type = "io.containerd.other.v1"\n')
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wasm-shim-fleet: error: refusing to add the handler table: the drop-in {dropin} line 2 (handler "
+        f"slight-v1-2-3), which containerd loads with {cfg}, defines that handler's table too and containerd "
+        "merges it over ours; remove that table from the drop-in or drop the handler from the pool; nothing was "
+        "changed")
+    assert cfg.read_text() == text
+
+
+def test_a_handler_table_that_a_distribution_renders_already_is_refused_before_the_template_changes(
+        tmp_path: Path, path: str) -> None:
+    """k3s renders a runtime for each shim it finds on PATH (ExtraRuntimes): ours under the same name would be a
+    table defined twice, which containerd refuses to start on."""
+    install_kit(tmp_path)
+    loaded = tmp_path / FLAVORS["k3s"].loaded_config_path.lstrip("/")
+    loaded.parent.mkdir(parents=True)
+    base = (CORPUS / "k3s-v2-config.toml").read_text()
+    loaded.write_text(base + '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."slight"]\n'
+                             '  runtime_type = "io.containerd.slight.v1"\n')
+    result = run_script(nodescript.install_script(sample_node("k3s")), tmp_path, path=path)
+    assert result.returncode == 1
+    line = base.count("\n") + 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"wasm-shim-fleet: error: refusing to add the handler table: {loaded}, which k3s renders, already defines "
+        f'[plugins."io.containerd.grpc.v1.cri".containerd.runtimes.slight] (line {line}) outside the '
+        "wasm-shim-fleet block (containerd refuses a table defined twice); remove it or drop the handler from the "
+        "pool; nothing was changed")
+    assert not (tmp_path / FLAVORS["k3s"].config_path.lstrip("/")).exists()
 
 
 def test_a_k3s_template_is_checked_against_the_version_of_the_config_k3s_renders(
@@ -328,7 +609,10 @@ def test_a_wrong_sha256_changes_nothing(tmp_path: Path, path: str) -> None:
     result = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert result.returncode == 1
     assert "sha256 mismatch" in result.stderr and "nothing was changed" in result.stderr
-    assert snapshot(tmp_path, ignore=("minimal-bin",)) == snap
+    after = snapshot(tmp_path, ignore=("minimal-bin",))
+    assert after.pop("var/lib/wasm-shim-fleet") == (0o700, "")  # the kit's own folder, made private
+    snap.pop("var/lib/wasm-shim-fleet")
+    assert after == snap
 
 
 def test_a_failed_download_fails_with_the_reason_and_leaves_nothing(tmp_path: Path, path: str) -> None:
@@ -401,6 +685,19 @@ def test_a_failing_restart_puts_the_previous_config_back(tmp_path: Path, path: s
     assert cfg.read_bytes() == before
     state = tmp_path / "var/lib/wasm-shim-fleet"
     assert not (state / "table.sha256").exists() and not (state / "config.prev").exists()
+
+
+def test_the_nodes_commands_do_not_inherit_the_stacks_passphrase(tmp_path: Path, path: str,
+                                                                 fake_socket: Path) -> None:
+    seed(tmp_path, "containerd-1")
+    seen = tmp_path.parent / f"{tmp_path.name}-restart-env"
+    result = run_script(nodescript.install_script(sample_node("containerd-1")), tmp_path, path=path,
+                        restart=f"env > {seen}",
+                        env={"PULUMI_CONFIG_PASSPHRASE": "stack-secret", "PULUMI_CONFIG_PASSPHRASE_FILE": "/p"})
+    assert result.returncode == 0, result.stderr
+    env = seen.read_text()
+    seen.unlink()
+    assert "WSF_NODE_ROOT=" in env and "PULUMI_CONFIG_PASSPHRASE" not in env and "stack-secret" not in env
 
 
 def test_relative_node_roots_and_trailing_slashes_resolve_to_the_same_files(tmp_path: Path, path: str) -> None:

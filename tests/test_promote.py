@@ -34,19 +34,20 @@ config:
       containerd: containerd-2
       releases: [slight@1.2.3]
       nodes:
-        - {{name: prod-a-1, host: 192.0.2.10}}   # spare PSU
-        - {{name: prod-a-2, host: 192.0.2.11}}
+        - {{name: prod-a-1, host: 192.0.2.10, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5vZGVLZXk"}}   # spare PSU
+        - {{name: prod-a-2, host: 192.0.2.11, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5vZGVLZXk"}}
     - name: b
       releases:
         - slight@1.2.3   # canary pool
       nodes:
         - name: prod-b-1
           host: 192.0.2.20
+          hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5vZGVLZXk"
     # Exists only in prod: promotion never touches it.
     - name: legacy
       releases: [slight@1.2.3]
       nodes:
-        - {{name: prod-legacy-1, host: 192.0.2.30}}
+        - {{name: prod-legacy-1, host: 192.0.2.30, hostKey: "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5vZGVLZXk"}}
   wasm-shim-fleet:ssh:
     user: deploy
     port: 2222

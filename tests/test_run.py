@@ -350,3 +350,64 @@ def test_preview_json_is_the_engines_own_document_on_stdout(monkeypatch, capsys)
     assert stack.calls[0][1]["json"] is True and out == "engine: preview running\n"
     assert stack.workspace.env_vars == run.PREVIEW_ENV
     assert "preview dev: previewed (3 create) in " in err
+
+
+RECORDING_CLI = """#!/bin/sh
+# A stand-in pulumi CLI: records the passphrase settings it was started with, and what its file holds.
+{ echo "${PULUMI_CONFIG_PASSPHRASE-unset} ${PULUMI_CONFIG_PASSPHRASE_FILE-unset} $*"
+  [ -z "${PULUMI_CONFIG_PASSPHRASE_FILE:-}" ] || cat "$PULUMI_CONFIG_PASSPHRASE_FILE"; echo; } >> "$0.seen"
+case " $* " in
+    *" version "*) echo v3.274.1 ;;
+    *" stack output "*) echo {} ;;
+    *" stack history "*) echo '[{"kind": "update", "result": "succeeded", "startTime": "2025-01-01T00:00:00.0Z",
+        "message": "", "environment": {}, "config": {}, "resourceChanges": {"same": 1}}]' ;;
+esac
+"""
+
+
+def test_the_engine_reads_the_passphrase_from_a_private_file_never_from_its_environment(tmp_path):
+    """The engine hands its environment to its plugins and they to every local command (restart commands,
+    shim probes, kubectl): the passphrase is not in it, only a file's path (removed when the run ends)."""
+    project = project_copy(tmp_path)
+    cli = fake_cli(tmp_path / "tc" / "bin")
+    cli.write_text(RECORDING_CLI)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PULUMI_")}
+    env.update(WSF_TOOLCHAIN_BIN=str(cli.parent), PULUMI_CONFIG_PASSPHRASE="stack-secret")
+    r = components(project, "up", "dev", env=env)
+    assert r.returncode == 0, r.stderr
+    seen = Path(f"{cli}.seen").read_text().splitlines()
+    assert all(line.split()[0] == "unset" for line in seen[0::2]), seen  # never in the environment
+    runs = [line.split()[:2] for line in seen[0::2] if not line.endswith(" version")]
+    assert len(runs) > 2 and all(path != "unset" for _, path in runs), seen
+    assert set(seen[3::2]) == {"stack-secret"}, seen  # each engine command read it from the file
+    assert all(not Path(path).parent.exists() for _, path in runs)
+
+
+def test_the_passphrase_file_is_private_and_a_killed_runs_file_is_removed_by_the_next_run(tmp_path):
+    dead = subprocess.run(["sh", "-c", "echo $$"], capture_output=True, text=True).stdout.strip()
+    left = tmp_path / f"{run.PASSPHRASE_PREFIX}{dead}-x"
+    alive = tmp_path / f"{run.PASSPHRASE_PREFIX}{os.getppid()}-y"
+    for d in (left, alive):
+        d.mkdir(mode=0o700)
+        (d / "passphrase").write_text("old")
+    environ = {"PULUMI_CONFIG_PASSPHRASE": "p w", "HOME": "/h"}
+    out = run.passphrase_file_env({}, environ, base=tmp_path)
+    assert environ == {"HOME": "/h"} and list(out) == ["PULUMI_CONFIG_PASSPHRASE_FILE"]
+    path = Path(out["PULUMI_CONFIG_PASSPHRASE_FILE"])
+    assert path.read_text() == "p w"
+    assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+    assert not left.exists() and alive.exists()
+    # a passphrase typed at the prompt goes the same way
+    assert Path(run.passphrase_file_env({"PULUMI_CONFIG_PASSPHRASE": ""}, {}, base=tmp_path)
+                ["PULUMI_CONFIG_PASSPHRASE_FILE"]).read_text() == ""
+
+
+@pytest.mark.parametrize("environ", [
+    {"PULUMI_CONFIG_PASSPHRASE_FILE": "/own/file"},  # the operator's own file: used as it is
+    {"PULUMI_CONFIG_PASSPHRASE": " padded "},  # the CLI trims a file's text: this one stays as it is
+    {},  # a stack without the passphrase provider
+])
+def test_a_passphrase_that_needs_no_file_is_left_as_it_is(environ, tmp_path):
+    before = dict(environ)
+    assert run.passphrase_file_env({}, environ, base=tmp_path) == {}
+    assert environ == before and list(tmp_path.iterdir()) == []

@@ -44,7 +44,11 @@ _SAFE_PATH = re.compile(r"^[A-Za-z0-9._/-]+$")
 _SERIES_LIKE = re.compile(r"-v[0-9]")
 
 TOP_KEYS = ("runtime", "labelPrefix", "shims", "nodePools", "ssh", "kubernetes", "deprecation")
-RELEASE_KEYS = ("version", "url", "sha256", "binary", "probe")
+RELEASE_KEYS = ("version", "url", "sha256", "binary", "probe", "maxBytes")
+#: The largest artifact a node downloads when its catalog entry sets no maxBytes (the kit's default), and the
+#: largest maxBytes may be.
+DEFAULT_MAX_BYTES = 256 * 1024 * 1024
+MAX_MAX_BYTES = 1 << 40
 #: `probe`: how a node checks an installed shim binary before anything uses it (`-v`), or not at all.
 PROBES = ("version", "none")
 POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport", "localRoot", "restart", "seedConfig",
@@ -52,7 +56,7 @@ POOL_KEYS = ("name", "containerd", "releases", "retiring", "nodes", "transport",
 #: How a pool's change reaches its nodes, node by node (agent pools: the DaemonSet's rolling update).
 ROLLOUT_KEYS = ("maxUnavailable", "minReadySeconds", "timeoutSeconds")
 NODE_KEYS = ("name", "host", "port", "hostKey")
-SSH_KEYS = ("user", "port", "privateKey", "proxy")
+SSH_KEYS = ("user", "port", "privateKey", "proxy", "insecureAcceptAnyHostKey")
 PROXY_KEYS = ("host", "port", "user", "privateKey", "hostKey")
 K8S_KEYS = ("kubeconfig", "context", "renderDir", "forceLabels", "runnerImage", "runnerNamespace", "agentImage",
             "agentNamespace", "agentApiServer")
@@ -86,6 +90,7 @@ class Release:
     member: str | None  # archive member to install; None for a bare binary
     path: str  # stack config path of the entry, e.g. shims.slight[0]
     probe: str = "version"  # version: run the binary with -v on the node before installing it; none: do not
+    max_bytes: int | None = None  # the largest download a node accepts (None: DEFAULT_MAX_BYTES)
 
     @property
     def key(self) -> str:
@@ -169,6 +174,8 @@ class Ssh:
     private_key: str | None = field(repr=False)
     proxy: Proxy | None = None
     proxy_private_key: str | None = field(default=None, repr=False)
+    #: Lab only: SSH nodes and the bastion may go without a pinned host key (pulumi-command then checks none).
+    insecure_accept_any_host_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -607,6 +614,13 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str 
                                       "'._+-', '/' between parts, no '..'); use the member's path as `tar tzf` "
                                       "lists it")
             member = None
+    max_bytes = m.get("maxBytes")
+    if max_bytes is not None and (isinstance(max_bytes, bool) or not isinstance(max_bytes, int)
+                                  or not 1 <= max_bytes <= MAX_MAX_BYTES):
+        c.error(f"{path}.maxBytes", f"{_show(max_bytes)} is not a size in bytes from 1 to {MAX_MAX_BYTES}; give the "
+                                    "largest artifact a node may download for this entry as a whole number (default "
+                                    f"{DEFAULT_MAX_BYTES}, 256 MiB), or remove the key")
+        return None
     probe = m.get("probe", "version")
     if probe not in PROBES:
         c.error(f"{path}.probe", f"{probe!r} is not one of {', '.join(PROBES)}; use version (run the binary with -v "
@@ -614,7 +628,7 @@ def _check_release(c: _Checker, shim: str, entry: Any, path: str, base_dir: str 
         return None
     if version is None or url is None or sha is None or (m.get("binary") is not None and member is None):
         return None
-    return Release(shim, version, url, sha.lower(), member, path, probe)
+    return Release(shim, version, url, sha.lower(), member, path, probe, max_bytes)
 
 
 def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | None) -> dict[str, Release]:
@@ -776,10 +790,6 @@ def _check_node(c: _Checker, raw: Any, path: str, transport: str, node_names: di
     if (name is None or host is None or (m.get("port") is not None and port is None)
             or (m.get("hostKey") is not None and host_key is None)):
         return None
-    if transport == "ssh" and host_key is None:
-        c.warn(f"{path}.hostKey", f"node {_show(name)}: host key not pinned, so the SSH server's identity is not "
-                                  "verified; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the "
-                                  "host name)")
     return Node(name, host, port, host_key, path)
 
 
@@ -970,6 +980,11 @@ def _check_ssh(c: _Checker, value: Any, need: bool, plaintext: bool) -> Ssh:
     user = _check_user(c, m.get("user", "root"), "ssh.user") or "root"
     port = c.port(m.get("port", 22), "ssh.port") or 22
     key = _secret(c, m.get("privateKey"), "ssh.privateKey", need, plaintext)
+    insecure = m.get("insecureAcceptAnyHostKey", False)
+    if not isinstance(insecure, bool):
+        c.error("ssh.insecureAcceptAnyHostKey", f"{_show(insecure)} must be true or false (default false: every "
+                                                "SSH node and the bastion need a pinned hostKey)")
+        insecure = False
     proxy = None
     proxy_key = None
     if m.get("proxy") is not None:
@@ -986,12 +1001,25 @@ def _check_ssh(c: _Checker, value: Any, need: bool, plaintext: bool) -> Ssh:
             pkey = _check_host_key(c, pm.get("hostKey"), "ssh.proxy.hostKey")
             proxy_key = _secret(c, pm.get("privateKey"), "ssh.proxy.privateKey", False, plaintext)
             if phost is not None and pm.get("hostKey") is None:
-                c.warn("ssh.proxy.hostKey", f"bastion {_show(phost)}: host key not pinned, so every connection "
-                                            "through it trusts whatever answers at that address; add hostKey "
-                                            "(a line of `ssh-keyscan -t ed25519 HOST` without the host name)")
+                _unpinned(c, "ssh.proxy.hostKey", f"bastion {_show(phost)}", "every connection through it",
+                          insecure)
             if phost is not None:
                 proxy = Proxy(phost, pport, puser, pkey, proxy_key is not None)
-    return Ssh(user, port, key, proxy, proxy_key)
+    return Ssh(user, port, key, proxy, proxy_key, insecure)
+
+
+def _unpinned(c: _Checker, path: str, who: str, what: str, insecure: bool) -> None:
+    """A host reached over SSH without a pinned host key: pulumi-command then checks none, and a man in the
+    middle receives the root command stream (and can answer "installed"). An error, unless the lab opt-out."""
+    if insecure:
+        c.warn(path, f"INSECURE: {who} accepts any SSH host key (ssh.insecureAcceptAnyHostKey is true), so {what} "
+                     "trusts whatever answers at that address and hands it the root command stream; pin hostKey "
+                     "before this stack reaches real machines")
+    else:
+        c.error(path, f"missing: {who} is reached over SSH, and without a pinned host key pulumi-command checks "
+                      f"none, so {what} trusts whatever answers at that address and hands it the root command "
+                      "stream; add hostKey (a line of `ssh-keyscan -t ed25519 HOST` without the host name), or, "
+                      "in a lab only, set ssh.insecureAcceptAnyHostKey: true")
 
 
 def _secret(c: _Checker, value: Any, path: str, need: bool, plaintext: bool = False) -> str | None:
@@ -1035,6 +1063,8 @@ def _check_kubernetes(c: _Checker, value: Any, base_dir: str | Path | None) -> K
             image = None
     namespace = m.get("runnerNamespace", incluster.DEFAULT_NAMESPACE)
     why = naming.dns_label_problem(namespace) if isinstance(namespace, str) else "is not a string"
+    if why is None:
+        why = incluster.namespace_problem(namespace)
     if why is not None:
         c.error("kubernetes.runnerNamespace", f"{_show(namespace)} {why}; it names the namespace the program "
                                               f"creates for its runner pods, e.g. {incluster.DEFAULT_NAMESPACE}")
@@ -1148,6 +1178,13 @@ def check_config(raw: Mapping[str, Any], base_dir: str | Path | None = None,
     pools = _check_pools(c, raw.get("nodePools"), releases, FLAVORS if flavors is None else flavors)
     need_ssh = any(p.transport == "ssh" and p.nodes for p in pools)
     ssh = _check_ssh(c, raw.get("ssh"), need_ssh, plaintext=secret_keys is not None and "ssh" not in secret_keys)
+    for pool in pools:
+        if pool.transport != "ssh":
+            continue
+        for node in pool.nodes:
+            if node.host_key is None:
+                _unpinned(c, f"{node.path}.hostKey", f"node {_show(node.name)}", "every command sent to it",
+                          ssh.insecure_accept_any_host_key)
     kubernetes = _check_kubernetes(c, raw.get("kubernetes"), base_dir)
     _check_in_cluster(c, pools, kubernetes, raw.get("kubernetes"))
     _check_agents(c, pools, kubernetes, raw.get("kubernetes"), runtime, prefix)

@@ -1,10 +1,13 @@
 """containerd flavors as data: where each kind of node keeps its config and how it restarts containerd.
 
-A flavor fixes the config schema version (field notes trap 6) and therefore the TOML table under which
-runtimes are registered (containerd 2.3's version 4 keeps version 3's runtimes table: `containerd-2` takes
-both). k3s and rke2 render containerd's config themselves from a template that must
-begin with `{{ template "base" . }}` (`config.toml.tmpl` on containerd 1.x, `config-v3.toml.tmpl` on 2.x); for them
-we write the template, never the rendered file.
+A flavor names the runtimes tables it may write (field notes trap 6), its own first. Which one a node gets is
+decided on the node, by asking the containerd that reads the file (its `config dump`): containerd 2.x reads a
+version 2 file's runtimes either from `io.containerd.grpc.v1.cri` (migrated) or from
+`io.containerd.cri.v1.runtime` as written (AKS's containerd 2 config), so `containerd-2` may write either into
+such a file, whichever containerd reads without losing a runtime. containerd 2.3's version 4 keeps version 3's
+runtimes table. k3s and rke2 render containerd's config themselves from a template that must begin with
+`{{ template "base" . }}` (`config.toml.tmpl` on containerd 1.x, `config-v3.toml.tmpl` on 2.x); for them we
+write the template, never the rendered file.
 """
 
 from __future__ import annotations
@@ -31,7 +34,8 @@ class Flavor:
     #: True when containerd does not load `config_path` itself: a template (k3s, rke2, microk8s) or a drop-in
     #: (k0s) from which the distribution renders `loaded_config_path` when it restarts containerd.
     template: bool
-    #: Shell command that restarts containerd (overridable per run with WSF_RESTART).
+    #: Shell command that restarts containerd (overridable per run with WSF_RESTART). Empty: the distribution
+    #: restarts containerd itself when the file changes (k0s watches its drop-in folder); the node waits for it.
     restart: str
     #: The file containerd actually loads (differs from config_path for templates).
     loaded_config_path: str
@@ -39,14 +43,27 @@ class Flavor:
     socket: str
     #: The first line of `config_path` when the fleet creates it (k3s/rke2 templates, k0s drop-ins); None: the
     #: file must exist (a main config holding only our tables would drop containerd's built-in runc).
+    #: `{version}` stands for the config version of the tables written (a k0s drop-in follows its root config).
     create_base: str | None = None
     #: Config versions of the file containerd loads that this flavor's tables fit (default: config_version).
     #: containerd 2.3's config version 4 keeps the runtimes table of version 3.
     also_accepts: tuple[int, ...] = ()
+    #: Other runtimes tables (by config version) the flavor may write when the node's containerd reads them
+    #: there: containerd 2.x migrates a version 2 file's `io.containerd.grpc.v1.cri` runtimes.
+    also_writes: tuple[int, ...] = ()
 
     @property
     def accepts(self) -> tuple[int, ...]:
         return (self.config_version, *self.also_accepts)
+
+    def base_for(self, table_version: int) -> str | None:
+        """The first line of a file the flavor creates, for tables of that config version."""
+        return None if self.create_base is None else self.create_base.replace("{version}", str(table_version))
+
+    @property
+    def tables(self) -> tuple[int, ...]:
+        """The config versions whose runtimes table the flavor may write, its own first."""
+        return (self.config_version, *(v for v in self.also_writes if v != self.config_version))
 
     @property
     def runtimes_table(self) -> str:
@@ -88,6 +105,7 @@ FLAVORS: dict[str, Flavor] = {
             loaded_config_path="/etc/containerd/config.toml",
             socket="/run/containerd/containerd.sock",
             also_accepts=(4,),
+            also_writes=(2,),
         ),
         Flavor(
             name="k3s",
@@ -141,16 +159,22 @@ FLAVORS: dict[str, Flavor] = {
             loaded_config_path="/var/snap/microk8s/current/args/containerd.toml",
             socket="/var/snap/microk8s/common/run/containerd.sock",
         ),
-        # k0s merges CRI settings of drop-ins in /etc/k0s/containerd.d/ into the CRI config it generates.
+        # k0s starts containerd on /etc/k0s/containerd.toml, which imports the drop-ins of /etc/k0s/containerd.d/
+        # (k0s 1.27-1.3x on containerd 1.7: version 2, CRI drop-ins merged into /run/k0s/containerd-cri.toml,
+        # which it imports; on containerd 2.x: version 3, drop-ins imported as they are). k0s watches that folder
+        # and restarts containerd itself when a file in it changes (pkg/component/worker/containerd/component.go,
+        # watchDropinConfigs): no restart command, the node waits for containerd to come back.
         Flavor(
             name="k0s",
-            config_version=2,
+            config_version=3,
             config_path="/etc/k0s/containerd.d/wasm-shim-fleet.toml",
             template=True,
-            restart="systemctl restart k0sworker 2>/dev/null || systemctl restart k0scontroller",
-            loaded_config_path="/run/k0s/containerd-cri.toml",
+            restart="",
+            loaded_config_path="/etc/k0s/containerd.toml",
             socket="/run/k0s/containerd.sock",
-            create_base="version = 2",
+            create_base="version = {version}",
+            also_accepts=(2,),
+            also_writes=(2,),
         ),
     )
 }
@@ -183,6 +207,10 @@ def flavor_problems(flavor: Flavor) -> list[tuple[str, str]]:
     if bad:
         out.append(("also_accepts", f"{bad!r} holds config versions containerd does not have; use values from "
                                     f"{KNOWN_CONFIG_VERSIONS}"))
+    bad = [v for v in flavor.also_writes if v not in RUNTIMES_TABLE]
+    if bad:
+        out.append(("also_writes", f"{bad!r} holds config versions whose runtimes table is not known; use values "
+                                   f"from {tuple(RUNTIMES_TABLE)}"))
     for field in ("config_path", "loaded_config_path", "socket"):
         value = getattr(flavor, field)
         if not isinstance(value, str) or not _SAFE_PATH.match(value) or "/../" in value + "/":
@@ -192,9 +220,12 @@ def flavor_problems(flavor: Flavor) -> list[tuple[str, str]]:
         value = getattr(flavor, field)
         if field == "create_base" and value is None:
             continue
+        if field == "restart" and value == "":
+            continue  # the distribution restarts containerd itself when the file changes
         if not isinstance(value, str) or not value.strip() or "\n" in value or "\0" in value:
             out.append((field, f"{value!r} must be one non-empty line"
-                               + (" (the command that restarts containerd on the node)" if field == "restart"
+                               + (" (the command that restarts containerd on the node, or '' when the "
+                                  "distribution restarts it itself)" if field == "restart"
                                   else " (the first line of a file the fleet creates), or None")))
     if not isinstance(flavor.template, bool):
         out.append(("template", f"{flavor.template!r} must be True or False"))

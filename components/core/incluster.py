@@ -70,6 +70,30 @@ def image_problem(image: object) -> str | None:
     return None
 
 
+def namespace_problem(name: str) -> str | None:
+    """Why `name` cannot be the runner namespace, or None. The program creates it, labels it Pod Security
+    `privileged` and deletes it with the stack: a namespace of Kubernetes' own would lose that protection for
+    the cluster's own workloads (and be deleted)."""
+    if name == "default" or name.startswith("kube-"):
+        return ("is a namespace Kubernetes owns (default, kube-*): the program labels its runner namespace Pod "
+                "Security privileged and deletes it with the stack")
+    return None
+
+
+def managed_namespace_problem(namespace: dict) -> str | None:
+    """Why the runner must not start privileged pods in this Namespace object (as the API server returns it),
+    or None: only in the one the program created, which carries its managed-by label."""
+    name = (namespace.get("metadata") or {}).get("name", "")
+    why = namespace_problem(name)
+    if why is not None:
+        return why
+    labels = (namespace.get("metadata") or {}).get("labels") or {}
+    if labels.get(MANAGED_BY[0]) != MANAGED_BY[1]:
+        return (f"has no label {MANAGED_BY[0]}={MANAGED_BY[1]}: the runner starts its privileged pods only in "
+                "the namespace the program created for them")
+    return None
+
+
 def pod_name(run_id: str, attempt: int = 0) -> str:
     return f"wsf-run-{run_id}-{attempt}"
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import containerd, naming
+from .config import DEFAULT_MAX_BYTES
 from .flavors import FLAVORS, RUNTIMES_TABLE, Flavor
 from .plan import Binary, NodePlan
 
@@ -81,8 +82,9 @@ def kit_data() -> str:
     """The kit's generated data block: containerd flavors, the flavors that fit each config version, the runtimes
     table of each version and the block markers."""
     lines = [DATA_BEGIN,
-             "# wsf_flavor NAME: FLAVOR CONFIG_VERSION ACCEPTS TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
+             "# wsf_flavor NAME: FLAVOR CONFIG_VERSION TABLES TEMPLATE CONFIG_PATH CREATE_BASE LOADED_CONFIG SOCKET",
              *_flavor_function(FLAVORS.values()),
+             *_table_function(),
              "# The flavors that fit a config version (for the version mismatch error).",
               "fits() {", "    case $1 in"]
     for version in sorted({v for f in FLAVORS.values() for v in f.accepts}):
@@ -91,6 +93,8 @@ def kit_data() -> str:
               f"BEGIN_MARK={shq(containerd.BEGIN)}",
               f"END_MARK={shq(containerd.END)}",
               f"ORIGINAL_PREFIX={shq(containerd.ORIGINAL_PREFIX)}",
+              "# The largest download when the catalog entry sets no maxBytes.",
+              f"DEFAULT_MAX_BYTES={DEFAULT_MAX_BYTES}",
               DATA_END]
     return "\n".join(lines) + "\n"
 
@@ -101,15 +105,22 @@ def _flavor_function(flavors: Iterable[Flavor]) -> list[str]:
     lines = ["wsf_flavor() {", "    case $1 in"]
     for f in flavors:
         lines.append(f"        {f.name}) FLAVOR={f.name} CONFIG_VERSION={f.config_version} "
-                     f"ACCEPTS={shq(' '.join(map(str, f.accepts)))} TEMPLATE={1 if f.template else 0}")
+                     f"TABLES={shq(' '.join(map(str, f.tables)))} TEMPLATE={1 if f.template else 0}")
         lines.append(f"            CONFIG_PATH={shq(f.config_path)} CREATE_BASE={shq(f.create_base or '')}")
         lines.append(f"            LOADED_CONFIG={shq(f.loaded_config_path)} SOCKET={shq(f.socket)} ;;")
     lines += ["        *) return 1 ;;", "    esac",
-              "    case $CONFIG_VERSION in"]
+              "    table_of \"$CONFIG_VERSION\"; RUNTIMES_TABLE=$wsf_table", "}"]
+    return lines
+
+
+def _table_function() -> list[str]:
+    """The kit's `table_of VERSION`: sets wsf_table to that config version's runtimes table (canonical key)."""
+    lines = ["# table_of VERSION: wsf_table, the runtimes table (canonical dotted key) of a config version.",
+             "table_of() {", "    case $1 in"]
     for version, table in RUNTIMES_TABLE.items():
         canonical = ".".join(containerd.toml_key(p) for p in split_key(table))
-        lines.append(f"        {version}) RUNTIMES_TABLE={shq(canonical)} ;;")
-    lines += ["    esac", "}"]
+        lines.append(f"        {version}) wsf_table={shq(canonical)} ;;")
+    lines += ["        *) return 1 ;;", "    esac", "}"]
     return lines
 
 
@@ -220,9 +231,9 @@ def install_binary_call(script: str) -> InstallCall | None:
         values = shlex.split(m.group(1).replace("\\\n", " "))
     except ValueError:
         return None
-    if len(values) not in (4, 5):
+    if len(values) not in (4, 5, 6):
         return None
-    name, url, sha, member, *probe = values
+    name, url, sha, member, *probe = values[:5]
     header = _HEADER.search(script)
     node = header.group(1) if header else None
     return InstallCall(name, url, sha, member, probe[0] if probe else "none", node)
@@ -240,9 +251,12 @@ def install_binary_calls(script: str) -> list[InstallCall]:
 
 def install_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:
     """Download, verify and install one shim binary on the node; idempotent (no download when in place)."""
+    # The size limit goes into the call only when the catalog sets one (else the kit's default applies, and the
+    # scripts of existing binaries stay the same).
+    extra = () if binary.max_bytes is None else (str(binary.max_bytes),)
     return _script(node, f"install {binary.release}",
                    _call(node, INSTALL_BINARY, binary.name, binary.url, binary.sha256, binary.member or "",
-                         binary.probe, sep=" \\\n    "), root)
+                         binary.probe, *extra, sep=" \\\n    "), root)
 
 
 def remove_binary_script(node: NodePlan, binary: Binary, root: str | None = None) -> str:

@@ -35,11 +35,15 @@ class Binary:
     sha256: str
     member: str | None
     probe: str = "version"  # config.PROBES
+    #: The largest download the node accepts (None: the kit's default, config.DEFAULT_MAX_BYTES).
+    max_bytes: int | None = None
 
     def to_json(self) -> dict[str, Any]:
-        out = {"release": self.release, "url": self.url, "sha256": self.sha256}
+        out: dict[str, Any] = {"release": self.release, "url": self.url, "sha256": self.sha256}
         if self.member:
             out["member"] = self.member
+        if self.max_bytes is not None:
+            out["maxBytes"] = self.max_bytes
         if self.probe != "version":
             out["probe"] = self.probe
         return out
@@ -122,7 +126,7 @@ class NodePlan:
             handlers=dict(d.get("handlers") or {}), aliases=dict(d.get("aliases") or {}),
             labels=dict(d.get("labels") or {}),
             binaries={k: Binary(k, b["release"], b["url"], b["sha256"], b.get("member"),
-                                       b.get("probe", "version"))
+                                       b.get("probe", "version"), b.get("maxBytes"))
                       for k, b in (d.get("binaries") or {}).items()},
             local_root=d.get("localRoot") or "nodes", restart=d.get("restart"), seed_config=d.get("seedConfig"),
             force_labels=bool(d.get("forceLabels")), user=d.get("user"), proxy=d.get("proxy"),
@@ -133,13 +137,15 @@ class NodePlan:
 def _layout_json(f: Flavor) -> dict[str, Any]:
     return {"name": f.name, "configVersion": f.config_version, "configPath": f.config_path,
             "template": f.template, "restart": f.restart, "loadedConfigPath": f.loaded_config_path,
-            "socket": f.socket, "createBase": f.create_base, "alsoAccepts": list(f.also_accepts)}
+            "socket": f.socket, "createBase": f.create_base, "alsoAccepts": list(f.also_accepts),
+            **({"alsoWrites": list(f.also_writes)} if f.also_writes else {})}
 
 
 def _layout_from_json(d: Mapping[str, Any]) -> Flavor:
     return Flavor(name=d["name"], config_version=d["configVersion"], config_path=d["configPath"],
                   template=d["template"], restart=d["restart"], loaded_config_path=d["loadedConfigPath"],
-                  socket=d["socket"], create_base=d.get("createBase"), also_accepts=tuple(d.get("alsoAccepts") or ()))
+                  socket=d["socket"], create_base=d.get("createBase"), also_accepts=tuple(d.get("alsoAccepts") or ()),
+                  also_writes=tuple(d.get("alsoWrites") or ()))
 
 
 @dataclass(frozen=True)
@@ -292,7 +298,8 @@ def plan_node(cfg: FleetConfig, pool: Pool, node: Node) -> NodePlan:
     for alias in select_aliases(active):
         shim = aliases[alias].shim
         labels[naming.label_key(cfg.runtime, alias, shim, cfg.label_prefix)] = naming.LABEL_VALUE
-    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member, r.probe) for r in (*active, *retiring)}
+    binaries = {r.binary: Binary(r.binary, r.key, r.url, r.sha256, r.member, r.probe, r.max_bytes)
+                for r in (*active, *retiring)}
     return NodePlan(
         name=node.name,
         pool=pool.name,

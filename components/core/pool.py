@@ -49,6 +49,8 @@ class CatalogEntry:
     sha256: str
     binary: str | None = None
     probe: str = "version"
+    #: The largest download a node accepts for it (None: 256 MiB).
+    max_bytes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,8 @@ class PoolSpec:
     seed_config: str | None = None
     #: the bastion as one comparable string (NodePlan.proxy), if any
     proxy: str | None = None
+    #: lab only: nodes may go without a pinned host key
+    insecure_accept_any_host_key: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +128,9 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
     shims: dict[str, list[dict[str, Any]]] = {}
     catalog_index: dict[tuple[str, int], int] = {}
     for i, e in enumerate(spec.catalog):
-        entry = {"version": e.version, "url": e.url, "sha256": e.sha256, "probe": e.probe}
+        entry: dict[str, Any] = {"version": e.version, "url": e.url, "sha256": e.sha256, "probe": e.probe}
+        if e.max_bytes is not None:
+            entry["maxBytes"] = e.max_bytes
         if e.binary is not None:
             entry["binary"] = e.binary
         catalog_index[(e.shim, len(shims.setdefault(e.shim, [])))] = i
@@ -167,7 +173,8 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
     if spec.label_prefix:
         raw_config["labelPrefix"] = spec.label_prefix
     if spec.transport == "ssh":
-        ssh: dict[str, Any] = {"privateKey": "<credentials>"}  # presence only: checked per node above
+        ssh: dict[str, Any] = {"privateKey": "<credentials>",  # presence only: checked per node above
+                               "insecureAcceptAnyHostKey": spec.insecure_accept_any_host_key}
         if spec.user is not PENDING:
             ssh["user"] = spec.user
         if spec.port is not PENDING:
@@ -216,4 +223,7 @@ def _named(problem: Problem, catalog_index: Mapping[tuple[str, int], int]) -> Pr
         path = "force_labels"
     for old, new in _KEY_NAMES.items():
         path = re.sub(rf"(^|\.){old}\b", rf"\g<1>{new}", path)
-    return Problem(problem.severity, path, problem.message)
+    message = problem.message.replace("add hostKey (", "pass host_key (").replace(
+        "set ssh.insecureAcceptAnyHostKey: true", "pass insecure_accept_any_host_key=True").replace(
+        "(ssh.insecureAcceptAnyHostKey is true)", "(insecure_accept_any_host_key=True)")
+    return Problem(problem.severity, path, message)

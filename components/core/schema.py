@@ -15,9 +15,11 @@ import json
 from typing import Any
 
 from .config import (
+    DEFAULT_MAX_BYTES,
     DEPRECATION_KEYS,
     DEPRECATION_MODES,
     K8S_KEYS,
+    MAX_MAX_BYTES,
     NAMESPACE,
     NODE_KEYS,
     POOL_KEYS,
@@ -59,13 +61,16 @@ def stack_schema() -> dict[str, Any]:
         "binary": _s("member of the archive to install; omit for a bare binary"),
         "probe": {"enum": list(PROBES),
                   "description": "version (default): run the installed binary with -v before use; none: skip"},
+        "maxBytes": {"type": "integer", "minimum": 1, "maximum": MAX_MAX_BYTES, "default": DEFAULT_MAX_BYTES,
+                     "description": "the largest download a node accepts for this entry (default 256 MiB)"},
     }, RELEASE_KEYS, ("version", "url", "sha256"))
     pin = _s("<shim>@<version>, e.g. slight@1.2.3", pattern="^[^@]+@[^@]+$")
     node = _object({
         "name": _s("the Kubernetes node name (`kubectl get nodes`)"),
         "host": _s("SSH address: host name or IP, without port (not for transport kubernetes)"),
         "port": {**PORT, "description": "SSH port (default: ssh.port)"},
-        "hostKey": _s("pinned host key: a line of `ssh-keyscan -t ed25519 HOST` without the host name"),
+        "hostKey": _s("pinned host key: a line of `ssh-keyscan -t ed25519 HOST` without the host name; required "
+                      "for transport ssh (unless ssh.insecureAcceptAnyHostKey)"),
     }, NODE_KEYS, ("name",))
     pool = _object({
         "name": _s("pool name, a DNS label"),
@@ -97,9 +102,16 @@ def stack_schema() -> dict[str, Any]:
                                         "(default 60)"},
     }, POOL_KEYS, ("name",))
     proxy = _object({"host": _s("bastion host"), "port": PORT, "user": _s("bastion user"),
-                     "privateKey": SECRET, "hostKey": _s("the bastion's pinned host key")}, PROXY_KEYS, ("host",))
+                     "privateKey": SECRET,
+                     "hostKey": _s("the bastion's pinned host key; required (unless ssh.insecureAcceptAnyHostKey)")},
+                    PROXY_KEYS, ("host",))
     ssh = _object({"user": _s("login user on the nodes (default root)"), "port": {**PORT, "default": 22},
-                   "privateKey": SECRET, "proxy": proxy}, SSH_KEYS)
+                   "privateKey": SECRET, "proxy": proxy,
+                   "insecureAcceptAnyHostKey": {
+                       "type": "boolean", "default": False,
+                       "description": "LAB ONLY: SSH nodes and the bastion may go without a pinned hostKey; then "
+                                      "no host key is checked and a machine in the middle gets the root commands"}},
+                  SSH_KEYS)
     kubernetes = _object({
         "kubeconfig": _s("path or contents (default: the usual lookup)"),
         "context": _s("kubeconfig context"),
@@ -109,11 +121,12 @@ def stack_schema() -> dict[str, Any]:
         "runnerImage": _s("transport kubernetes: image of the node-command pods (nsenter), pinned by digest",
                           pattern="@sha256:[0-9a-f]{64}$"),
         "runnerNamespace": _s("transport kubernetes: namespace the program creates for those pods "
-                              "(default wasm-shim-fleet-runner)"),
+                              "(default wasm-shim-fleet-runner); not default or kube-*",
+                              **{"not": {"pattern": "^(default$|kube-)"}}),
         "agentImage": _s("transport agent: the node agent's image (deploy/build_image.py), pinned by digest",
                          pattern="@sha256:[0-9a-f]{64}$"),
         "agentNamespace": _s("transport agent: namespace the program creates for the agents (default "
-                             "wasm-shim-fleet)"),
+                             "wasm-shim-fleet); not default or kube-*", **{"not": {"pattern": "^(default$|kube-)"}}),
         "agentApiServer": _s("transport agent: host:port of the API server as nodes reach it (default: the "
                              "in-cluster Service)"),
     }, K8S_KEYS)

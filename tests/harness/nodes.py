@@ -67,21 +67,42 @@ class Node:
     containerd: str
     refuse_if: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: How the node's distribution renders the loaded config before containerd starts (restart-containerd.sh's
+    #: RENDER: base:TEMPLATE for k3s/rke2, snap:TEMPLATE for microk8s), or None: containerd loads it as it is.
+    render: str | None = None
 
     @property
     def config(self) -> Path:
+        """The file the node scripts edit."""
         return self.root / FLAVORS[self.flavor].config_path.lstrip("/")
 
     @property
+    def loaded(self) -> Path:
+        """The file containerd is started on."""
+        return self.root / FLAVORS[self.flavor].loaded_config_path.lstrip("/")
+
+    @property
     def socket(self) -> Path:
-        return self.root / "run/containerd/containerd.sock"
+        return self.root / FLAVORS[self.flavor].socket.lstrip("/")
+
+    def _settings(self) -> dict[str, str]:
+        """restart-containerd.sh's settings for this node (those that differ from its defaults)."""
+        f = FLAVORS[self.flavor]
+        env = {"CONTAINERD_BIN": self.containerd}
+        if f.loaded_config_path != "/etc/containerd/config.toml":
+            env["CONFIG"] = f.loaded_config_path.lstrip("/")
+        if f.socket != "/run/containerd/containerd.sock":
+            env["SOCKET"] = f.socket.lstrip("/")
+        if self.render:
+            env["RENDER"] = self.render
+        if self.refuse_if:
+            env["REFUSE_IF"] = self.refuse_if
+        return env
 
     @property
     def restart(self) -> str:
         """WSF_RESTART for this node: assignments, then the stand-in for systemctl."""
-        env = f"CONTAINERD_BIN='{self.containerd}'"
-        if self.refuse_if:
-            env += f" REFUSE_IF='{self.refuse_if}'"
+        env = " ".join(f"{k}='{v}'" for k, v in self._settings().items())
         return f"{env} sh '{RESTART}'"
 
     def seed(self, text: str | None = None) -> bytes:
@@ -99,8 +120,11 @@ class Node:
         return self.config.read_bytes()
 
     def start(self) -> None:
-        env = dict(os.environ, WSF_NODE_ROOT=str(self.root), CONTAINERD_BIN=self.containerd)
-        subprocess.run(["sh", str(RESTART)], env=env, check=True, capture_output=True, text=True, timeout=60)
+        env = dict(os.environ, WSF_NODE_ROOT=str(self.root), **self._settings())
+        env.pop("REFUSE_IF", None)
+        result = subprocess.run(["sh", str(RESTART)], env=env, capture_output=True, text=True, timeout=90)
+        if result.returncode != 0:
+            raise AssertionError(f"containerd did not start on {self.loaded}: {result.stderr.strip()}")
 
     def run(self, script: str, **kw) -> subprocess.CompletedProcess[str]:
         # The node's own containerd first on PATH: the script validates with the containerd it finds.
@@ -124,18 +148,22 @@ class Node:
         except ImportError:  # Python 3.10
             import tomlkit as tomllib
 
-        out = subprocess.run([self.containerd, "--config", str(self.config), "config", "dump"],
+        out = subprocess.run([self.containerd, "--config", str(self.loaded), "config", "dump"],
                              capture_output=True, text=True, check=True).stdout
         return tomllib.loads(out)
 
-    def dump_runtimes(self) -> dict[str, str]:
-        """handler -> runtime_type as containerd reads the config file."""
+    def dump_runtime_tables(self) -> dict[str, dict]:
+        """handler -> its whole runtime table (options included) as containerd reads the loaded config."""
         plugins = self.dump()["plugins"]
         if containerd_major(self.containerd) == 1:
             runtimes = plugins["io.containerd.grpc.v1.cri"]["containerd"]["runtimes"]
         else:
             runtimes = plugins["io.containerd.cri.v1.runtime"]["containerd"]["runtimes"]
-        return {name: t["runtime_type"] for name, t in runtimes.items()}
+        return dict(runtimes)
+
+    def dump_runtimes(self) -> dict[str, str]:
+        """handler -> runtime_type as containerd reads the loaded config."""
+        return {name: t["runtime_type"] for name, t in self.dump_runtime_tables().items()}
 
     def loaded_runtimes(self) -> dict[str, str]:
         """handler -> runtime_type as the running daemon's CRI plugin loaded them (from its start-up log)."""

@@ -19,6 +19,7 @@ import pytest
 from tests.harness.nodes import Node, become_subreaper, containerd_major, reap_children, require
 from tests.harness.sshd import SshHost, start_hosts, stop_hosts
 
+from .corpus import stop_watcher
 from .helpers import last_line
 
 HERE = Path(__file__).resolve().parent
@@ -84,6 +85,7 @@ def make_node() -> Iterator:
 
     yield make
     for node in nodes:
+        stop_watcher(node)
         node.stop()
     for node in nodes:
         subprocess.run(["umount", "-l", str(node.root)], capture_output=True)

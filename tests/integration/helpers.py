@@ -30,6 +30,13 @@ SAMPLE = (
 )
 
 
+def host_key(host: str) -> str:
+    """A pinned host key for a sample node (SSH nodes need one): the host's name, base64 shaped."""
+    import base64
+
+    return "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI" + base64.b64encode(host.encode()).decode().rstrip("=")
+
+
 def sample_raw(flavor: str = "containerd-1", *, urls: str = "file", nodes: tuple[str, ...] = ("node-a",),
                releases: tuple[str, ...] = ("slight@1.2.3", "slight@1.3.0", "spin@0.3.0"),
                sha_override: dict[str, str] | None = None, url_override: dict[str, str] | None = None,
@@ -48,7 +55,8 @@ def sample_raw(flavor: str = "containerd-1", *, urls: str = "file", nodes: tuple
             entry["binary"] = member
         shims.setdefault(shim, []).append(entry)
     pool: dict[str, Any] = {"name": "pool-a", "containerd": flavor, "releases": list(releases),
-                            "nodes": [{"name": n, "host": f"10.0.0.{4 + i}"} for i, n in enumerate(nodes)]}
+                            "nodes": [{"name": n, "host": f"10.0.0.{4 + i}", "hostKey": host_key(f"10.0.0.{4 + i}")}
+                                      for i, n in enumerate(nodes)]}
     if restart is not None:
         pool["restart"] = restart
     return {

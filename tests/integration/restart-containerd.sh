@@ -1,19 +1,26 @@
 #!/bin/sh
 # Test stand-in for `systemctl restart containerd` on a node root (the node scripts' WSF_RESTART in the
-# integration tier): stop the node's containerd, start it again on $WSF_NODE_ROOT/etc/containerd/config.toml, and
-# return once it answers on its socket. Everything it touches is under WSF_NODE_ROOT.
+# integration tier): stop the node's containerd, render its config the way the node's distribution would, start it
+# again, and return once it answers on its socket. Everything it touches is under WSF_NODE_ROOT.
 #
-#   WSF_NODE_ROOT       the node root (exported by the node scripts)
+#   WSF_NODE_ROOT   the node root (exported by the node scripts)
 #   CONTAINERD_BIN  the containerd binary to run (1.x from Debian, or the 2.x built by build-containerd2.sh)
+#   CONFIG          the config containerd loads, relative to the root (default etc/containerd/config.toml)
+#   SOCKET          its socket, relative to the root (default run/containerd/containerd.sock)
+#   RENDER          optional, how the distribution renders CONFIG before it starts containerd:
+#                   base:TEMPLATE  k3s/rke2: TEMPLATE (relative to the root) with its `{{ template "base" . }}` line
+#                                  replaced by the node's base config (.wsf-test/base.toml), or that base alone
+#                   snap:TEMPLATE  microk8s: TEMPLATE with the snap's ${SNAP}, ${SNAP_DATA}, ${RUNTIME} and
+#                                  ${SNAPSHOTTER} replaced
 #   REFUSE_IF       optional: refuse to start while the config contains this text (a daemon that fails on the
 #                   new config, for the rollback test)
 set -eu
 R=${WSF_NODE_ROOT%/}
-cfg=$R/etc/containerd/config.toml
-sock=$R/run/containerd/containerd.sock
+cfg=$R/${CONFIG:-etc/containerd/config.toml}
+sock=$R/${SOCKET:-run/containerd/containerd.sock}
 pidfile=$R/run/containerd-test-daemon.pid
 log=$R/var/log/containerd.log
-mkdir -p "$R/run/containerd" "$R/var/log"
+mkdir -p "$R/run/containerd" "$R/var/log" "${sock%/*}" "${cfg%/*}"
 echo restart >> "$R/var/log/restarts"
 
 # A daemon reparented to a pid 1 that does not reap stays a zombie: that counts as stopped.
@@ -33,12 +40,30 @@ if [ -f "$pidfile" ]; then
     fi
     rm -f "$pidfile"
 fi
+case ${RENDER:-} in
+    base:*)
+        tmpl=$R/${RENDER#base:}
+        if [ -f "$tmpl" ]; then
+            awk -v base="$R/.wsf-test/base.toml" '
+                $0 == "{{ template \"base\" . }}" { while ((getline l < base) > 0) print l; next }
+                { print }' "$tmpl" > "$cfg.render"
+        else
+            cp "$R/.wsf-test/base.toml" "$cfg.render"
+        fi
+        mv -f "$cfg.render" "$cfg" ;;
+    snap:*)
+        sed -e "s#\${SNAP_DATA}#$R/var/snap/microk8s/current#g" -e "s#\${SNAP}#$R/snap/microk8s/current#g" \
+            -e "s#\${RUNTIME}#runc#g" -e "s#\${SNAPSHOTTER}#overlayfs#g" "$R/${RENDER#snap:}" > "$cfg.render"
+        mv -f "$cfg.render" "$cfg" ;;
+esac
 if [ -n "${REFUSE_IF:-}" ] && grep -q -F -- "$REFUSE_IF" "$cfg"; then
     echo "containerd (test): refusing to start on a config containing '$REFUSE_IF'" >&2
     exit 1
 fi
 echo "=== restart-containerd.sh: starting $CONTAINERD_BIN" >> "$log"
-"$CONTAINERD_BIN" --config "$cfg" </dev/null >>"$log" 2>&1 &
+# Root, state and socket under the node root whatever the config says (the distributions pass them as flags too).
+"$CONTAINERD_BIN" --config "$cfg" --root "$R/var/lib/containerd" --state "$R/run/containerd" --address "$sock" \
+    </dev/null >>"$log" 2>&1 &
 pid=$!
 echo "$pid" > "$pidfile"
 # At most 60 s, each probe bounded (a containerd stuck at start accepts the connection and never answers).

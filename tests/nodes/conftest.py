@@ -11,6 +11,7 @@ Nodes (tests/harness/kubelets.py), named by IP:
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import tempfile
@@ -157,3 +158,18 @@ def world(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path,  # noqa: F811
             if not item.startswith(("processes:", "mounts:")) or str(work) in item or "/netns/" in item]
     if left:
         pytest.fail("the real nodes left things behind:\n" + "\n".join(left), pytrace=False)
+
+
+def dashed(version: str) -> str:
+    return "v" + version.replace(".", "-")
+
+
+def shim_that_ran(w: World, pod: dict) -> tuple[str, str, str]:
+    """(runtime name containerd recorded, shim binary the task runs from, version that binary prints with -v)
+    for the pod's container, read on its node."""
+    node = w.nodes.by_name(pod["spec"]["nodeName"])
+    cid = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
+    runtime = node.container_runtime(cid)
+    exe = os.readlink(f"/proc/{node.task_pid(cid)}/exe")
+    printed = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=30).stdout
+    return runtime, exe, printed

@@ -13,7 +13,6 @@ Tests run in order on one module-scoped world. Run: venv/bin/python -m pytest -m
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
@@ -26,7 +25,7 @@ from tests.e2e.cluster import ApiError, api_path
 from tests.harness.images import HELLO_LINE
 from tests.harness.workloads import spread_deployment
 
-from .conftest import REPO, World
+from .conftest import REPO, World, dashed, shim_that_ran
 
 pytestmark = pytest.mark.nodes
 
@@ -50,10 +49,6 @@ def base_pools(w: World) -> list[dict]:
     return [w.pool("a", [X]), w.pool("b", [X1]), w.pool("c", [X, X1])]
 
 
-def dashed(version: str) -> str:
-    return "v" + version.replace(".", "-")
-
-
 def deployment(name: str, runtime_class: str, replicas: int, image: str) -> dict:
     return spread_deployment(name, runtime_class, replicas, {"image": image, "imagePullPolicy": "Never"},
                              automountServiceAccountToken=False, terminationGracePeriodSeconds=1)
@@ -75,17 +70,6 @@ def running_pods(w: World, app: str, count: int, timeout: float = 240) -> list[d
         tails = "\n".join(f"--- kubelet {n.label}\n{n.log_tail(lines=15)}" for n in w.nodes.nodes.values())
         raise AssertionError(f"pods of {app}: {[(p['metadata']['name'], p.get('status')) for p in pods]}\n"
                              f"{events[-3000:]}\n{tails}") from None
-
-
-def shim_that_ran(w: World, pod: dict) -> tuple[str, str, str]:
-    """(runtime name containerd recorded, shim binary the task runs from, version that binary prints with -v)
-    for the pod's container, read on its node."""
-    node = w.nodes.by_name(pod["spec"]["nodeName"])
-    cid = pod["status"]["containerStatuses"][0]["containerID"].split("://", 1)[1]
-    runtime = node.container_runtime(cid)
-    exe = os.readlink(f"/proc/{node.task_pid(cid)}/exe")
-    printed = subprocess.run([exe, "-v"], capture_output=True, text=True, timeout=30).stdout
-    return runtime, exe, printed
 
 
 def test_up_installs_the_real_shim_versions(world: World):

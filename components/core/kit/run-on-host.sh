@@ -13,6 +13,8 @@
 # started this pod) and runs with that runtime's environment: neither the end of this pod nor a restart of
 # containerd can kill it, and settings such as WSF_NODE_ROOT come only from the node itself, never the pod.
 set -eu
+# Everything this writes (the script, its payload, its output) is the node's business only.
+umask 077
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 export PATH
 mode=$1 id=$2
@@ -30,9 +32,21 @@ fi
 d=${root%/}/var/lib/wasm-shim-fleet/runs/$id
 if [ "$mode" = start ]; then
     mkdir -p "${d%/*}"
-    # Results nobody came back for (the runner was killed) are kept a day, then removed by a later run.
+    chmod 700 "${d%/*}"
+    # Results nobody came back for (the runner was killed) are kept a day, then removed by a later run; so are
+    # runs whose detached command was killed before its status (its pid gone, or another program's now).
     find "${d%/*}" -mindepth 2 -maxdepth 2 -name rc -mmin +1440 2>/dev/null | while IFS= read -r old; do
         rm -rf "${old%/rc}"
+    done
+    for old in "${d%/*}"/*/; do
+        old=${old%/}
+        if [ ! -d "$old" ] || [ -e "$old/rc" ]; then continue; fi
+        if [ -s "$old/pid" ]; then
+            tr '\0' ' ' < "/proc/$(cat "$old/pid")/cmdline" 2>/dev/null | grep -q -F -- "$old/detached" && continue
+        elif [ -z "$(find "$old" -maxdepth 0 -mmin +1440 2>/dev/null)" ]; then
+            continue  # just made, its command not started yet
+        fi
+        rm -rf "$old"
     done
     if ! mkdir "$d" 2>/dev/null; then
         echo "wasm-shim-fleet: run $id exists already on this node; not starting it twice" >&2
@@ -40,14 +54,13 @@ if [ "$mode" = start ]; then
     fi
     printf '%s' "$WSF_RUN_SCRIPT" > "$d/script"
     if [ -n "${WSF_RUN_PAYLOAD+x}" ]; then printf '%s' "$WSF_RUN_PAYLOAD" > "$d/payload"; fi
-    if [ -n "$rt" ]; then
-        echo "$rt" > "$d/runtime"
-        tr '\0' '\n' < "/proc/$rt/environ" > "$d/env" 2>/dev/null || :
-    fi
+    if [ -n "$rt" ]; then echo "$rt" > "$d/runtime"; fi
     cat > "$d/detached" <<'DETACHED'
-# The detached command: join the runtime's cgroups, run the script with the runtime's environment, write its
-# status last (rc.tmp, then renamed: a reader never sees half of it).
+# The detached command: join the runtime's cgroups, run the script with the runtime's environment (read from the
+# runtime itself, never stored), write its status last (rc.tmp, then renamed: a reader never sees half of it).
 d=$1
+umask 077
+echo $$ > "$d/pid"
 if [ -s "$d/runtime" ]; then
     while IFS=: read -r _ ctl path; do
         case $ctl in
@@ -60,13 +73,21 @@ if [ -s "$d/runtime" ]; then
 fi
 cd /
 set -- PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
-if [ -s "$d/env" ]; then
-    while IFS= read -r a; do
+if [ -s "$d/runtime" ]; then
+    renv=$(tr '\0' '\n' < "/proc/$(cat "$d/runtime")/environ" 2>/dev/null) || renv=
+    saved_ifs=$IFS
+    IFS='
+'
+    set -f
+    for a in $renv; do
         case $a in
             NOTIFY_SOCKET=*|LISTEN_*|WATCHDOG_*) ;;
             [A-Za-z_]*=*) case ${a%%=*} in *[!A-Za-z0-9_]*) ;; *) set -- "$@" "$a" ;; esac ;;
         esac
-    done < "$d/env"
+    done
+    set +f
+    IFS=$saved_ifs
+    renv=
 fi
 env -i "$@" WSF_RUN_PAYLOAD="$d/payload" sh "$d/script" > "$d/out" 2> "$d/err"
 echo $? > "$d/rc.tmp"
