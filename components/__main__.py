@@ -10,10 +10,12 @@ from .core.cli import main
 from .run import add_engine_commands
 
 
-def _extend(sub) -> None:
+def extend(sub) -> None:
+    """Adds the commands outside the core to the core's parser (components.core.cli.build_parser)."""
     sub.choices["plan"].set_defaults(read_nodes=read_api_nodes)  # plan --cluster: the nodes agent pools select
     add_check_command(sub)  # check: drift between the plan and what the cluster and nodes really have
     add_engine_commands(sub)
 
 
-sys.exit(main(extend=_extend))
+if __name__ == "__main__":
+    sys.exit(main(extend=extend))

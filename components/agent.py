@@ -79,7 +79,7 @@ def _k8s(kind: str, name: str, manifest: dict[str, Any], opts: pulumi.ResourceOp
 
 def _local(name: str, settings: AgentSettings, create: str, delete: str | None,
            opts: pulumi.ResourceOptions) -> command.local.Command:
-    env = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
+    env: dict[str, pulumi.Input[str]] = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
            "WSF_KUBE_CONTEXT": settings.context or ""}
     return command.local.Command(name, create=create, delete=delete, environment=env,
                                  interpreter=[settings.python, RUNNER, "--job"], opts=opts)
@@ -100,7 +100,10 @@ class AgentAccess(pulumi.ComponentResource):
         def o(*after: pulumi.Resource) -> pulumi.ResourceOptions:
             return pulumi.ResourceOptions(parent=self, provider=provider, depends_on=list(after))
 
-        self.namespace = _k8s("Namespace", f"{name}-namespace", agent.namespace_manifest(ns), o())
+        # Kept on delete: with deploy/rbac.yaml the namespace and the identity's Role in it are the cluster
+        # administrator's (the program only declares its labels), and a delete would take that Role away.
+        self.namespace = _k8s("Namespace", f"{name}-namespace", agent.namespace_manifest(ns),
+                              pulumi.ResourceOptions.merge(o(), pulumi.ResourceOptions(retain_on_delete=True)))
         role = _k8s("ClusterRole", f"{name}-clusterrole", agent.cluster_role(ns), o())
         binding = _k8s("ClusterRoleBinding", f"{name}-clusterrolebinding", agent.cluster_role_binding(ns),
                        o(role))

@@ -38,7 +38,7 @@ if __package__ in (None, ""):  # run as a file: import the pure core from the pr
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.core import agent  # noqa: E402 - after the path set-up above
-from components.incluster_run import Kubectl, RunError  # noqa: E402
+from components.incluster_run import Kubectl, RunError  # noqa: E402 - after the path set-up above
 
 #: Waiting reasons of an agent container that will not resolve by themselves.
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",

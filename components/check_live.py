@@ -25,7 +25,7 @@ from typing import Any
 
 from .core import agent
 from .core.check import NodeState, Report, check_agent_pool, check_fleet
-from .core.config import Kubernetes, StackFileError, kubeconfig_is_contents, read_stack_file
+from .core.config import Kubernetes, StackFileError, kubeconfig_is_contents, project_dir, read_stack_file
 from .core.plan import FleetPlan, NodePlan, plan_from_config
 from .kubeconfig import kubectl_kubeconfig
 
@@ -53,7 +53,8 @@ if [ -f "$R"{cfg} ]; then echo '{_MARK}'; cat "$R"{cfg}; else echo '{_NO_CONFIG}
 
 def parse_read_output(text: str) -> tuple[dict[str, str], dict[str, tuple[str, str]], str | None]:
     """(binary -> sha256, binary -> (artifact sha256, installed sha256) records, config text or None)."""
-    head, sep, config = text.partition(_MARK + "\n")
+    head, sep, after = text.partition(_MARK + "\n")
+    config: str | None = after
     if not sep:
         head = text.split(_NO_CONFIG, 1)[0]
         config = None
@@ -158,7 +159,7 @@ def check_main(stack_file: str, identity: str | None = None, as_json: bool = Fal
     except StackFileError as exc:
         print(f"check: {exc}", file=sys.stderr)
         return 2
-    base_dir = Path(stack_file).resolve().parent
+    base_dir = project_dir(stack_file)
     cfg, plan = plan_from_config(raw, base_dir)
     for p in plan.problems:
         print(f"{stack_file}: {p}", file=sys.stderr)

@@ -42,12 +42,14 @@ class InCluster:
 def runner_namespace(name: str, namespace: str, provider: pulumi.ProviderResource | None = None,
                      opts: pulumi.ResourceOptions | None = None) -> k8s.core.v1.Namespace:
     """The namespace of the runner pods, the only one where Pod Security admits them (`privileged`)."""
+    # Kept on delete: with deploy/rbac.yaml the namespace and the identity's Role in it are the cluster
+    # administrator's (the program only declares its labels), and a delete would take that Role away.
     return k8s.core.v1.Namespace(
         name,
         metadata=k8s.meta.v1.ObjectMetaArgs(
             name=namespace,
             labels={incluster.MANAGED_BY[0]: incluster.MANAGED_BY[1], **incluster.POD_SECURITY}),
-        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider)))
+        opts=pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(provider=provider, retain_on_delete=True)))
 
 
 def node_command(r: NodeResource, node: NodePlan, settings: InCluster,
@@ -56,7 +58,7 @@ def node_command(r: NodeResource, node: NodePlan, settings: InCluster,
     interpreter = incluster.runner_interpreter(
         python=settings.python, runner=RUNNER, node=node.name, namespace=settings.namespace,
         image=settings.runner_image, resource=r.name, payload_file=r.payload)
-    env = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
+    env: dict[str, pulumi.Input[str]] = {"WSF_KUBECONFIG": pulumi.Output.secret(settings.kubeconfig or ""),
            "WSF_KUBE_CONTEXT": settings.context or ""}
     extra = [settings.namespace_resource] if settings.namespace_resource is not None else []
     opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(depends_on=extra))

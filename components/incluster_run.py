@@ -31,7 +31,7 @@ if __package__ in (None, ""):  # run as a file: import the pure core from the pr
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from components.core import incluster  # noqa: E402 - after the path set-up above
-from components.kubeconfig import kubectl_kubeconfig  # noqa: E402
+from components.kubeconfig import kubectl_kubeconfig  # noqa: E402 - after the path set-up above
 
 #: Waiting reasons that will not resolve by themselves: the run fails at once with the kubelet's message.
 FATAL_WAITING = ("ErrImagePull", "ImagePullBackOff", "InvalidImageName", "ErrImageNeverPull",

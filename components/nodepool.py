@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pulumi
 import pulumi_command as command
@@ -24,10 +24,10 @@ import pulumi_kubernetes as k8s
 from .core import naming, nodescript
 from .core.config import DEFAULT_RUNTIME, Problem, Rollout, connection_problems, rollout_problems
 from .core.flavors import Flavor
-from .core.kit_graph import kit_stage_dir, node_resources
+from .core.kit_graph import NodeOrder, kit_stage_dir, node_orders, node_resources
 from .core.plan import NodePlan, RuntimeClassPlan
 from .core.pool import PENDING, CatalogEntry, NodeSpec, PoolSpec, plan_pool
-from .core.rollout import Batches, NodeOrder, node_orders, pool_batches
+from .core.rollout import Batches, pool_batches
 from .incluster import InCluster, node_command
 
 TYPE = "wasm-shim-fleet:index:NodePool"
@@ -205,6 +205,11 @@ class _Conn:
                                              proxy=self.proxy, **self.credentials)
 
 
+def _once_known(output: pulumi.Output[Any], value: dict[str, str]) -> pulumi.Output[dict[str, str]]:
+    """`value`, resolved when `output` is (a handler table is known once its command has run)."""
+    return output.apply(lambda _: value)
+
+
 class NodePool(pulumi.ComponentResource):
     """One node pool. For each node it creates:
 
@@ -263,8 +268,10 @@ class NodePool(pulumi.ComponentResource):
         for node in nodes:
             built = self.build_node_resources(name, node, conns.get(node.name), local_base, provider, check,
                                               in_cluster, orders.get(node.name))
-            self.handlers[node.name] = built["handlers"].id.apply(lambda _, h=dict(node.handlers): h)
-            self.labels[node.name] = built["labels"].metadata.apply(
+            table = cast(pulumi.CustomResource, built["handlers"])  # a command, local or remote
+            patch = cast(k8s.core.v1.NodePatch, built["labels"])
+            self.handlers[node.name] = _once_known(table.id, dict(node.handlers))
+            self.labels[node.name] = patch.metadata.apply(
                 lambda m: dict(m.labels or {}) if m is not None else {})
             self.nodes[node.name] = {"releases": list(node.releases), "retiring": list(node.retiring),
                                      "labels": dict(node.labels), "handlers": dict(node.handlers),
@@ -299,11 +306,12 @@ class NodePool(pulumi.ComponentResource):
             opts = pulumi.ResourceOptions(parent=self, depends_on=[built[d] for d in r.depends_on],
                                           provider=provider if r.kind == "patch" else None)
             if r.kind == "copy":
+                assert r.copy_source is not None  # node_resources gives every copy its source
                 built[r.name] = command.remote.CopyToRemote(
                     r.name, connection=connection, source=pulumi.FileArchive(r.copy_source),
                     remote_path=r.remote_path, opts=opts)
             elif r.kind == "verify" and check is not None:
-                env = {"WSF_KUBECONFIG": pulumi.Output.secret(check.kubeconfig or ""),
+                env: dict[str, pulumi.Input[str]] = {"WSF_KUBECONFIG": pulumi.Output.secret(check.kubeconfig or ""),
                        "WSF_KUBE_CONTEXT": check.context or ""}
                 built[r.name] = command.local.Command(r.name, create=r.create, environment=env,
                                                       interpreter=["/bin/sh", "-c"], opts=opts)

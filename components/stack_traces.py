@@ -25,6 +25,7 @@ import os
 import pathlib
 import sys
 import sysconfig
+from types import FrameType
 
 import pulumi
 from pulumi.runtime import resource as sdk_resource
@@ -57,7 +58,7 @@ def _outside_program(filename: str) -> bool:
 def program_stack_trace() -> source_pb2.StackTrace:
     """The first frame the SDK's `_get_stack_trace` would send, alone: the one below the third `__init__` frame
     from the top (Resource, Custom/ComponentResource, the resource's own class), if it is the program's."""
-    frame = sys._getframe(1)  # noqa: SLF001 (walking frames is what the SDK's traceback.extract_stack does)
+    frame: FrameType | None = sys._getframe(1)  # noqa: SLF001 (walking frames is what the SDK's traceback.extract_stack does)
     inits = 0
     while frame is not None:
         if frame.f_code.co_name == "__init__":
@@ -80,11 +81,11 @@ def keep_program_frames() -> bool:
     changes nothing) when the installed SDK has no `_get_stack_trace` to replace."""
     if not callable(SDK_STACK_TRACE):
         return False
-    sdk_resource._get_stack_trace = program_stack_trace  # noqa: SLF001
+    sdk_resource._get_stack_trace = program_stack_trace  # noqa: SLF001 - the SDK has no public hook for it
     return True
 
 
 def keep_whole_stacks() -> None:
     """Undo keep_program_frames: the SDK's own stack traces again."""
     if SDK_STACK_TRACE is not None:
-        sdk_resource._get_stack_trace = SDK_STACK_TRACE  # noqa: SLF001
+        sdk_resource._get_stack_trace = SDK_STACK_TRACE  # noqa: SLF001 - puts the SDK's own function back

@@ -113,9 +113,16 @@ def manifest_digest(tarball: Path) -> str:
 def named_image(out: Path, repository: str, files: dict[str, tuple[bytes, int]], entrypoint: list[str]) -> str:
     """Pack `files` as an image named by its own digest (`repository@sha256:...`): the manifest's digest does not
     depend on the index that names it, so pack once to learn it, then name the image by it."""
-    oci_tarball(out, f"{repository}:build", files, entrypoint)
-    ref = f"{repository}@{manifest_digest(out)}"
-    oci_tarball(out, ref, files, entrypoint)
+    # Both packings go to a file of this process's own and only the final one replaces `out`: a reader (another
+    # build sharing the cache, an import) never sees the interim name.
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.named")
+    try:
+        oci_tarball(tmp, f"{repository}:build", files, entrypoint)
+        ref = f"{repository}@{manifest_digest(tmp)}"
+        oci_tarball(tmp, ref, files, entrypoint)
+        tmp.replace(out)
+    finally:
+        tmp.unlink(missing_ok=True)
     return ref
 
 

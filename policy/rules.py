@@ -7,7 +7,7 @@ directly from the project's test suite (constructing a PolicyPack starts a gRPC 
 The resource shapes they read:
   wasm-shim-fleet:index:NodePool         inputs  {pool, containerd, nodes: [{name, handlers, labels, binaries}]}
                                          outputs {nodes: {<node>: {releases, retiring, labels, handlers}}}
-  wasm-shim-fleet:index:RuntimeClassSet  props {runtimeClasses: [...]} if present (the component registers none)
+  wasm-shim-fleet:index:RuntimeClassSet  outputs {runtime_classes: [...]} (its inputs are empty)
   kubernetes:node.k8s.io/v1:RuntimeClass inputs metadata.name, handler, scheduling.nodeSelector
   kubernetes:core/v1:NodePatch           inputs metadata.name (the node), metadata.labels
   command:{remote,local}:Command         a binary install's `create` makes the node kit's install-binary call
@@ -107,7 +107,8 @@ def runtime_classes(resources: Iterable[Resource]) -> list[_Class]:
         selector = _get(props, "scheduling", "nodeSelector") or {}
         out[name] = _Class(name, props.get("handler"), dict(selector), r.get("urn"))
     for r in _of_type(resources, RUNTIME_CLASS_SET):
-        for rc in _get(r, "props", "runtimeClasses") or []:
+        # its registered outputs name the list runtime_classes (what AnalyzeStack shows); runtimeClasses: as props
+        for rc in _get(r, "props", "runtime_classes") or _get(r, "props", "runtimeClasses") or []:
             if isinstance(rc, Mapping) and isinstance(rc.get("name"), str) and rc["name"] not in out:
                 out[rc["name"]] = _Class(rc["name"], rc.get("handler"), dict(rc.get("nodeSelector") or {}),
                                          r.get("urn"))

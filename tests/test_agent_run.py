@@ -14,42 +14,14 @@ from components import agent_run
 from components.core import agent
 from components.core.plan import plan_from_config
 from components.incluster_run import RunError
-from tests.test_agent_pools import IMAGE, agent_pool, agent_stack
-from tests.test_components import COMMAND_LOCAL, Recorder, unwrap_secret
+from tests.conftest import COMMAND_LOCAL, IMAGE, agent_pool, agent_stack, run_fleet, unwrap_secret
 
 DS = "kubernetes:apps/v1:DaemonSet"
 CM = "kubernetes:core/v1:ConfigMap"
 
 
-@pytest.fixture
-def mocks():
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, preview=False)
-    yield recorder
-    pulumi.runtime.settings.reset_options()
-
-
-def run_fleet(raw: dict, **settings: Any):
-    from components.agent import AgentSettings
-    from components.fleet import ShimFleet, ShimFleetArgs
-
-    holder = {}
-
-    @pulumi.runtime.test
-    def program():
-        cfg, plan = plan_from_config(raw)
-        assert plan.ok, plan.errors
-        fleet = ShimFleet("fleet", ShimFleetArgs(plan=plan, agents=AgentSettings(
-            image=cfg.kubernetes.agent_image, namespace=cfg.kubernetes.agent_namespace, **settings)))
-        holder["fleet"], holder["plan"] = fleet, plan
-        return pulumi.Output.from_input(fleet.urn)
-
-    program()
-    return holder["fleet"], holder["plan"]
-
-
 def test_an_agent_pool_is_a_fixed_set_of_resources_whatever_its_nodes(mocks):
-    run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]))
+    run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]), agents={})
     names = sorted(mocks.resources)
     assert names == sorted([
         "fleet", "fleet-classes", *(f"fleet-classes-wasmtime-slight{s}" for s in ("", "-v1", "-v1-2", "-v1-2-3")),
@@ -60,7 +32,7 @@ def test_an_agent_pool_is_a_fixed_set_of_resources_whatever_its_nodes(mocks):
 
 
 def test_the_daemonset_and_its_state_carry_one_desired_hash_and_the_pools_scripts(mocks):
-    fleet, plan = run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]))
+    fleet, plan = run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]), agents={})
     (ds,) = mocks.of_type(DS).values()
     (cm,) = mocks.of_type(CM).values()
     desired = fleet.agents["spin-3"].desired
@@ -76,7 +48,7 @@ def test_the_daemonset_and_its_state_carry_one_desired_hash_and_the_pools_script
 
 
 def test_the_rollout_and_cleanup_commands_carry_their_jobs_and_the_kubeconfig_as_a_secret(mocks):
-    fleet, plan = run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]), kubeconfig="/k/config")
+    fleet, plan = run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]), agents={"kubeconfig": "/k/config"})
     local = mocks.of_type(COMMAND_LOCAL)
     rollout, cleanup = local["fleet-spin-3-rollout"].inputs, local["fleet-spin-3-cleanup"].inputs
     job = json.loads(rollout["create"])
@@ -92,10 +64,10 @@ def test_the_rollout_and_cleanup_commands_carry_their_jobs_and_the_kubeconfig_as
 
 
 def test_a_bump_changes_the_pools_state_daemonset_and_jobs_and_nothing_shared(mocks):
-    run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]))
+    run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3"])]), agents={})
     before = {n: json.dumps(r.inputs, sort_keys=True, default=str) for n, r in mocks.resources.items()}
     mocks.resources.clear()
-    run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3", "slight@1.2.4"])]))
+    run_fleet(agent_stack([agent_pool("spin-3", ["slight@1.2.3", "slight@1.2.4"])]), agents={})
     after = {n: json.dumps(r.inputs, sort_keys=True, default=str) for n, r in mocks.resources.items()}
     changed = sorted(n for n in before if n in after and before[n] != after[n])
     assert changed == ["fleet-spin-3", "fleet-spin-3-cleanup", "fleet-spin-3-daemonset", "fleet-spin-3-rollout",
@@ -316,7 +288,7 @@ def test_a_stack_mixes_ssh_local_in_cluster_and_agent_pools(mocks):
     from components.fleet import ShimFleet, ShimFleetArgs
     from components.incluster import InCluster
     from components.nodepool import SshConnection
-    from tests.test_components import KEY
+    from tests.conftest import KEY
 
     raw = agent_stack([agent_pool("ag", ["slight@1.2.4"])], runnerImage=IMAGE)
     raw["ssh"] = {"user": "root", "privateKey": "k"}

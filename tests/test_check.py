@@ -11,9 +11,8 @@ import pytest
 from components.check_live import add_parser, parse_read_output, read_script
 from components.core.check import NodeState, check_fleet, check_node, managed_handlers
 from components.core.cli import main
-from components.core.containerd import append_block
 from components.core.plan import plan_from_config
-from tests.conftest import pool, stack
+from tests.conftest import agent_pool, agent_stack, kit_config, pool, stack
 
 
 @pytest.fixture
@@ -23,15 +22,22 @@ def plan(test_plan_stack):
     return p
 
 
-def in_sync(plan, name: str, **changes) -> NodeState:
-    """The state of a node that has exactly what the plan says (then `changes` applied)."""
-    node = plan.node(name)
-    config = append_block("version = 2\n", node.handlers, 2)
-    # the stack's releases are archives: the node recorded (artifact sha256, installed binary sha256)
-    state = NodeState(name, labels={"kubernetes.io/hostname": name, **node.labels}, runtime_handlers=None,
-                      binaries={b: INSTALLED for b in node.binaries},
-                      records={b: (node.binaries[b].sha256, INSTALLED) for b in node.binaries}, config_text=config)
-    return replace(state, **changes)
+@pytest.fixture
+def in_sync(tmp_path):
+    """The state of a node that has exactly what the plan says (then `changes` applied): its config as the node
+    kit writes the node's handler table into a version 2 config."""
+
+    def state_of(plan, name: str, **changes) -> NodeState:
+        node = plan.node(name)
+        config = kit_config(node.handlers, tmp_path)
+        # the stack's releases are archives: the node recorded (artifact sha256, installed binary sha256)
+        state = NodeState(name, labels={"kubernetes.io/hostname": name, **node.labels}, runtime_handlers=None,
+                          binaries={b: INSTALLED for b in node.binaries},
+                          records={b: (node.binaries[b].sha256, INSTALLED) for b in node.binaries},
+                          config_text=config)
+        return replace(state, **changes)
+
+    return state_of
 
 
 INSTALLED = "b" * 64
@@ -41,44 +47,44 @@ def kinds(drifts) -> list[str]:
     return sorted(d.kind for d in drifts)
 
 
-def test_a_node_with_what_the_plan_says_has_no_drift(plan):
+def test_a_node_with_what_the_plan_says_has_no_drift(plan, in_sync):
     report = check_fleet(plan, {n.name: in_sync(plan, n.name) for n in plan.nodes})
     assert report.clean
     assert report.words().splitlines()[-1] == "no drift"
 
 
-def test_a_reimaged_node_lost_labels_binaries_and_handler_table(plan):
+def test_a_reimaged_node_lost_labels_binaries_and_handler_table(plan, in_sync):
     state = in_sync(plan, "node-a", labels={"kubernetes.io/hostname": "node-a"}, binaries={},
                     config_text="version = 2\n")
     assert kinds(check_node(plan, plan.node("node-a"), state)) == [
         "binary-missing", "config-missing", *["label-missing"] * 4]
 
 
-def test_a_label_whose_handler_is_missing_is_drift(plan):
+def test_a_label_whose_handler_is_missing_is_drift(plan, in_sync, tmp_path):
     node = plan.node("node-c")
     handlers = {h: t for h, t in node.handlers.items() if h != "slight-v1-2-4"}
-    state = in_sync(plan, "node-c", config_text=append_block("version = 2\n", handlers, 2))
+    state = in_sync(plan, "node-c", config_text=kit_config(handlers, tmp_path))
     assert kinds(check_node(plan, node, state)) == ["handler-missing", "label-without-handler"]
 
 
-def test_a_binary_whose_sha256_changed_since_install_is_drift(plan):
+def test_a_binary_whose_sha256_changed_since_install_is_drift(plan, in_sync):
     state = in_sync(plan, "node-b", binaries={"containerd-shim-slight-v1-2-4-v1": "0" * 64})
     (d,) = check_node(plan, plan.node("node-b"), state)
     assert d.kind == "binary-sha256" and "0000" in d.detail
 
 
-def test_a_binary_installed_from_another_artifact_is_drift(plan):
+def test_a_binary_installed_from_another_artifact_is_drift(plan, in_sync):
     state = in_sync(plan, "node-b", records={"containerd-shim-slight-v1-2-4-v1": ("e" * 64, INSTALLED)})
     (d,) = check_node(plan, plan.node("node-b"), state)
     assert d.kind == "binary-sha256" and "e" * 64 in d.detail
 
 
-def test_an_archive_binary_without_install_record_cannot_be_traced(plan):
+def test_an_archive_binary_without_install_record_cannot_be_traced(plan, in_sync):
     (d,) = check_node(plan, plan.node("node-b"), in_sync(plan, "node-b", records={}))
     assert d.kind == "binary-unrecorded"
 
 
-def test_a_bare_binary_is_compared_with_the_catalog_sha256():
+def test_a_bare_binary_is_compared_with_the_catalog_sha256(in_sync):
     raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])], versions=("1.2.3",))
     raw["shims"]["slight"][0].pop("binary")
     _, plan = plan_from_config(raw)
@@ -95,20 +101,28 @@ def test_a_bare_binary_is_compared_with_the_catalog_sha256():
     ({"runtime_handlers": ["runc"]}, ["runtime-handler-missing"] * 4 + ["label-without-handler"] * 4),
     ({"runtime_handlers": ["runc", "slight", "slight-v1", "slight-v1-2", "slight-v1-2-3"]}, []),
 ])
-def test_drift_kinds(plan, changes, expected):
+def test_drift_kinds(plan, changes, expected, in_sync):
     assert kinds(check_node(plan, plan.node("node-a"), in_sync(plan, "node-a", **changes))) == sorted(expected)
 
 
-def test_a_fleet_label_the_plan_does_not_set_is_drift(plan):
+def test_a_fleet_label_the_plan_does_not_set_is_drift(plan, in_sync):
     state = in_sync(plan, "node-b")
     state = replace(state, labels={**state.labels, "wasmtime-slight-v1-2-3": "true"})
     assert kinds(check_node(plan, plan.node("node-b"), state)) == ["label-unexpected", "label-without-handler"]
 
 
-def test_managed_handlers_reads_the_block_the_program_writes():
-    handlers = {"slight": "io.containerd.slight-v1-2-3.v1", "odd.name": "io.containerd.odd-v1.v1"}
-    for version in (1, 2, 3):
-        assert managed_handlers(append_block("x = 1\n", handlers, version)) == handlers
+@pytest.mark.parametrize("flavor", ["containerd-legacy", "containerd-1", "containerd-2"])
+def test_managed_handlers_reads_the_block_the_kit_writes(flavor, tmp_path):
+    handlers = {"slight": "io.containerd.slight-v1-2-3.v1", "slight-v1-2-3": "io.containerd.slight-v1-2-3.v1"}
+    original = {"containerd-legacy": "x = 1\n", "containerd-1": "version = 2\n", "containerd-2": "version = 3\n"}
+    assert managed_handlers(kit_config(handlers, tmp_path, flavor, original[flavor])) == handlers
+
+
+def test_managed_handlers_reads_quoted_table_names_of_a_hand_edited_block():
+    text = ("version = 2\n# >>> wasm-shim-fleet managed handler table >>>\n"
+            '[plugins."io.containerd.grpc.v1.cri".containerd.runtimes."odd.name"]\n'
+            '  runtime_type = "io.containerd.odd-v1.v1"\n# <<< wasm-shim-fleet managed handler table <<<\n')
+    assert managed_handlers(text) == {"odd.name": "io.containerd.odd-v1.v1"}
     assert managed_handlers("version = 2\n") is None
     assert managed_handlers(None) is None
 
@@ -146,8 +160,6 @@ def test_check_refuses_a_render_only_stack(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------ agent pools
 def _agents_plan():
-    from tests.test_agent_pools import agent_pool, agent_stack
-
     _, p = plan_from_config(agent_stack([agent_pool("ag", ["slight@1.2.3"], {"g": "wasm"})]))
     assert p.ok, p.errors
     return p
@@ -199,8 +211,6 @@ def test_plan_with_cluster_lists_the_nodes_each_agent_pool_selects(tmp_path, cap
     import yaml
 
     from components.core.cli import cmd_plan
-    from tests.test_agent_pools import agent_pool, agent_stack
-
     raw = agent_stack([agent_pool("ag", ["slight@1.2.3"], {"g": "wasm"})])
     stack_file = tmp_path / "Pulumi.x.yaml"
     stack_file.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
@@ -213,3 +223,15 @@ def test_plan_with_cluster_lists_the_nodes_each_agent_pool_selects(tmp_path, cap
     args.read_nodes = lambda kubeconfig, context: (_ for _ in ()).throw(RuntimeError("no route to host"))
     assert cmd_plan(args) == 1
     assert "cannot read the cluster's nodes: no route to host" in capsys.readouterr().err
+
+
+def test_a_report_groups_its_drift_by_node_every_checked_node_included(plan, in_sync):
+    states = {n.name: in_sync(plan, n.name) for n in plan.nodes}
+    states["node-a"] = in_sync(plan, "node-a", records={})
+    states["node-c"] = in_sync(plan, "node-c", records={})
+    report = check_fleet(plan, states)
+    assert {n: len(ds) for n, ds in report.by_node().items()} == {"node-a": 1, "node-b": 0, "node-c": 2}
+    assert [d.kind for d in report.by_node()["node-c"]] == ["binary-unrecorded", "binary-unrecorded"]
+    [d] = report.by_node()["node-a"]
+    assert d.detail == ("containerd-shim-slight-v1-2-3-v1 (slight@1.2.3) has no install record: its bytes cannot "
+                        "be traced to the catalog's artifact")

@@ -4,24 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-import yaml
-
-from tests.conftest import pool, stack
+from components.core.config import project_dir
+from tests.conftest import cli as run
+from tests.conftest import export, fresh_clone, pool, snapshot, stack, write_stack
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def write_stack(path: Path, raw: dict) -> Path:
-    path.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
-    return path
-
-
-def run(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "components", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=60)
 
 
 def test_plan_json_of_the_test_plan(tmp_path, test_plan_stack):
@@ -116,8 +105,6 @@ def test_a_change_of_the_root_command_is_not_no_changes(tmp_path):
 def _export(tmp_path, raw: dict) -> Path:
     """A `pulumi stack export` of a stack that applied `raw`."""
     from components.core.plan import plan_from_config
-    from tests.test_deployed import export, snapshot
-
     _, applied = plan_from_config(raw)
     path = tmp_path / "deployed.json"
     path.write_text(json.dumps(export(snapshot(applied))))
@@ -160,3 +147,43 @@ def test_diff_against_the_deployed_state_lets_a_fixed_sha256_through_as_a_note(t
     r = run("diff", "--deployed", str(deployed), str(new))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "NOTE pool a: binary containerd-shim-slight-v1-2-3-v1: sha256 changes for slight@1.2.3" in r.stdout
+
+
+def test_the_readmes_diff_against_git_show_resolves_both_files_urls_in_the_project(tmp_path):
+    """The README's form on the dev stack (relative file: URLs): `diff <(git show HEAD:Pulumi.dev.yaml)
+    Pulumi.dev.yaml` after adding slight@1.2.4 to pool slight-1-2-3. The old file is a pipe (/dev/fd/63); its URLs
+    resolve in the project folder like the new file's, so no URL looks new. Real: bash, git, the command."""
+    clone = fresh_clone(tmp_path / "project")
+    dev = clone / "Pulumi.dev.yaml"
+    dev.write_text(dev.read_text().replace("releases: [slight@1.2.3, spin@0.3.0]",
+                                           "releases: [slight@1.2.3, slight@1.2.4, spin@0.3.0]"))
+    r = subprocess.run(["bash", "-c", "venv/bin/python -m components diff <(git show HEAD:Pulumi.dev.yaml) "
+                                      "Pulumi.dev.yaml"], cwd=clone, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "new url" not in r.stdout and "/proc/" not in r.stdout and "/dev/fd" not in r.stdout
+    assert f"file://{clone}/examples/artifacts/slight-v1.2.4-linux-amd64.tar.gz" in r.stdout
+    assert "Resources: 1 to create, 2 to update, 13 unchanged" in r.stdout
+    # the pull-request workflow's form: the base branch's file written outside the checkout
+    base = tmp_path / "runner-temp" / "base.yaml"
+    base.parent.mkdir()
+    base.write_text(subprocess.run(["git", "show", "HEAD:Pulumi.dev.yaml"], cwd=clone, capture_output=True,
+                                   text=True, check=True).stdout)
+    r = run("diff", "--markdown", str(base), str(dev), cwd=clone)
+    assert r.returncode == 0, r.stderr
+    assert "**Safe to apply.**" in r.stdout and ":warning:" not in r.stdout and "new url" not in r.stdout
+
+
+def test_relative_urls_resolve_in_the_folder_of_pulumi_yaml_else_the_files_own(tmp_path):
+    project = tmp_path / "project"
+    (project / "stacks").mkdir(parents=True)
+    (project / "Pulumi.yaml").write_text("name: x\n")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    inside = project / "stacks" / "Pulumi.a.yaml"
+    outside = elsewhere / "Pulumi.b.yaml"
+    for f in (inside, outside):
+        f.write_text("config: {}\n")
+    assert project_dir(outside, inside) == project  # the first file in a project decides
+    assert project_dir(inside, outside) == project
+    assert project_dir(outside) == elsewhere  # no project above: the file's own folder
+    assert project_dir("/dev/fd/63", outside) == elsewhere  # a pipe has no folder of its own

@@ -8,83 +8,28 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pulumi
 import pytest
-from pulumi.runtime import rpc
 
 from components.core import nodescript
 from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.plan import plan_from_config
-from tests.conftest import pool, stack
+from tests.conftest import (
+    COMMAND_LOCAL,
+    COMMAND_REMOTE,
+    COPY_TO_REMOTE,
+    KEY,
+    NODE_PATCH,
+    RUNTIME_CLASS,
+    pool,
+    stack,
+    unwrap_secret,
+)
+from tests.conftest import run_fleet as run
 
-COMMAND_REMOTE = "command:remote:Command"
-COMMAND_LOCAL = "command:local:Command"
-COPY_TO_REMOTE = "command:remote:CopyToRemote"
-NODE_PATCH = "kubernetes:core/v1:NodePatch"
-RUNTIME_CLASS = "kubernetes:node.k8s.io/v1:RuntimeClass"
-SECRET_SIG_KEY = rpc._special_sig_key  # noqa: SLF001 (the wire marker of a secret value)
-SECRET_SIG = rpc._special_secret_sig  # noqa: SLF001
-KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nsecret-key-material\n-----END OPENSSH PRIVATE KEY-----\n"
-
-
-@dataclass
-class Recorder(pulumi.runtime.Mocks):
-    resources: dict[str, pulumi.runtime.MockResourceArgs] = field(default_factory=dict)
-
-    def new_resource(self, args: pulumi.runtime.MockResourceArgs):
-        outputs = dict(args.inputs)
-        # archives recorded as (kind, path): comparable between two runs
-        args.inputs = {k: ("FileArchive", v.path) if isinstance(v, pulumi.FileArchive) else v
-                       for k, v in args.inputs.items()}
-        self.resources[args.name] = args
-        return [f"{args.name}-id", outputs]
-
-    def call(self, args: pulumi.runtime.MockCallArgs):
-        return {}
-
-    def of_type(self, typ: str) -> dict[str, pulumi.runtime.MockResourceArgs]:
-        return {n: r for n, r in self.resources.items() if r.typ == typ}
-
-
-@pytest.fixture(autouse=True)
-def kit_cache(tmp_path, monkeypatch):
-    """The components stage the kit under $XDG_CACHE_HOME: a temporary one, not the user's cache."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def mocks():
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, preview=False)
-    yield recorder
-    pulumi.runtime.settings.reset_options()
-
-
-def build(raw: dict):
-    """Instantiate the fleet for a config inside a mock run; returns the fleet component."""
-    from components.fleet import ShimFleet, ShimFleetArgs
-    from components.nodepool import SshConnection
-
-    cfg, plan = plan_from_config(raw)
-    assert plan.ok, plan.errors
-    ssh = SshConnection(user="root", port=22, private_key=pulumi.Output.secret(KEY))
-    return ShimFleet("fleet", ShimFleetArgs(plan=plan, ssh=ssh, local_base="/srv/project")), plan
-
-
-def run(raw: dict):
-    holder = {}
-
-    @pulumi.runtime.test
-    def program():
-        fleet, plan = build(raw)
-        holder["fleet"], holder["plan"] = fleet, plan
-        return pulumi.Output.from_input(fleet.urn)
-
-    program()
-    return holder["fleet"], holder["plan"]
+pytestmark = pytest.mark.usefixtures("kit_cache")
 
 
 def test_each_node_gets_a_command_per_binary_a_handler_table_and_a_label_patch(mocks, test_plan_stack):
@@ -138,12 +83,6 @@ def test_runtime_classes_have_fixed_names_handlers_and_selectors(mocks, test_pla
     assert classes["wasmtime-slight-v1-2"]["handler"] == "slight-v1-2"
     assert classes["wasmtime-slight-v1-2"]["scheduling"]["nodeSelector"] == {"wasmtime-slight-v1-2": "true"}
     assert classes["wasmtime-slight"]["scheduling"]["nodeSelector"] == {"wasmtime-slight-enabled": "true"}
-
-
-def unwrap_secret(value):
-    """The mock monitor receives secrets in their wire form; fail if `value` is not one."""
-    assert isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG, f"not a secret: {value!r}"
-    return value["value"]
 
 
 def test_the_private_key_never_appears_in_a_script_and_the_connection_is_secret(mocks, test_plan_stack):

@@ -10,17 +10,7 @@ import copy
 import pytest
 
 from components.core.config import StackFileError, check_config, read_stack_file
-from tests.conftest import pool, release, stack
-
-
-def errors(raw: dict) -> dict[str, str]:
-    _, problems = check_config(raw)
-    return {p.path: p.message for p in problems if p.severity == "error"}
-
-
-def warnings(raw: dict) -> dict[str, str]:
-    _, problems = check_config(raw)
-    return {p.path: p.message for p in problems if p.severity == "warning"}
+from tests.conftest import errors, pool, release, stack, warnings
 
 
 def good() -> dict:
@@ -104,6 +94,12 @@ CASES = [
      "nodePools[0].seedConfig", ["only for transport local"]),
     ("unknown transport", lambda r: r["nodePools"][0].update(transport="winrm"),
      "nodePools[0].transport", ["ssh", "local"]),
+    ("deprecation keeps no release", lambda r: r.update(deprecation={"keep": 0}),
+     "deprecation.keep", ["0", "whole number >= 1", "2 keeps N and N-1"]),
+    ("deprecation keep not a number", lambda r: r.update(deprecation={"keep": True}),
+     "deprecation.keep", ["True", "whole number"]),
+    ("unknown deprecation mode", lambda r: r.update(deprecation={"mode": "loud"}),
+     "deprecation.mode", ["'loud'", "off, warn or error"]),
 ]
 
 
@@ -352,21 +348,48 @@ def _replace(raw, path, value):
     return raw
 
 
-def test_no_value_anywhere_in_the_config_makes_the_checks_raise():
+def _config_path(path: tuple) -> str:
+    """("nodePools", 0, "nodes") -> nodePools[0].nodes, as problems name it."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _at(raw, path):
+    for part in path:
+        raw = raw[part]
+    return raw
+
+
+def test_any_value_of_the_wrong_type_anywhere_in_the_config_is_an_error_at_its_path():
+    """Every value of a good stack (one with every section), replaced in turn by each odd value: the checks return,
+    and a value of another type than the good one is an error at its path (or at the mapping or list that holds
+    it). Problems stay one line each, quoting no raw control character."""
     base = good()
     base["ssh"]["proxy"] = {"host": "b.example.org", "port": 22, "user": "u", "hostKey": "ssh-ed25519 AAAA"}
     base["kubernetes"] = {"renderDir": "r", "context": "c", "kubeconfig": "k"}
     base["deprecation"] = {"mode": "warn", "keep": 2}
     base["nodePools"][0].update(retiring=[], transport="ssh", localRoot="nodes", restart="true")
-    tried = 0
-    for path in list(_paths(base)):
+    judged = 0
+    for path in list(_paths(base))[1:]:
+        good_value = _at(base, path)
         for value in ODD_VALUES:
             raw = _replace(copy.deepcopy(base), path, value)
-            if not isinstance(raw, dict):
-                continue
-            check_config(raw)  # must return, whatever the value
-            tried += 1
-    assert tried > 500
+            _, problems = check_config(raw)
+            for p in problems:
+                assert p.severity in ("error", "warning") and p.path and p.message
+                assert "\n" not in p.message and "\x00" not in p.message, p
+            if value is None or type(value) is type(good_value):
+                continue  # None: the key left out (a default may apply); same type: may be a good value
+            if path == ("ssh", "privateKey") and isinstance(value, dict) and "secure" in value:
+                continue  # a stack file's encrypted value: the engine decrypts it, the file only holds its place
+            where = _config_path(path)
+            related = [p.path for p in problems if p.severity == "error"
+                       and (p.path.startswith(where) or where.startswith(p.path))]
+            assert related, f"{where} = {value!r} is accepted: {problems}"
+            judged += 1
+    assert judged > 300
 
 
 def test_nesting_deeper_than_the_bound_is_an_error_not_a_recursion():
@@ -385,6 +408,32 @@ def test_config_paths_of_odd_keys_are_escaped_and_cut():
     paths = set(errors(raw))
     assert "nodePools[0]." + "x" * 60 + "…" in paths
     assert "shims.sl\\u0131ght" in paths
+
+
+@pytest.mark.parametrize(("deprecation", "mode", "keep"), [
+    (None, "warn", 2), ({}, "warn", 2), ({"mode": "off"}, "off", 2), ({"mode": "error", "keep": 1}, "error", 1),
+    ({"keep": 3}, "warn", 3), ({"mode": "loud", "keep": 0}, "warn", 2),
+])
+def test_the_deprecation_policy_defaults_to_warn_keeping_two_and_a_bad_value_falls_back(deprecation, mode, keep):
+    raw = good()
+    if deprecation is not None:
+        raw["deprecation"] = deprecation
+    cfg, _ = check_config(raw)
+    assert (cfg.deprecation.mode, cfg.deprecation.keep) == (mode, keep)
+
+
+def test_a_value_of_the_wrong_kind_is_named_in_words():
+    raw = good()
+    raw["nodePools"] = "slight-1-2-3"
+    assert "'slight-1-2-3' is a string" in errors(raw)["nodePools"]
+
+
+def test_a_yaml_syntax_error_says_where_and_what_without_quoting_the_file(tmp_path):
+    f = tmp_path / "Pulumi.x.yaml"
+    f.write_text("config:\n  wasm-shim-fleet:runtime: a: b\n")
+    with pytest.raises(StackFileError) as exc:
+        read_stack_file(f)
+    assert "line 2, column " in str(exc.value) and "mapping values are not allowed" in str(exc.value)
 
 
 @pytest.mark.parametrize("value", [0, -1, 1.5, "1MiB", True, (1 << 40) + 1])

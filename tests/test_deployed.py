@@ -4,51 +4,13 @@ from __future__ import annotations
 
 from components.core.deployed import (
     LABELS_OUTPUT,
-    NODE_PATCH,
-    PLAN_OUTPUT,
-    RUNTIME_CLASS,
-    STACK,
     Deployed,
     from_outputs,
     from_stack_export,
     keep_promised,
 )
-from components.core.plan import FleetPlan, plan_from_config
-from tests.conftest import pool, stack
-
-VERSIONS = ("1.2.3", "1.2.4", "2.0.0")
-
-
-def plan(pools) -> FleetPlan:
-    _, p = plan_from_config(stack(pools, versions=VERSIONS))
-    assert p.ok, p.errors
-    return p
-
-
-def outputs_after(applied: FleetPlan) -> dict:
-    """The stack outputs an update of `applied` records (what the program reads back)."""
-    return {PLAN_OUTPUT: {k: v for k, v in applied.to_json().items() if k != "problems"},
-            LABELS_OUTPUT: {n.name: {**n.labels, "kubernetes.io/os": "linux"} for n in applied.nodes}}
-
-
-def snapshot(applied: FleetPlan, labels: dict[str, dict[str, str]] | None = None,
-             classes: FleetPlan | None = None) -> list[tuple[str, dict]]:
-    """(type, outputs) of every resource an update of `applied` leaves, as `pulumi stack export` has them.
-    `labels` overrides what a node's label patch last applied and `classes` the plan whose RuntimeClasses
-    are still there (an update that failed at the label patch, before its deletes)."""
-    out: list[tuple[str, dict]] = [(STACK, outputs_after(applied))]
-    for rc in (classes or applied).runtime_classes:
-        out.append((RUNTIME_CLASS, {"metadata": {"name": rc.name}, "handler": rc.handler,
-                                    "scheduling": {"nodeSelector": dict(rc.node_selector)}}))
-    for n in applied.nodes:
-        live = (labels or {}).get(n.name, n.labels)
-        out.append((NODE_PATCH, {"metadata": {"name": n.name, "labels": {**live, "kubernetes.io/os": "linux"}}}))
-    return out
-
-
-def export(resources: list[tuple[str, dict]]) -> dict:
-    return {"version": 3, "deployment": {"resources": [{"urn": f"urn:{i}", "type": t, "outputs": o}
-                                                       for i, (t, o) in enumerate(resources)]}}
+from components.core.plan import FleetPlan
+from tests.conftest import export, outputs_after, plan, pool, snapshot
 
 
 def deployed_after(applied: FleetPlan) -> Deployed:

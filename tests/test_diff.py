@@ -6,15 +6,9 @@ import pytest
 
 from components.core.diff import diff_plans
 from components.core.plan import plan_from_config
-from tests.conftest import pool, stack
+from tests.conftest import agent_pool, agent_stack, plan, planned, pool, stack
 
 VERSIONS = ("1.2.3", "1.2.4", "1.2.5", "2.0.0")
-
-
-def plan(pools, **kw):
-    _, p = plan_from_config(stack(pools, versions=VERSIONS, **kw))
-    assert p.ok, p.errors
-    return p
 
 
 def words(d):
@@ -237,3 +231,52 @@ def test_markdown_has_a_verdict_and_a_pool_by_release_matrix_before_and_after():
     assert "<details><summary>Every change</summary>" in md
     refused = diff_plans(old, plan([pool("a", ["slight@1.2.4"], ["node-a"])])).markdown("t")
     assert "**Refused: 1 unsafe step(s).**" in refused and ":no_entry: **handler slight-v1-2-3**" in refused
+
+
+def test_a_node_added_with_two_releases_lists_both_and_its_retiring_ones():
+    old = plan([pool("a", ["slight@1.2.3"], ["node-a"])])
+    new = plan([pool("a", ["slight@1.2.3"], ["node-a"]),
+                pool("b", ["slight@1.2.4", "slight@1.2.5"], ["node-b"], retiring=["slight@1.2.3"])])
+    assert "node node-b: + node node-b (slight@1.2.4, slight@1.2.5, retiring slight@1.2.3: " in "\n".join(
+        words(diff_plans(old, new)))
+
+
+def test_a_binary_whose_probe_changes_shows_the_probe():
+    old = plan([pool("a", ["slight@1.2.3"], ["node-a"])], versions=("1.2.3",))
+    raw = stack([pool("a", ["slight@1.2.3"], ["node-a"])], versions=("1.2.3",))
+    raw["shims"]["slight"][0]["probe"] = "none"
+    new = planned(raw)
+    [line] = [w for w in words(diff_plans(old, new)) if "binary" in w]
+    assert line.endswith(", member containerd-shim-slight-v1 -> slight@1.2.3, sha256 aaaaaaaaaaaa…, "
+                         "https://example.org/slight-1.2.3.tar.gz, member containerd-shim-slight-v1, probe none"), line
+
+
+# ------------------------------------------------------------------------------------------- agent pools
+def agent_plan(releases: list[str], sha: dict[str, str] | None = None):
+    raw = agent_stack([agent_pool("ag", releases, {"g": "wasm"})])
+    for entry in raw["shims"]["slight"]:
+        entry["sha256"] = (sha or {}).get(entry["version"], entry["sha256"])
+    return planned(raw)
+
+
+def test_an_agent_pool_is_compared_as_a_whole_release_labels_handlers_binaries():
+    d = diff_plans(agent_plan(["slight@1.2.3"]), agent_plan(["slight@1.2.3", "slight@1.2.4"]))
+    assert d.safe, d.words()
+    got = {(c.kind, c.subject, c.name) for c in d.changes if c.pool == "ag"}
+    assert ("added", "release", "slight@1.2.4") in got
+    assert ("added", "label", "wasmtime-slight-v1-2-4") in got
+    assert ("added", "handler", "slight-v1-2-4") in got
+    assert ("added", "binary", "containerd-shim-slight-v1-2-4-v1") in got
+    assert ("changed", "handler", "slight") in got  # the alias moves to the newest release
+    assert "Pool ag (agent pool: every node with g=wasm):" in d.words()
+    assert any("rolls node by node" in n.text for n in d.notes)
+
+
+def test_an_agent_pool_refuses_new_bytes_for_an_installed_version_and_a_handler_dropped_with_its_label():
+    before = agent_plan(["slight@1.2.3"])
+    bytes_changed = diff_plans(before, agent_plan(["slight@1.2.3"], sha={"1.2.3": "f" * 64}))
+    [(name, reason, nodes, pool_name)] = bytes_changed.unsafe_groups()
+    assert (name, nodes, pool_name) == ("binary containerd-shim-slight-v1-2-3-v1", [], "ag")
+    assert reason.startswith("sha256 changes for slight@1.2.3, an installed version")
+    swapped = diff_plans(before, agent_plan(["slight@1.2.4"]))
+    assert "handler slight-v1-2-3" in [u.name for u in swapped.unsafe]

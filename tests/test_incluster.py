@@ -19,7 +19,7 @@ from components.core.config import check_config
 from components.core.kit_graph import node_resources
 from components.core.plan import plan_from_config
 from components.incluster_run import parse_args
-from tests.conftest import pool, stack
+from tests.conftest import errors, pool, stack
 
 DIGEST = "sha256:" + "ab" * 32
 IMAGE = f"registry.example.org/wasm-shim-fleet/runner@{DIGEST}"
@@ -33,11 +33,6 @@ def in_cluster_stack(**k8s) -> dict:
     raw.pop("ssh")
     raw["kubernetes"] = {"runnerImage": IMAGE, **k8s}
     return raw
-
-
-def errors(raw: dict) -> dict[str, str]:
-    _, problems = check_config(raw)
-    return {p.path: p.message for p in problems if p.severity == "error"}
 
 
 # --------------------------------------------------------------------------------------------- config

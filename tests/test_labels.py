@@ -8,15 +8,15 @@ import pytest
 from components.core import naming
 from components.core.config import check_config
 from components.core.plan import plan_from_config
-from tests.conftest import pool, stack
-from tests.test_components import NODE_PATCH, mocks, run  # noqa: F401 (fixture)
+from tests.conftest import NODE_PATCH, pool, stack
+from tests.conftest import run_fleet as run
 
 
 def one(**extra):
     return stack([pool("a", ["slight@1.2.3"], ["node-a"])], **extra)
 
 
-def test_label_patches_do_not_force_by_default(mocks):  # noqa: F811
+def test_label_patches_do_not_force_by_default(mocks):
     run(one())
     [patch] = mocks.of_type(NODE_PATCH).values()
     annotations = patch.inputs["metadata"]["annotations"]
@@ -24,7 +24,7 @@ def test_label_patches_do_not_force_by_default(mocks):  # noqa: F811
     assert annotations["pulumi.com/patchFieldManager"] == "wasm-shim-fleet-node-a"
 
 
-def test_force_labels_is_a_switch_in_the_stack_config(mocks):  # noqa: F811
+def test_force_labels_is_a_switch_in_the_stack_config(mocks):
     run(one(kubernetes={"forceLabels": True}))
     [patch] = mocks.of_type(NODE_PATCH).values()
     assert patch.inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true"
@@ -53,7 +53,7 @@ def test_a_label_prefix_is_used_by_node_labels_and_runtime_class_selectors_alike
     assert plan.runtime_class("wasmtime-slight").node_selector == {"wasm.example.org/wasmtime-slight-enabled": "true"}
 
 
-def test_label_patches_carry_the_prefixed_labels(mocks):  # noqa: F811
+def test_label_patches_carry_the_prefixed_labels(mocks):
     run(one(labelPrefix="wasm.example.org/"))
     [patch] = mocks.of_type(NODE_PATCH).values()
     assert "wasm.example.org/wasmtime-slight-v1-2-3" in patch.inputs["metadata"]["labels"]

@@ -64,3 +64,26 @@ def test_zero_major_has_no_major_series():
 )
 def test_dns_labels(value, ok):
     assert naming.is_dns_label(value) is ok
+
+
+@pytest.mark.parametrize(("key", "runtime", "prefix", "ours"), [
+    ("wasmtime-slight-v1-2-3", "wasmtime", "", True),
+    ("wasmtime-slight-enabled", "wasmtime", "", True),
+    ("spin-slight-v1", "wasmtime", "", False),
+    ("wasmtime", "wasmtime", "", False),
+    ("wasm.example.org/wasmtime-slight-v1", "wasmtime", "wasm.example.org/", True),
+    # under a prefix, the same name without it (or under another prefix) belongs to someone else
+    ("wasmtime-slight-v1", "wasmtime", "wasm.example.org/", False),
+    ("other.example.org/wasmtime-slight-v1", "wasmtime", "wasm.example.org/", False),
+    ("kubernetes.io/os", "wasmtime", "", False),
+])
+def test_the_fleets_own_labels_are_those_it_composes_under_its_runtime_and_prefix(key, runtime, prefix, ours):
+    assert naming.is_fleet_label(key, runtime, prefix) is ours
+    assert naming.fleet_label_prefix(runtime, prefix) == f"{prefix}{runtime}-"
+
+
+def test_every_label_the_fleet_composes_is_recognised_as_its_own():
+    v = naming.parse_version("1.2.3")
+    for prefix in ("", "wasm.example.org/"):
+        for handler in ("slight-v1-2-3", naming.minor_series("slight", v), "slight"):
+            assert naming.is_fleet_label(naming.label_key("wasmtime", handler, "slight", prefix), "wasmtime", prefix)

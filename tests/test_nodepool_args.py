@@ -8,31 +8,9 @@ import pytest
 
 from components.core import nodescript
 from components.core.plan import plan_from_config
-from tests.conftest import SHA
-from tests.test_components import (
-    COMMAND_REMOTE,
-    COPY_TO_REMOTE,
-    KEY,
-    NODE_PATCH,
-    RUNTIME_CLASS,
-    Recorder,
-    unwrap_secret,
-)
+from tests.conftest import COMMAND_REMOTE, COPY_TO_REMOTE, KEY, NODE_PATCH, RUNTIME_CLASS, SHA, unwrap_secret
 
-
-@pytest.fixture(autouse=True)
-def kit_cache(tmp_path, monkeypatch):
-    """The components stage the kit under $XDG_CACHE_HOME: a temporary one, not the user's cache."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def mocks():
-    recorder = Recorder()
-    pulumi.runtime.set_mocks(recorder, preview=False)
-    yield recorder
-    pulumi.runtime.settings.reset_options()
-
+pytestmark = pytest.mark.usefixtures("kit_cache")
 
 HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHZ0ZXN0aG9zdGtleXRlc3Rob3N0a2V5dGVzdGhvc3RrZXk"
 

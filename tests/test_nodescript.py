@@ -7,23 +7,26 @@ and review the diff.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
-import yaml
 
-from components.core import containerd, nodescript
+from components.core import nodescript
+from components.core.containerd import BEGIN
 from components.core.flavors import FLAVORS
 from components.core.kit_graph import kit_stage_dir, node_resources
 from components.core.nodescript_cli import node_script_main
 from components.core.plan import plan_from_config
+from tests.conftest import assert_kit_block, kit_config, split_block, write_stack
 from tests.integration.helpers import (
     GOLDEN,
     INPUTS,
@@ -54,11 +57,15 @@ INPUT = {
 
 
 def golden(path: Path, actual: str) -> None:
-    if UPDATE:
+    """`actual` must equal the golden file. With UPDATE_GOLDEN=1 a golden file that differs (or is missing) is
+    rewritten, and the test still fails, naming it: review the diff, then run again without UPDATE_GOLDEN."""
+    before = path.read_text() if path.exists() else None
+    if UPDATE and before != actual:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(actual)
-    assert path.exists(), f"{path} is missing: run with UPDATE_GOLDEN=1"
-    assert actual == path.read_text(), f"{path} differs: review, then regenerate with UPDATE_GOLDEN=1"
+        pytest.fail(f"{path} rewritten (UPDATE_GOLDEN=1): review the diff, then run the tests again without it")
+    assert before is not None, f"{path} is missing: run with UPDATE_GOLDEN=1"
+    assert actual == before, f"{path} differs: review, then regenerate with UPDATE_GOLDEN=1"
 
 
 def config_name(flavor: str) -> str:
@@ -96,21 +103,42 @@ def fake_socket(tmp_path: Path):
 
 
 # ------------------------------------------------------------------------------------------ golden
-@pytest.mark.parametrize("version", [1, 2, 3])
-def test_handler_block_renders_whole_tables_per_config_version(version: int) -> None:
+@pytest.mark.parametrize(("version", "flavor", "original"), [
+    (1, "containerd-legacy", "oom_score = 0\n"), (2, "containerd-1", "version = 2\n"),
+    (3, "containerd-2", "version = 3\n")])
+def test_the_kit_writes_whole_tables_per_config_version(version: int, flavor: str, original: str,
+                                                        tmp_path: Path) -> None:
     node = sample_node()
-    golden(GOLDEN / "containerd" / f"block-v{version}.toml",
-           containerd.managed_block(node.handlers, version))
+    text = kit_config(node.handlers, tmp_path, flavor, original)
+    assert_kit_block(text, original, node.handlers, version)
+    golden(GOLDEN / "containerd" / f"block-v{version}.toml", split_block(text)[1])
 
 
 def test_the_kit_file_holds_the_data_of_flavors_py_and_matches_its_golden_file() -> None:
+    """The kit is source, not a golden file: no test writes it. Its data block must be what kit_data() generates
+    (the message shows the difference and the command that writes it)."""
     source = nodescript.KIT_FILE.read_text()
-    if UPDATE:
-        nodescript.KIT_FILE.write_text(nodescript.with_kit_data(source))
-        nodescript.kit_text.cache_clear()
-        source = nodescript.KIT_FILE.read_text()
-    assert source == nodescript.with_kit_data(source), "the kit's data block differs from flavors.py: UPDATE_GOLDEN=1"
+    wanted = nodescript.with_kit_data(source)
+    assert source == wanted, (
+        "the kit's data block differs from flavors.py and containerd.py:\n"
+        + "".join(difflib.unified_diff(source.splitlines(True), wanted.splitlines(True), "wsf.sh", "kit_data()"))
+        + "\nwrite it with: venv/bin/python -c 'from components.core import nodescript as n; "
+          "n.KIT_FILE.write_text(n.with_kit_data(n.KIT_FILE.read_text()))'")
     golden(GOLDEN_SCRIPTS / "kit.sh", nodescript.kit_text())
+
+
+def test_update_golden_rewrites_a_differing_golden_file_and_fails(tmp_path: Path, monkeypatch) -> None:
+    target = tmp_path / "x.txt"
+    target.write_text("old\n")
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", True)
+    with pytest.raises(pytest.fail.Exception, match="rewritten"):
+        golden(target, "new\n")
+    assert target.read_text() == "new\n"
+    golden(target, "new\n")  # equal: nothing to rewrite, the test passes
+    monkeypatch.setattr(sys.modules[__name__], "UPDATE", False)
+    with pytest.raises(AssertionError, match="differs"):
+        golden(target, "newer\n")
+    assert target.read_text() == "new\n"
 
 
 def pieces(node, kit_file: str = "/srv/project/components/core/kit/wsf.sh") -> dict[str, str]:
@@ -153,7 +181,7 @@ def test_only_the_table_scripts_change_when_the_table_does() -> None:
 
 
 @pytest.mark.parametrize("flavor", sorted(FLAVORS))
-def test_installed_config_matches_golden_file_and_the_python_reference(
+def test_installed_config_keeps_the_original_bytes_and_adds_one_block_of_the_nodes_tables(
         flavor: str, tmp_path: Path, path: str) -> None:
     node = sample_node(flavor)
     cfg = seed(tmp_path, flavor)
@@ -162,8 +190,8 @@ def test_installed_config_matches_golden_file_and_the_python_reference(
     assert last_line(result.stdout) == "changed"
     flv = FLAVORS[flavor]
     original = INPUT[flavor].read_text() if INPUT[flavor] else None
-    assert cfg.read_text() == containerd.append_block(original, node.handlers, flv.config_version, flv.template,
-                                                      flv.base_for(flv.config_version) or "")
+    assert_kit_block(cfg.read_text(), original, node.handlers, flv.config_version,
+                     flv.base_for(flv.config_version) or "")
     golden(GOLDEN_SCRIPTS / flavor / f"{config_name(flavor)}.after", cfg.read_text())
 
 
@@ -209,7 +237,7 @@ def test_a_changed_table_replaces_the_block_in_place_and_keeps_the_rest(tmp_path
     assert run_script(nodescript.install_script(big), tmp_path, path=path).returncode == 0
     result = run_script(nodescript.apply_table_script(small), tmp_path, path=path)
     assert result.returncode == 0, result.stderr
-    assert cfg.read_text() == containerd.append_block(original, small.handlers, 2)
+    assert_kit_block(cfg.read_text(), original, small.handlers, 2)
     # the binary of a release that left the table can now go; one still named by the table cannot
     gone = run_script(nodescript.remove_binary_script(big, big.binaries["containerd-shim-spin-v0-3-0-v1"]),
                       tmp_path, path=path)
@@ -246,8 +274,6 @@ def test_a_config_of_another_version_is_refused_naming_the_flavor_that_fits(
     assert result.returncode == 1
     assert "config version" in result.stderr and fits in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
-    assert containerd.detect_config_version(text) == {"containerd-legacy": 1, "containerd-1": 2,
-                                                       "containerd-2": 3}[fits.split()[0]]
     after = snapshot(tmp_path, ignore=("minimal-bin", "var"))
     assert after == {k: v for k, v in snap.items() if not k.startswith("var")}
 
@@ -413,7 +439,7 @@ def test_a_symlinked_config_is_followed_as_the_node_sees_it_and_never_out_of_the
     link.symlink_to("/etc/containerd/real.toml")
     followed = run_script(nodescript.install_script(node), root, path=path)
     assert followed.returncode == 0, followed.stderr
-    assert link.is_symlink() and containerd.BEGIN in real.read_text()
+    assert link.is_symlink() and BEGIN in real.read_text()
 
 
 def test_the_new_config_is_flushed_to_disk_before_it_replaces_the_old_one(tmp_path: Path, path: str) -> None:
@@ -463,7 +489,7 @@ def test_a_containerd_2_pool_writes_version_2_tables_into_a_version_2_file_of_th
     result = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert result.returncode == 0, result.stderr
     assert "not validating: no containerd on PATH that reads config version 2" in result.stdout
-    assert cfg.read_text() == containerd.append_block(text, node.handlers, 2)
+    assert_kit_block(cfg.read_text(), text, node.handlers, 2)
 
 
 @pytest.mark.parametrize(("root_config", "version"), [(None, 3), ("version = 2\n", 2), ("version = 3\n", 3)])
@@ -479,7 +505,7 @@ def test_a_k0s_drop_in_follows_the_version_of_the_config_that_imports_it(
     result = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert result.returncode == 0, result.stderr
     cfg = tmp_path / flavor.config_path.lstrip("/")
-    assert cfg.read_text() == containerd.append_block(None, node.handlers, version, True, f"version = {version}")
+    assert_kit_block(cfg.read_text(), None, node.handlers, version, f"version = {version}")
     gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path)
     assert gone.returncode == 0, gone.stderr
     assert not cfg.exists()
@@ -624,7 +650,7 @@ def test_a_run_killed_at_any_step_converges_when_re_run(kill_at: str, tmp_path: 
     again = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert again.returncode == 0, again.stderr
     assert "breaking the stale lock" in again.stdout
-    assert cfg.read_text() == containerd.append_block(INPUT["containerd-1"].read_text(), node.handlers, 2)
+    assert_kit_block(cfg.read_text(), INPUT["containerd-1"].read_text(), node.handlers, 2)
     assert not [p for p in tmp_path.rglob("*.wsf-tmp")]
     third = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert (third.returncode, last_line(third.stdout)) == (0, "unchanged")
@@ -719,14 +745,8 @@ def test_with_env_rejects_names_that_are_not_shell_variables() -> None:
 
 
 # -------------------------------------------------------------------------------------------- cli
-def write_stack(tmp_path: Path, raw: dict) -> Path:
-    stack_file = tmp_path / "Pulumi.test.yaml"
-    stack_file.write_text(yaml.safe_dump({"config": {f"wasm-shim-fleet:{k}": v for k, v in raw.items()}}))
-    return stack_file
-
-
 def test_cli_prints_the_same_script_the_components_render(tmp_path: Path) -> None:
-    stack_file = write_stack(tmp_path, sample_raw("containerd-1", urls="https"))
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", sample_raw("containerd-1", urls="https"))
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-a", "install", out, err) == 0
     assert out.getvalue() == nodescript.install_script(sample_node("containerd-1", urls="https"))
@@ -742,7 +762,7 @@ def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path
     raw = sample_raw("containerd-1", urls="https")
     raw["nodePools"][0].update(transport="local", seedConfig="seed/config.toml")
     raw["shims"]["spin"][0]["url"] = "file:artifacts/spin"
-    stack_file = write_stack(tmp_path, raw)
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", raw)
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-a", out=out, err=err) == 0, err.getvalue()
     text = out.getvalue()
@@ -763,7 +783,7 @@ def test_cli_lists_every_resource_with_the_exact_text_the_program_sends(tmp_path
 
 
 def test_cli_lists_the_known_nodes_for_an_unknown_one(tmp_path: Path) -> None:
-    stack_file = write_stack(tmp_path, sample_raw(nodes=("node-a", "node-b")))
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", sample_raw(nodes=("node-a", "node-b")))
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-z", "install", out, err) == 2
     assert "node-a, node-b" in err.getvalue() and out.getvalue() == ""
@@ -772,7 +792,7 @@ def test_cli_lists_the_known_nodes_for_an_unknown_one(tmp_path: Path) -> None:
 def test_cli_prints_the_plan_errors_and_no_script(tmp_path: Path) -> None:
     raw = sample_raw()
     raw["nodePools"][0]["containerd"] = "containerd-9"
-    stack_file = write_stack(tmp_path, raw)
+    stack_file = write_stack(tmp_path / "Pulumi.test.yaml", raw)
     out, err = io.StringIO(), io.StringIO()
     assert node_script_main(str(stack_file), "node-a", "install", out, err) == 2
     assert "containerd-9" in err.getvalue() and out.getvalue() == ""
@@ -899,7 +919,7 @@ def test_containerd_2_takes_a_version_4_config_of_containerd_2_3(tmp_path: Path,
     node = sample_node("containerd-2")
     result = run_script(nodescript.install_script(node), tmp_path, path=path)
     assert result.returncode == 0, result.stderr
-    assert cfg.read_text() == containerd.append_block(text, node.handlers, 3)
+    assert_kit_block(cfg.read_text(), text, node.handlers, 3)
     gone = run_script(nodescript.uninstall_script(node), tmp_path, path=path)
     assert gone.returncode == 0 and cfg.read_text() == text
 
@@ -914,7 +934,7 @@ def test_k3s_on_containerd_2_writes_its_v3_template_and_checks_the_rendered_vers
     assert result.returncode == 0, result.stderr
     template = tmp_path / FLAVORS["k3s-2"].config_path.lstrip("/")
     assert template.name == "config-v3.toml.tmpl"
-    assert template.read_text() == containerd.append_block(None, node.handlers, 3, template=True)
+    assert_kit_block(template.read_text(), None, node.handlers, 3, FLAVORS["k3s-2"].create_base or "")
     loaded.write_text("version = 2\n\n[plugins]\n")  # a k3s still on containerd 1.x: the other flavor fits
     refused = run_script(nodescript.apply_table_script(sample_node("k3s-2", releases=("spin@0.3.0",))), tmp_path,
                          path=path)

@@ -12,8 +12,8 @@ import pulumi
 import pytest
 from pulumi.runtime import config as runtime_config
 
-from tests.test_components import COMMAND_LOCAL, COMMAND_REMOTE, COPY_TO_REMOTE, NODE_PATCH, RUNTIME_CLASS, Recorder
-from tests.test_components import unwrap_secret as secret
+from tests.conftest import COMMAND_LOCAL, COMMAND_REMOTE, COPY_TO_REMOTE, NODE_PATCH, RUNTIME_CLASS, Recorder
+from tests.conftest import unwrap_secret as secret
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "own-program"
 HOST_KEYS = {"node-a": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG5vZGUtYQ",

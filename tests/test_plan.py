@@ -8,14 +8,9 @@ import pytest
 
 from components.core import naming
 from components.core.config import check_config
-from components.core.plan import build_plan, check_handler_contract, plan_from_config, select_aliases
-from tests.conftest import pool, stack
-
-
-def plan_of(raw):
-    cfg, plan = plan_from_config(raw)
-    assert plan.errors == [], plan.errors
-    return plan
+from components.core.plan import build_plan, check_handler_contract, select_aliases
+from tests.conftest import SHA, pool, stack
+from tests.conftest import planned as plan_of
 
 
 def test_proposal_example_node_with_1_2_3_carries_enabled_v1_v1_2_and_v1_2_3_labels():
@@ -163,10 +158,19 @@ def test_plan_of_a_config_with_errors_still_reports_every_problem():
     assert {p.path for p in plan.errors} == {"shims.slight[1].sha256", "nodePools[0].releases[1]"}
 
 
-def test_names_are_consistent_with_the_naming_module():
-    plan = plan_of(stack([pool("p", ["slight@1.2.3"], ["n"])], versions=("1.2.3",)))
-    v = naming.parse_version("1.2.3")
-    assert naming.binary_name("slight", v) in plan.node("n").binaries
+def test_a_node_installs_each_release_as_a_versioned_binary_that_its_runtime_type_resolves_to():
+    """Written out (not recomputed with naming.py): the proposal's names for slight 1.2.3 and a prerelease."""
+    plan = plan_of(stack([pool("p", ["slight@1.2.3", "slight@0.1.0-alpha.1"], ["n"])],
+                         versions=("1.2.3", "0.1.0-alpha.1")))
+    node = plan.node("n")
+    assert sorted(node.binaries) == ["containerd-shim-slight-v0-1-0-alpha-1-v1", "containerd-shim-slight-v1-2-3-v1"]
+    binary = node.binaries["containerd-shim-slight-v1-2-3-v1"]
+    assert (binary.release, binary.sha256, binary.url) == ("slight@1.2.3", SHA["1.2.3"],
+                                                           "https://example.org/slight-1.2.3.tar.gz")
+    assert node.handlers["slight-v1-2-3"] == "io.containerd.slight-v1-2-3.v1"
+    assert node.handlers["slight-v0-1-0-alpha-1"] == "io.containerd.slight-v0-1-0-alpha-1.v1"
+    # every runtime_type resolves, by containerd's rule, to a binary the node installs
+    assert {naming.binary_of_runtime_type(t) for t in node.handlers.values()} <= set(node.binaries)
 
 
 def test_local_nodes_never_restart_this_machines_containerd_unless_told():

@@ -1,57 +1,77 @@
-"""The policy pack's rules, called directly on the resource shapes the components register."""
+"""The policy pack's rules, called directly on what the components register: the fleet built under Pulumi mocks
+(real components, a mock engine that records each resource's type, name and inputs), in the {type, name, urn,
+props} shape the pack's __main__.py hands the rules."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
+import pulumi
 import pytest
 
 from components.core import nodescript
-from components.core.plan import FleetPlan, plan_from_config
+from components.core.plan import plan_from_config
 from policy import rules
 from policy.pack_config import pack_config
-from tests.conftest import SHA, pool, stack
+from tests.conftest import SHA, Recorder, policy_venv, pool, run_fleet, stack, write_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 VERSIONS = ("1.2.3", "1.2.4", "2.0.0")
 
 
-def plan(pools, **kw) -> FleetPlan:
-    _, p = plan_from_config(stack(pools, versions=VERSIONS, **kw))
-    assert p.ok, p.errors
-    return p
+def urn(type_: str, name: str) -> str:
+    return f"urn:pulumi:t::wasm-shim-fleet::{type_}::{name}"
 
 
+def resources(raw: dict, transport: str = "ssh") -> list[dict]:
+    """What the components register for a config, as the pack sees it ({type, name, urn, props}): the resources
+    the fleet really registers, recorded under Pulumi mocks (tests/conftest.py), their inputs as props; with
+    transport local, every pool's nodes are node-root folders."""
+    raw = copy.deepcopy(raw)
+    if transport == "local":
+        for p in raw["nodePools"]:
+            p["transport"] = "local"
+            for n in p["nodes"]:
+                n.pop("host", None)
+    recorder = Recorder()
+    registered: dict[str, dict] = {}  # component name -> what it passed to register_outputs
+    register = pulumi.ComponentResource.register_outputs
 
+    def record(self, outputs):
+        registered[self._name] = outputs  # noqa: SLF001 - the mock engine is not told a component's outputs
+        return register(self, outputs)
 
-def resources(p: FleetPlan, transport: str = "remote") -> list[dict]:
-    """What the components register for a plan, in the shapes the pack sees."""
+    with tempfile.TemporaryDirectory() as cache:
+        saved = os.environ.get("XDG_CACHE_HOME")
+        os.environ["XDG_CACHE_HOME"] = cache  # the kit is staged there, not in the user's cache
+        pulumi.runtime.set_mocks(recorder, preview=False)
+        pulumi.ComponentResource.register_outputs = record
+        try:
+            run_fleet(raw)
+        finally:
+            pulumi.ComponentResource.register_outputs = register
+            pulumi.runtime.settings.reset_options()
+            if saved is None:
+                del os.environ["XDG_CACHE_HOME"]
+            else:
+                os.environ["XDG_CACHE_HOME"] = saved
     out = []
-    pools: dict[str, list] = {}
-    for n in p.nodes:
-        pools.setdefault(n.pool, []).append(n)
-    for name, nodes in pools.items():
-        out.append({"type": rules.NODE_POOL, "name": f"fleet-{name}", "urn": f"urn:pool:{name}",
-                    "props": {"pool": name, "containerd": nodes[0].flavor, "nodes": [n.to_json() for n in nodes]}})
-        for n in nodes:
-            out.append({"type": rules.NODE_PATCH, "name": f"fleet-{name}-labels-{n.name}", "urn": f"urn:patch:{n.name}",
-                        "props": {"metadata": {"name": n.name, "labels": dict(n.labels)}}})
-            for b in n.binaries.values():
-                out.append({"type": f"command:{transport}:Command", "name": f"fleet-{name}-{n.name}-bin-{b.name}",
-                            "urn": f"urn:cmd:{n.name}:{b.name}",
-                            "props": {"create": nodescript.install_binary_script(n, b)}})
-    out.append({"type": rules.RUNTIME_CLASS_SET, "name": "fleet-classes", "urn": "urn:set",
-                "props": {"runtimeClasses": [rc.to_json() for rc in p.runtime_classes]}})
-    for rc in p.runtime_classes:
-        out.append({"type": rules.RUNTIME_CLASS, "name": f"fleet-classes-{rc.name}", "urn": f"urn:rc:{rc.name}",
-                    "props": {"metadata": {"name": rc.name}, "handler": rc.handler,
-                              "scheduling": {"nodeSelector": dict(rc.node_selector)}}})
+    for name, r in recorder.resources.items():
+        res = {"type": r.typ, "name": name, "urn": urn(r.typ, name), "props": copy.deepcopy(dict(r.inputs))}
+        if name in registered and r.typ in (rules.NODE_POOL, rules.RUNTIME_CLASS_SET):
+            res["outputs"] = copy.deepcopy(registered[name])
+        out.append(res)
     return out
+
+
+def config(pools: list[dict], **extra) -> dict:
+    return stack(pools, versions=VERSIONS, **extra)
 
 
 def by_type(res, type_):
@@ -60,8 +80,14 @@ def by_type(res, type_):
 
 @pytest.fixture
 def fleet(test_plan_stack) -> list[dict]:
-    _, p = plan_from_config(test_plan_stack)
-    return resources(p)
+    return resources(test_plan_stack)
+
+
+def test_the_resources_are_those_the_components_register_with_their_names(fleet):
+    names = {r["name"] for r in fleet}
+    assert {"fleet-a", "fleet-a-node-a-labels", "fleet-a-node-a-handlers", "fleet-classes",
+            "fleet-classes-wasmtime-slight-v1-2", "fleet-a-node-a-bin-containerd-shim-slight-v1-2-3-v1"} <= names
+    assert {r["type"] for r in fleet} >= {rules.NODE_POOL, rules.NODE_PATCH, rules.RUNTIME_CLASS, *rules.COMMANDS[:1]}
 
 
 # ------------------------------------------------------------------------------- handler on nodes
@@ -74,7 +100,7 @@ def test_a_class_selecting_a_node_without_its_handler_is_a_violation(fleet):
     [rc] = [r for r in by_type(fleet, rules.RUNTIME_CLASS) if r["props"]["metadata"]["name"] == "wasmtime-slight-v1-2"]
     rc["props"]["handler"] = "slight-v1-2-3"
     [v] = rules.handler_on_selected_nodes(fleet)
-    assert v.urn == "urn:rc:wasmtime-slight-v1-2"
+    assert v.urn == urn(rules.RUNTIME_CLASS, "fleet-classes-wasmtime-slight-v1-2")
     assert "selects node node-b (pool b, by wasmtime-slight-v1-2=true)" in v.message
     assert "no containerd handler 'slight-v1-2-3'" in v.message
 
@@ -86,18 +112,20 @@ def test_labels_set_by_a_node_patch_count_even_when_the_pool_does_not_list_them(
     assert "selects node node-a" in v.message and "'slight-v1-2-4'" in v.message
 
 
-def test_the_class_set_stands_in_for_classes_not_yet_visible(fleet):
-    only_set = [r for r in fleet if r["type"] != rules.RUNTIME_CLASS]
+def test_the_class_sets_outputs_stand_in_for_classes_not_yet_visible(fleet):
+    only_set = [r for r in as_outputs(fleet) if r["type"] != rules.RUNTIME_CLASS]
     assert {rc.name for rc in rules.runtime_classes(only_set)} == {
         rc.name for rc in rules.runtime_classes(fleet)}
-    only_set[-1]["props"]["runtimeClasses"][0]["handler"] = "nope"
+    [class_set] = by_type(only_set, rules.RUNTIME_CLASS_SET)
+    class_set["props"]["runtime_classes"][0]["handler"] = "nope"
     assert len(rules.handler_on_selected_nodes(only_set)) >= 1
 
 
 def test_a_class_with_an_empty_selector_must_be_on_every_node(fleet):
     fleet.append({"type": rules.RUNTIME_CLASS, "name": "x", "urn": "urn:x",
                   "props": {"metadata": {"name": "wasmtime-slight-v1-2-4"}, "handler": "slight-v1-2-4"}})
-    fleet = [r for r in fleet if not (r["type"] == rules.RUNTIME_CLASS and r["urn"] == "urn:rc:wasmtime-slight-v1-2-4")]
+    fleet = [r for r in fleet if not (r["type"] == rules.RUNTIME_CLASS
+                                      and r["name"] == "fleet-classes-wasmtime-slight-v1-2-4")]
     assert {v.message.split(" selects node ")[1].split(" ")[0] for v in rules.handler_on_selected_nodes(fleet)} \
         == {"node-a"}
 
@@ -147,18 +175,20 @@ def test_planned_install_commands_carry_their_sha256(fleet):
     assert rules.binaries_covered(fleet) == []
 
 
-@pytest.mark.parametrize("transport", ["remote", "local"])
-def test_a_binary_command_without_digest_or_check_is_a_violation(test_plan_stack, transport):
-    _, p = plan_from_config(test_plan_stack)
-    cmd = next(r for r in resources(p, transport) if rules.is_binary_command(r))
+@pytest.mark.parametrize(("transport", "type_"), [("ssh", "command:remote:Command"),
+                                                   ("local", "command:local:Command")])
+def test_a_binary_command_without_digest_or_check_is_a_violation(test_plan_stack, transport, type_):
+    cmd = next(r for r in resources(test_plan_stack, transport) if rules.is_binary_command(r))
+    assert cmd["type"] == type_
     cmd["props"]["create"] = "curl -fsSL https://example.org/x -o /usr/local/bin/containerd-shim-x-v1"
     msgs = rules.binary_command_violations(cmd)
     assert len(msgs) == 2 and "no sha256" in msgs[0] and "install-binary call" in msgs[1]
 
 
 def test_a_kit_install_call_with_a_bad_digest_is_a_violation(test_plan_stack):
-    _, p = plan_from_config(test_plan_stack)
-    cmd = next(r for r in resources(p) if rules.is_binary_command(r))
+    # the install of 1.2.3 (the mock engine records resources in the order the SDK registers them, not a fixed one)
+    cmd = next(r for r in resources(test_plan_stack)
+               if rules.is_binary_command(r) and SHA["1.2.3"] in r["props"]["create"])
     cmd["props"]["create"] = cmd["props"]["create"].replace(SHA["1.2.3"], "abc")
     [msg] = rules.binary_command_violations(cmd)
     assert "'abc' where the artifact's sha256" in msg
@@ -182,20 +212,13 @@ def test_a_planned_binary_whose_digest_no_command_checks_is_a_violation(fleet):
         r["props"]["create"] = r["props"]["create"].replace(SHA["1.2.4"], "0" * 64)
     violations = rules.binaries_covered(fleet)
     assert {v.message.split(" on node ")[1].split(" ")[0] for v in violations} == {"node-b", "node-c"}
-    assert all(v.urn.startswith("urn:pool:") for v in violations)
+    assert all(v.urn.startswith(urn(rules.NODE_POOL, "fleet-")) for v in violations)
 
 
 # ------------------------------------------------------------- NodePool outputs (what the engine shows)
 def as_outputs(res: list[dict]) -> list[dict]:
-    """Under the engine, stack policies see each NodePool's registered outputs: nodes keyed by name."""
-    out = []
-    for r in res:
-        if r["type"] == rules.NODE_POOL:
-            nodes = {n["name"]: {"releases": n["releases"], "retiring": n["retiring"], "labels": n["labels"],
-                                 "handlers": n["handlers"], "binaries": n["binaries"]} for n in r["props"]["nodes"]}
-            r = {**r, "props": {"nodes": nodes}}
-        out.append(r)
-    return out
+    """What a stack policy sees under the engine (AnalyzeStack): each component's registered outputs as its props."""
+    return [{k: v for k, v in {**r, "props": r.get("outputs", r["props"])}.items() if k != "outputs"} for r in res]
 
 
 def test_the_outputs_shape_is_read_like_the_inputs_shape(fleet):
@@ -240,8 +263,8 @@ DEPRECATION_CASES = [
 @pytest.mark.parametrize("before,releases,retiring,keep,bad", [c[1:] for c in DEPRECATION_CASES],
                          ids=[c[0] for c in DEPRECATION_CASES])
 def test_deprecation_rule_matches_the_cores(before, releases, retiring, keep, bad):
-    p = plan([pool("a", releases, ["node-a"], retiring=retiring)])
-    violations = rules.deprecation_violations(resources(p), {"a": before}, keep)
+    violations = rules.deprecation_violations(resources(config([pool("a", releases, ["node-a"], retiring=retiring)])),
+                                              {"a": before}, keep)
     assert bool(violations) == bad, violations
     # Same verdict as the core's rule on the same step.
     from components.core.config import check_config
@@ -254,9 +277,9 @@ def test_deprecation_rule_matches_the_cores(before, releases, retiring, keep, ba
 
 
 def test_without_a_previous_state_there_is_no_step_to_judge():
-    p = plan([pool("a", ["slight@2.0.0"], ["node-a"])])
-    assert rules.deprecation_violations(resources(p), {}) == []
-    assert rules.deprecation_violations(resources(p), {"other-pool": ["slight@1.2.3"]}) == []
+    res = resources(config([pool("a", ["slight@2.0.0"], ["node-a"])]))
+    assert rules.deprecation_violations(res, {}) == []
+    assert rules.deprecation_violations(res, {"other-pool": ["slight@1.2.3"]}) == []
 
 
 # ------------------------------------------------------------------------------------ pack config
@@ -273,8 +296,6 @@ def test_pack_config_carries_the_previous_state_and_the_targets_mode():
 
 
 def test_pack_config_command_prints_json(tmp_path):
-    from tests.test_cli import write_stack
-
     f = write_stack(tmp_path / "Pulumi.dev.yaml", stack([pool("a", ["slight@1.2.3"], ["node-a"])]))
     r = subprocess.run([sys.executable, "-m", "policy.pack_config", str(f), "--previous", str(f)], cwd=ROOT,
                        capture_output=True, text=True, timeout=60)
@@ -296,8 +317,6 @@ def test_the_pack_files_are_consistent():
 
 
 # ------------------------------------------------------------------------ the real SDK (integration)
-POLICY_VENV = Path(os.environ.get("WSF_POLICY_VENV", "/var/cache/wasm-shim-fleet/policy-venv"))
-
 SDK_PROBE = r"""
 import importlib.util, json, sys
 sys.path.insert(0, sys.argv[1])
@@ -324,45 +343,10 @@ print(json.dumps({"levels": {p.name: p.enforcement_level.value for p in pack.POL
 """
 
 
-def _package_stamp() -> str:
-    """The pack's requirements and the sha256 of the package's files: what the cached virtualenv was built from."""
-    import hashlib
-
-    h = hashlib.sha256((ROOT / "policy" / "requirements.txt").read_bytes())
-    for f in sorted((ROOT / "components").rglob("*")):
-        if f.is_file() and "__pycache__" not in f.parts:
-            h.update(str(f.relative_to(ROOT)).encode() + b"\0" + f.read_bytes())
-    h.update((ROOT / "pyproject.toml").read_bytes())
-    return h.hexdigest()
-
-
-def _policy_venv() -> Path:
-    """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt, with
-    this checkout's package installed into it as the README says (`pip install --no-deps .`), re-installed when the
-    package changes."""
-    python = POLICY_VENV / "bin" / "python"
-    stamp = POLICY_VENV / "requirements.txt"
-    reqs = (ROOT / "policy" / "requirements.txt").read_text()
-    if not python.exists() or not stamp.exists() or stamp.read_text() != reqs:
-        shutil.rmtree(POLICY_VENV, ignore_errors=True)
-        subprocess.run([sys.executable, "-m", "venv", str(POLICY_VENV)], check=True, timeout=300)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "-r",
-                        str(ROOT / "policy" / "requirements.txt")], check=True, timeout=600)
-        stamp.write_text(reqs)
-    package = POLICY_VENV / "package.sha256"
-    want = _package_stamp()
-    if not package.exists() or package.read_text() != want:
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", "--no-deps",
-                        "--force-reinstall", str(ROOT)], check=True, timeout=600)
-        package.write_text(want)
-    return python
-
-
 @pytest.mark.integration
 def test_the_pack_imports_and_validates_with_the_real_sdk(tmp_path):
-    python = _policy_venv()
-    p = plan([pool("a", ["slight@1.2.4"], ["node-a"])])  # 1.2.3 -> 1.2.4 in one step: a deprecation finding
-    res = resources(p)
+    python = policy_venv()
+    res = resources(config([pool("a", ["slight@1.2.4"], ["node-a"])]))  # 1.2.3 -> 1.2.4 in one step: a finding
     next(r for r in res if rules.is_binary_command(r))["props"]["create"] = (
         "curl -o /usr/local/bin/containerd-shim-x-v1 https://example.org/x")
     f = tmp_path / "resources.json"
@@ -440,7 +424,6 @@ def test_an_agent_pool_counts_in_the_deprecation_rule():
 
 
 def test_every_install_call_of_an_agents_binaries_script_is_read_back():
-    from components.core import nodescript
 
     res = agent_resources()
     state = json.loads(res[1]["props"]["data"]["state.json"])

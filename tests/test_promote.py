@@ -11,8 +11,8 @@ import yaml
 
 from components.core.config import read_stack_file
 from components.core.promote import promote
-from tests.conftest import SHA, pool, release, stack
-from tests.test_cli import run, write_stack
+from tests.conftest import SHA, pool, release, stack, write_stack
+from tests.conftest import cli as run
 
 URL = "https://example.org/slight-{}.tar.gz"
 

@@ -11,23 +11,11 @@ import pytest
 from components.core import kit_graph
 from components.core.config import NODE_LIST_ROLLOUT, Rollout, check_config
 from components.core.diff import diff_plans
-from components.core.plan import plan_from_config
-from components.core.rollout import fleet_batches, max_unavailable_count, node_orders, pool_batches
-from tests.conftest import pool, stack
-from tests.test_components import mocks, run  # noqa: F401 - the mock fixture
+from components.core.kit_graph import node_orders
+from components.core.rollout import fleet_batches, max_unavailable_count, pool_batches
+from tests.conftest import agent_pool, agent_stack, errors, planned, pool, run_fleet, stack
 
 NODES = [f"node-{i}" for i in range(1, 17)]
-
-
-def planned(raw: dict):
-    _, plan = plan_from_config(raw)
-    assert plan.ok, plan.errors
-    return plan
-
-
-def errors(raw: dict) -> dict[str, str]:
-    _, problems = check_config(raw)
-    return {p.path: p.message for p in problems if p.severity == "error"}
 
 
 # ------------------------------------------------------------------------------------------------ batches
@@ -98,7 +86,6 @@ def test_bad_rollout_settings_of_a_pool_that_lists_nodes_are_errors_that_say_the
 
 
 def test_an_agent_pool_keeps_a_canary_its_daemonset_can_honour_and_refuses_one_it_cannot():
-    from tests.test_agent_pools import agent_pool, agent_stack
 
     ok = agent_stack([agent_pool("p", ["slight@1.2.3"], rollout={"maxUnavailable": 1, "canary": 1})])
     cfg, problems = check_config(ok)
@@ -112,7 +99,6 @@ def test_an_agent_pool_keeps_a_canary_its_daemonset_can_honour_and_refuses_one_i
 
 
 def test_an_agent_pool_without_canary_records_what_it_always_recorded():
-    from tests.test_agent_pools import agent_pool, agent_stack
 
     plan = planned(agent_stack([agent_pool("p", ["slight@1.2.3"])]))
     assert plan.agent_pools[0].rollout.to_json() == {"maxUnavailable": 1, "minReadySeconds": 0,
@@ -192,7 +178,7 @@ def test_the_texts_a_node_sends_do_not_depend_on_its_batch():
 
 
 # --------------------------------------------------------------------------------------- the components
-def test_the_node_pool_registers_its_batches_as_dependencies(mocks, monkeypatch):  # noqa: F811
+def test_the_node_pool_registers_its_batches_as_dependencies(mocks, monkeypatch):
     """Mocks do not see resource options: record the depends_on the components pass to the engine."""
     seen: dict[str, list[str]] = {}
     orig = pulumi.CustomResource.__init__
@@ -203,7 +189,7 @@ def test_the_node_pool_registers_its_batches_as_dependencies(mocks, monkeypatch)
         orig(self, t, name, props, opts, *a, **k)
 
     monkeypatch.setattr(pulumi.CustomResource, "__init__", capture)
-    fleet, _ = run(stack([pool("p", ["slight@1.2.3"], NODES[:6])]))
+    fleet, _ = run_fleet(stack([pool("p", ["slight@1.2.3"], NODES[:6])]))
     pool_ = fleet.pools["p"]
     assert pool_.batches.batches == (("node-1",), ("node-2", "node-3"), ("node-4", "node-5"), ("node-6",))
     assert "fleet-p-node-1-labels" in seen["fleet-p-node-2-handlers"]

@@ -1,10 +1,13 @@
-"""`python -m components up|preview|destroy|refresh|export`: everything decided before the engine starts.
+"""`python -m components up|preview|destroy|refresh|export`: everything decided before the engine starts, and what
+the command makes of the engine's outcome (exit codes 1 and 130, the --json summary).
 
-The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py runs the README's commands).
+The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py runs the README's commands); here
+the Automation API stack is a stand-in (FakeStack) that returns an outcome or raises the engine's errors.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -14,7 +17,7 @@ import pytest
 import yaml
 
 from components import run
-from tests.test_readme import fresh_clone
+from tests.conftest import fresh_clone
 
 
 def fake_cli(bin_dir: Path) -> Path:
@@ -241,6 +244,112 @@ def test_only_a_preview_runs_without_checkpoints(monkeypatch, command, skips):
     env = seen[command]
     assert (env.get("PULUMI_SKIP_CHECKPOINTS") == "true") is skips, env
     assert env["PULUMI_BACKEND_URL"] == "file:///nowhere"
+
+
+# --------------------------------------------------------------- the engine's outcome: exit codes and --json
+class FakeStack:
+    """Stands in for the Automation API stack that open_stack returns (the engine runs are the e2e tier's): each
+    operation streams a line of engine output, then returns `result` or raises `error`."""
+
+    def __init__(self, result=None, error: BaseException | None = None) -> None:
+        from types import SimpleNamespace
+
+        self.result, self.error, self.calls = result, error, []
+        self.workspace = SimpleNamespace(env_vars={})
+
+    def _run(self, name: str, **kwargs):
+        self.calls.append((name, kwargs))
+        kwargs["on_output"](f"engine: {name} running")
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+    def up(self, **kwargs):
+        return self._run("up", **kwargs)
+
+    def destroy(self, **kwargs):
+        return self._run("destroy", **kwargs)
+
+    def preview(self, **kwargs):
+        return self._run("preview", **kwargs)
+
+
+def update_result(outcome: str, changes: dict[str, int], outputs: dict | None = None):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(summary=SimpleNamespace(result=outcome, resource_changes=changes), outputs=outputs or {})
+
+
+def engine_command(monkeypatch, capsys, stack: FakeStack, *argv: str) -> tuple[int, str, str]:
+    """`python -m components ARGV` in this process, the stack file's plan checked for real, the engine a FakeStack."""
+    from components.core.cli import main
+
+    monkeypatch.setattr(run, "open_stack", lambda name, **kw: stack)
+    code = main(list(argv), extend=run.add_engine_commands)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_up_json_prints_a_summary_with_the_changes_and_outputs_secrets_hidden(monkeypatch, capsys):
+    from pulumi.automation import OutputValue
+
+    outputs = {"plan": OutputValue({"runtime": "wasmtime"}, False), "key": OutputValue("s3cret", True)}
+    stack = FakeStack(update_result("succeeded", {"create": 5, "same": 2}, outputs))
+    code, out, err = engine_command(monkeypatch, capsys, stack, "up", "dev", "--json")
+    assert code == 0
+    assert json.loads(out) == {"command": "up", "stack": "dev", "result": "succeeded",
+                               "resourceChanges": {"create": 5, "same": 2},
+                               "outputs": {"plan": {"runtime": "wasmtime"}, "key": "[secret]"}}
+    assert "engine: up running" in err  # with --json the engine's text goes to stderr
+    assert err.rstrip().splitlines()[-1].startswith("up dev: succeeded (5 create, 2 unchanged) in ")
+
+
+def test_an_update_that_failed_exits_1_and_says_so_in_the_json(monkeypatch, capsys):
+    stack = FakeStack(update_result("failed", {"create": 1, "update": 2}))
+    code, out, err = engine_command(monkeypatch, capsys, stack, "up", "dev", "--json", "--continue-on-error")
+    assert code == 1
+    assert json.loads(out)["result"] == "failed"
+    assert stack.calls[0][1]["continue_on_error"] is True
+    assert "up dev: failed (1 create, 2 update)" in err
+
+
+def test_an_engine_error_exits_1_naming_the_command_and_a_concurrent_update(monkeypatch, capsys):
+    from pulumi.automation import CommandError, ConcurrentUpdateError
+    from pulumi.automation._cmd import CommandResult
+
+    code, out, err = engine_command(monkeypatch, capsys, FakeStack(error=CommandError(CommandResult("", "boom", 255))),
+                                    "destroy", "dev")
+    assert (code, out) == (1, "engine: destroy running\n")
+    assert "error: destroy dev: failed; see the engine's output above" in err
+    code, _, err = engine_command(monkeypatch, capsys,
+                                  FakeStack(error=ConcurrentUpdateError(CommandResult("", "locked", 255))), "up", "dev")
+    assert code == 1 and "another update of dev is running" in err
+
+
+def test_an_interrupted_command_exits_130(monkeypatch, capsys):
+    code, _, err = engine_command(monkeypatch, capsys, FakeStack(error=KeyboardInterrupt()), "up", "dev")
+    assert code == 130
+    assert err.rstrip().endswith("up: interrupted")
+
+
+def test_a_missing_plugin_is_something_to_install_exit_3(monkeypatch, capsys):
+    from pulumi.automation import CommandError
+    from pulumi.automation._cmd import CommandResult
+
+    error = CommandError(CommandResult("", "error: no resource plugin 'kubernetes' found", 255))
+    code, _, err = engine_command(monkeypatch, capsys, FakeStack(error=error), "preview", "dev")
+    assert code == 3 and "a provider plugin is missing" in err
+
+
+def test_preview_json_is_the_engines_own_document_on_stdout(monkeypatch, capsys):
+    from types import SimpleNamespace
+
+    stack = FakeStack(SimpleNamespace(change_summary={"create": 3}))
+    code, out, err = engine_command(monkeypatch, capsys, stack, "preview", "dev", "--json")
+    assert code == 0
+    assert stack.calls[0][1]["json"] is True and out == "engine: preview running\n"
+    assert stack.workspace.env_vars == run.PREVIEW_ENV
+    assert "preview dev: previewed (3 create) in " in err
 
 
 RECORDING_CLI = """#!/bin/sh

@@ -10,7 +10,7 @@ from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime.proto import engine_pb2
 
 from components import sdk_debug
-from tests.test_components import Recorder, build
+from tests.conftest import Recorder, build
 
 
 @pytest.fixture

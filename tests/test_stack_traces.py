@@ -10,7 +10,7 @@ from pulumi.runtime import mocks as sdk_mocks
 from pulumi.runtime import resource as sdk_resource
 
 from components import stack_traces
-from tests.test_components import Recorder, build
+from tests.conftest import Recorder, build
 
 
 @pytest.fixture

@@ -15,15 +15,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .config import StackFileError, read_stack_file
+from .config import StackFileError, project_dir, read_stack_file
 from .deprecation import deprecation_problems
 from .diff import diff_plans
 from .plan import FleetPlan, plan_from_config
 
 
 def load_plan(path: str) -> FleetPlan:
-    """Plan a stack file; relative file: URLs resolve against its folder (the project folder)."""
-    _, plan = plan_from_config(read_stack_file(path), Path(path).resolve().parent, secret_keys=())
+    """Plan a stack file; relative file: URLs resolve against the project folder (project_dir)."""
+    _, plan = plan_from_config(read_stack_file(path), project_dir(path), secret_keys=())
     return plan
 
 
@@ -91,7 +91,7 @@ def format_plan(plan: FleetPlan, selected: dict[str, list[str]] | None = None) -
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
-    cfg, plan = plan_from_config(read_stack_file(args.stack_file), Path(args.stack_file).resolve().parent,
+    cfg, plan = plan_from_config(read_stack_file(args.stack_file), project_dir(args.stack_file),
                                  secret_keys=())
     _report_problems(plan, args.stack_file)
     selected = None
@@ -148,7 +148,7 @@ def cmd_diff_deployed(args: argparse.Namespace) -> int:
     from .deployed import keep_promised
 
     deployed = _read_deployed(args.deployed)
-    _, new = plan_from_config(read_stack_file(args.new), Path(args.new).resolve().parent, secret_keys=())
+    _, new = plan_from_config(read_stack_file(args.new), project_dir(args.new), secret_keys=())
     _report_problems(new, args.new)
     if not new.ok:
         print("diff: fix the errors above first", file=sys.stderr)
@@ -195,8 +195,10 @@ def cmd_diff(args: argparse.Namespace) -> int:
     if args.old is None:
         print("diff: give OLD NEW (two stack files), or --deployed STATE NEW", file=sys.stderr)
         return 2
-    old_cfg, old = plan_from_config(read_stack_file(args.old), Path(args.old).resolve().parent, secret_keys=())
-    new_cfg, new = plan_from_config(read_stack_file(args.new), Path(args.new).resolve().parent, secret_keys=())
+    # Both files' relative file: URLs against one folder, the project's: the same URL is the same artifact.
+    base = project_dir(args.new, args.old)
+    old_cfg, old = plan_from_config(read_stack_file(args.old), base, secret_keys=())
+    new_cfg, new = plan_from_config(read_stack_file(args.new), base, secret_keys=())
     # Errors of either file stop the diff; warnings are the new file's (the old one's are history), once.
     for p in old.errors:
         print(f"{args.old}: {p}", file=sys.stderr)

@@ -273,6 +273,7 @@ def _yaml_loader() -> type:
 
     base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
+    # the base class is chosen at run time (libyaml's loader when PyYAML has it), which mypy cannot follow
     class Loader(base):  # type: ignore[misc,valid-type]
         def construct_mapping(self, node: Any, deep: bool = False) -> Any:
             if isinstance(node, yaml.MappingNode):
@@ -308,7 +309,7 @@ def _bound_yaml(text: str, loader: type) -> None:
         n = 0
         if isinstance(ev, yaml.CollectionStartEvent):
             if len(frames) >= MAX_DEPTH:
-                raise StackFileError(f"line {ev.start_mark.line + 1}: values nested more than {MAX_DEPTH} deep; "
+                raise StackFileError(f"line {_line(ev)}: values nested more than {MAX_DEPTH} deep; "
                                      "a stack config is a few levels deep: this is not a stack file")
             frames.append([ev.anchor, 1])
             total += 1
@@ -325,7 +326,7 @@ def _bound_yaml(text: str, loader: type) -> None:
             if ev.anchor is not None:
                 sizes[ev.anchor] = 1
         elif isinstance(ev, yaml.AliasEvent):
-            n = sizes.get(ev.anchor, 1)
+            n = sizes.get(ev.anchor or "", 1)
         else:
             continue
         total += n
@@ -333,9 +334,15 @@ def _bound_yaml(text: str, loader: type) -> None:
             frames[-1][1] += n
         if total > MAX_VALUES:
             where = f"alias *{ev.anchor}" if isinstance(ev, yaml.AliasEvent) else "value"
-            raise StackFileError(f"line {ev.start_mark.line + 1}: {where} takes the file past {MAX_VALUES:,} "
+            raise StackFileError(f"line {_line(ev)}: {where} takes the file past {MAX_VALUES:,} "
                                  "values once YAML aliases are expanded; write the values out instead of "
                                  "nesting aliases")
+
+
+def _line(event: Any) -> int | str:
+    """The 1-based line of a YAML event (the parser marks every event; "?" if one came without)."""
+    mark = event.start_mark
+    return mark.line + 1 if mark is not None else "?"
 
 
 def _yaml_error(exc: Exception) -> str:
@@ -411,6 +418,22 @@ def config_key_problems(config: Mapping[Any, Any]) -> list[Problem]:
             out.append(Problem("error", key, f"namespace {_show(ns)} looks like a misspelling of {NAMESPACE!r}, "
                                              f"so the key would be ignored; write {NAMESPACE}:{rest}"))
     return out
+
+
+def project_dir(*stack_files: str | Path) -> Path:
+    """The folder that relative `file:` URLs (and local node roots) of these stack files resolve against: the
+    project's, that is the nearest folder holding Pulumi.yaml above the first file that has one; else the folder of
+    the first regular file; else the current directory. One folder for every file given: the old side of
+    `diff <(git show main:Pulumi.prod.yaml) Pulumi.prod.yaml` is a pipe (/dev/fd/63) whose own folder is no
+    project's, and resolved there its URLs would all look new."""
+    for f in stack_files:
+        for folder in Path(f).absolute().parents:
+            if (folder / "Pulumi.yaml").is_file():
+                return folder
+    for f in stack_files:
+        if Path(f).is_file():
+            return Path(f).resolve().parent
+    return Path.cwd()
 
 
 def read_stack_file(path: str | Path) -> dict[str, Any]:
@@ -684,7 +707,8 @@ def _check_shims(c: _Checker, runtime: str, value: Any, base_dir: str | Path | N
 def _remember_rejected(c: _Checker, shim: str, entry: Any, path: str) -> None:
     """So that a pin of a broken entry points at the entry rather than saying it does not exist."""
     try:
-        version = naming.parse_version(entry.get("version")) if isinstance(entry, Mapping) else None
+        text = entry.get("version") if isinstance(entry, Mapping) else None
+        version = naming.parse_version(text) if isinstance(text, str) else None
     except (ValueError, TypeError, AttributeError):
         return
     if version is not None:
@@ -809,7 +833,7 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
         ok = False
     selector: dict[str, str] | None = None
     rollout: Rollout | None = None
-    check_seconds = 60
+    check_seconds: int | None = 60
     if transport == "agent":
         selector = _check_selector(c, raw_selector, f"{base}.nodeSelector", name)
         rollout = _check_rollout(c, m.get("rollout"), f"{base}.rollout", agent=True, pool=name,
@@ -857,15 +881,18 @@ def _check_pool(c: _Checker, raw: Any, base: str, releases: Mapping[str, Release
                                       "containerd config, and only for transport local; remove it from ssh pools")
         ok = False
     active, retiring, pins_ok = _check_pins(c, m, base, releases)
-    raw_nodes = m.get("nodes") or []
+    raw_nodes = m.get("nodes")
+    if raw_nodes is None:
+        raw_nodes = []
     if not isinstance(raw_nodes, list):
         c.error(f"{base}.nodes", f"{_show(raw_nodes)} is {_typename(raw_nodes)}; list nodes as "
                                  "- {name: node-a, host: 10.0.0.4}")
         raw_nodes, ok = [], False
     if transport == "agent":
         raw_nodes = []
-    nodes = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
-    if not (ok and pins_ok) or None in nodes:
+    checked = [_check_node(c, rn, f"{base}.nodes[{j}]", transport, node_names) for j, rn in enumerate(raw_nodes)]
+    nodes = [n for n in checked if n is not None]
+    if not (ok and pins_ok) or name is None or len(nodes) < len(checked):
         return None
     if not nodes and transport != "agent":
         c.warn(f"{base}.nodes", f"pool {_show(name)} has no nodes, so it installs nothing; add nodes or "

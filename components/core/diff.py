@@ -218,10 +218,10 @@ class PlanDiff:
             same: dict[tuple[str, ...], list[str]] = {}
             for node, node_lines in per_node.items():
                 same.setdefault(tuple(node_lines), []).append(node)
-            for node_lines, nodes in sorted(same.items(), key=lambda kv: natural_key(min(kv[1], key=natural_key))):
-                nodes = sorted(nodes, key=natural_key)
+            for shared, group in sorted(same.items(), key=lambda kv: natural_key(min(kv[1], key=natural_key))):
+                nodes = sorted(group, key=natural_key)
                 lines.append(f"  {'node' if len(nodes) == 1 else 'nodes'} {_node_list(nodes)}:")
-                lines += [f"    {line}" for line in node_lines]
+                lines += [f"    {line}" for line in shared]
         return lines
 
     def words(self) -> str:
@@ -269,8 +269,8 @@ class PlanDiff:
             out.append(f"- **Rollout** of pool `{pool}` {rest}")
         if self.rollouts:
             out.append("")
-        for name, reason, nodes, pool in self.unsafe_groups():
-            where = " ".join(x for x in (f"pool `{pool}`" if pool else "",
+        for name, reason, nodes, in_pool in self.unsafe_groups():
+            where = " ".join(x for x in (f"pool `{in_pool}`" if in_pool else "",
                                          f"nodes {_node_list(nodes)}" if nodes else "") if x)
             out.append(f"- :no_entry: **{name}**{' (' + where + ')' if where else ''}: {reason}")
         out += [f"- :warning: {n.words()[len('NOTE '):]}" for n in self.notes]
@@ -491,24 +491,10 @@ def _compare_agent_pool(d: PlanDiff, old: FleetPlan, o: AgentPoolPlan | None, n:
         d.notes.append(Note(pool, f"rolls node by node: at most {r.max_unavailable} node(s) at a time, each Ready "
                                   f"for {r.min_ready_seconds}s before the next; `pulumi up` fails at the first node "
                                   "whose agent cannot converge, and the nodes not yet reached keep what they run"))
-    _compare(d.changes, "label", None, o.node.labels, n.node.labels, pool)
-    _compare(d.changes, "handler", None, o.node.handlers, n.node.handlers, pool)
-    o_bins, n_bins = _binaries(o.node), _binaries(n.node)
-    _compare(d.changes, "binary", None, o_bins, n_bins, pool)
-    promised = _promised_handlers(old, o.node)
-    for handler in sorted(set(o.node.handlers) - set(n.node.handlers), key=natural_key):
-        if handler in promised:
-            d.unsafe.append(Unsafe(None, f"handler {handler}",
-                                   f"is removed in the same step as label {promised[handler]} that promises it; "
-                                   "first move the release to the pool's retiring list (labels go, handler "
-                                   "stays), apply, then remove it", pool, PROMISED_HANDLER))
-    for bname in sorted(set(o_bins) & set(n_bins), key=natural_key):
-        was, now = o_bins[bname], n_bins[bname]
-        if was["sha256"] != now["sha256"] or was["member"] != now["member"]:
-            what = "sha256" if was["sha256"] != now["sha256"] else "archive member"
-            d.unsafe.append(Unsafe(None, f"binary {bname}",
-                                   f"{what} changes for {was['release']}, an installed version; a version's bytes "
-                                   "must never change: publish and pin a new version", pool, BYTES))
+    for _name, was, now in _compare_contents(d, old, o.node, n.node, None, pool):
+        if was["url"] != now["url"]:
+            d.notes.append(Note(pool, f"{was['release']} is downloaded from a new url ({now['url']}); its sha256 is "
+                                      "the same, so installed bytes do not change"))
 
 
 def _compare_fleet(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
@@ -540,17 +526,17 @@ def _compare_pools(d: PlanDiff, old: FleetPlan, new: FleetPlan) -> None:
     for n in new.nodes:
         first_new.setdefault(n.pool, n)
     for pool in sorted(set(first_old) & set(first_new), key=natural_key):
-        o, n = _settings(first_old[pool], POOL_SETTINGS), _settings(first_new[pool], POOL_SETTINGS)
-        _compare(d.changes, "pool", None, o, n, pool)
+        was, now = _settings(first_old[pool], POOL_SETTINGS), _settings(first_new[pool], POOL_SETTINGS)
+        _compare(d.changes, "pool", None, was, now, pool)
         for key in ("containerd", "transport"):
-            if o[key] != n[key]:
-                d.unsafe.append(Unsafe(None, key, f"changes from {o[key]} to {n[key]}, which moves every node's "
+            if was[key] != now[key]:
+                d.unsafe.append(Unsafe(None, key, f"changes from {was[key]} to {now[key]}, which moves every node's "
                                                   "handler table to another file or machine; an update in place "
                                                   "would write the new table and leave the old one. Remove the "
                                                   "pool's nodes in one step (up), then add them back with the new "
                                                   f"{key} in the next", pool, MOVES_TABLE))
-        if o["restart"] != n["restart"]:
-            d.notes.append(Note(pool, f"the restart command changes to {_short(n['restart'])}; it runs as root "
+        if was["restart"] != now["restart"]:
+            d.notes.append(Note(pool, f"the restart command changes to {_short(now['restart'])}; it runs as root "
                                       "on every node of the pool the next time its handler table changes"))
 
 
@@ -564,6 +550,7 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
         notes.setdefault((where, text), []).append(node)
 
     if o is None:
+        assert n is not None
         d.changes.append(Change("added", "node", node, node, new=_contents(n), pool=pool))
         return
     if n is None:
@@ -589,6 +576,17 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
     if (o.user, o.proxy) != (n.user, n.proxy) and n.transport == "ssh":
         note("new ssh user or bastion: every command runs again over it; deletes use the connection recorded "
              "in the stack state, so apply this before removing anything reached the old way", None)
+    for _name, was, now in _compare_contents(d, old, o, n, node, pool):
+        if was["url"] != now["url"]:
+            note(f"{was['release']} is downloaded from a new url ({now['url']}); its sha256 is the same, so "
+                 "installed bytes do not change")
+
+
+def _compare_contents(d: PlanDiff, old: FleetPlan, o: NodePlan, n: NodePlan, node: str | None,
+                      pool: str) -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """What a node runs (or every node of an agent pool, `node` None): labels, handlers, binaries, and the two
+    refusals they can call for (a handler removed with the label that promises it; an installed version's bytes
+    changing). Returns the binaries kept with the same bytes, (name, old, new), for the caller's notes."""
     _compare(d.changes, "label", node, o.labels, n.labels, pool)
     _compare(d.changes, "handler", node, o.handlers, n.handlers, pool)
     o_bins, n_bins = _binaries(o), _binaries(n)
@@ -600,6 +598,7 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
                                    f"is removed in the same step as label {promised[handler]} that promises it; "
                                    "first move the release to the pool's retiring list (labels go, handler "
                                    "stays), apply, then remove it", pool, PROMISED_HANDLER))
+    same = []
     for bname in sorted(set(o_bins) & set(n_bins), key=natural_key):
         was, now = o_bins[bname], n_bins[bname]
         if was["sha256"] != now["sha256"] or was["member"] != now["member"]:
@@ -607,9 +606,9 @@ def _compare_node(d: PlanDiff, old: FleetPlan, o: NodePlan | None, n: NodePlan |
             d.unsafe.append(Unsafe(node, f"binary {bname}",
                                    f"{what} changes for {was['release']}, an installed version; a version's bytes "
                                    "must never change: publish and pin a new version", pool, BYTES))
-        elif was["url"] != now["url"]:
-            note(f"{was['release']} is downloaded from a new url ({now['url']}); its sha256 is the same, so "
-                 "installed bytes do not change")
+        else:
+            same.append((bname, was, now))
+    return same
 
 
 def _contents(n: NodePlan) -> str:

@@ -193,18 +193,6 @@ def parse_result(log: str, run_id: str) -> tuple[str, str, int] | None:
 HOST_SCRIPT = (Path(__file__).resolve().parent / "kit" / "run-on-host.sh").read_text()
 
 
-def kit_payload_script(node, root: str | None = None, sha: str | None = None) -> str:
-    """The kit resource of an in-cluster node: the kit arrives as the run's payload file (the pod carries it),
-    and the script on the node keeps it only if it hashes to the sha256 the program put in this text."""
-    from . import nodescript
-
-    sha = sha or nodescript.kit_sha256()
-    source = ('[ -f "${WSF_RUN_PAYLOAD:-}" ] || { rmdir "$k/$s" 2>/dev/null || :; echo "wasm-shim-fleet: error: no kit '
-              'came with this command (WSF_RUN_PAYLOAD); nothing was changed" >&2; exit 1; }\n'
-              'cp "$WSF_RUN_PAYLOAD" "$t"\n')
-    return nodescript._kit_install(node, root, sha, source)
-
-
 def runner_interpreter(*, python: str, runner: str, node: str, namespace: str, image: str, resource: str,
                        payload_file: str | None = None) -> list[str]:
     """The `interpreter` of a node command's command:local:Command: the runner and its settings; the engine

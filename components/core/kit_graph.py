@@ -32,11 +32,12 @@ Pure (no pulumi, no I/O): the components build exactly these resources, and
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from . import nodescript
 from .plan import NodePlan
-from .rollout import NodeOrder
+from .rollout import Batches
 
 
 @dataclass(frozen=True)
@@ -68,6 +69,16 @@ def kit_resource(pool_component: str, node: NodePlan) -> str:
     return f"{node_prefix(pool_component, node)}-kit"
 
 
+@dataclass(frozen=True)
+class NodeOrder:
+    """What one node's resources wait for besides its own (resource names, components/core/kit_graph.py)."""
+
+    #: its handler table waits for these (the label patches of the batch before it)
+    table_after: tuple[str, ...] = ()
+    #: binary name -> the canary's resources of that binary, which its own binary waits for
+    binaries_after: Mapping[str, tuple[str, ...]] | None = None
+
+
 def binary_resource(pool_component: str, node: NodePlan, binary: str) -> str:
     return f"{node_prefix(pool_component, node)}-bin-{binary}"
 
@@ -84,6 +95,24 @@ def labels_resource(pool_component: str, node: NodePlan) -> str:
     return f"{node_prefix(pool_component, node)}-labels"
 
 
+def node_orders(pool_component: str, nodes: Sequence[NodePlan], batches: Batches) -> dict[str, NodeOrder]:
+    """node name -> NodeOrder, for the NodePlans of one pool (`nodes`) rolled in `batches`."""
+    by_name = {n.name: n for n in nodes}
+    canary = batches.batches[0] if batches.canary else ()
+    out: dict[str, NodeOrder] = {}
+    for i, batch in enumerate(batches.batches):
+        before = tuple(labels_resource(pool_component, by_name[n]) for n in batches.batches[i - 1]) if i else ()
+        for name in batch:
+            node = by_name[name]
+            after: dict[str, tuple[str, ...]] = {}
+            if name not in canary:
+                for b in node.binaries:
+                    after[b] = tuple(binary_resource(pool_component, by_name[c], b) for c in canary
+                                     if b in by_name[c].binaries)
+            out[name] = NodeOrder(before, {k: v for k, v in after.items() if v})
+    return out
+
+
 def kit_stage_dir(sha: str) -> str:
     """The local folder copied to SSH nodes: `<it>/kit/<sha>/wsf.sh` and `<it>/kit/selected`. Written by
     components.nodepool.stage_kit; the path is the same for every node and every run with this kit."""
@@ -96,7 +125,7 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
     """The node's resources in creation order, with the text each sends. `local_base`: the folder that local
     node roots, seed configs and the kit file are relative to (the project folder). `kit`: the kit text (tests
     only; default the kit file). `verify`: check node.status.runtimeHandlers before the labels. `order`: what
-    the node waits for in its pool's rollout (components/core/rollout.node_orders; None: nothing)."""
+    the node waits for in its pool's rollout (node_orders above; None: nothing)."""
     from . import verify as runtime_handlers
 
     root = None
@@ -116,11 +145,9 @@ def node_resources(pool_component: str, node: NodePlan, local_base: str | None =
                                delete=nodescript.kit_remove_script(node, root))
     elif node.transport == "kubernetes":
         # Through the cluster: the runner pod carries the staged kit file; the script keeps it only if it hashes
-        # to the sha256 written in this text (components/core/incluster.py).
-        from . import incluster
-
+        # to the sha256 written in this text (nodescript.kit_payload_script).
         kit_res = NodeResource(kit_resource(pool_component, node), "kit", (),
-                               create=incluster.kit_payload_script(node, None, sha),
+                               create=nodescript.kit_payload_script(node, None, sha),
                                delete=nodescript.kit_remove_script(node),
                                payload=os.path.join(kit_stage_dir(sha), "kit", sha, nodescript.KIT_NAME))
     else:

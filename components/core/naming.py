@@ -92,8 +92,9 @@ def parse_version(text: str) -> semver.Version:
     raw = text[1:] if text[:1] in ("v", "V") else text
     try:
         return semver.Version.parse(raw)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"not a semantic version MAJOR.MINOR.PATCH[-PRERELEASE]: {exc}") from None
+    except (ValueError, TypeError):
+        # not semver's own message: it quotes the text as it is (a newline in it would split a log line)
+        raise ValueError("not a semantic version MAJOR.MINOR.PATCH[-PRERELEASE]") from None
 
 
 def encode_version(version: semver.Version) -> str:

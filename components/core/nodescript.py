@@ -304,6 +304,16 @@ echo "wasm-shim-fleet: selected node kit $s"; echo changed
 """
 
 
+def kit_payload_script(node: NodePlan, root: str | None = None, sha: str | None = None) -> str:
+    """The kit resource of an in-cluster node: the kit arrives as the run's payload file (the pod carries it),
+    and the script on the node keeps it only if it hashes to the sha256 the program put in this text."""
+    sha = sha or kit_sha256()
+    source = ('[ -f "${WSF_RUN_PAYLOAD:-}" ] || { rmdir "$k/$s" 2>/dev/null || :; echo "wasm-shim-fleet: error: no kit '
+              'came with this command (WSF_RUN_PAYLOAD); nothing was changed" >&2; exit 1; }\n'
+              'cp "$WSF_RUN_PAYLOAD" "$t"\n')
+    return _kit_install(node, root, sha, source)
+
+
 def kit_copy_script(node: NodePlan, kit_file: str, root: str | None = None, sha: str | None = None) -> str:
     """Deliver the kit by reference from a file this machine can read (local nodes)."""
     sha = sha or kit_sha256()
@@ -418,8 +428,6 @@ def agent_scripts(node: NodePlan) -> dict[str, str]:
       failure), then remove the binaries the pool no longer runs;
     - `status`: read-only, the handlers of the managed table and whether each binary is in place;
     - `uninstall`: remove the table (the original config back), every binary of ours, then the kit."""
-    from .incluster import kit_payload_script
-
     return {
         "binaries": _agent_script(node, "deliver the node kit, then install the pool's shim binaries",
                                   [kit_payload_script(node), *(install_binary_script(node, b)

@@ -15,11 +15,10 @@ stack file; needs no Pulumi engine.
 
 from __future__ import annotations
 
-import os
 import sys
 from typing import TextIO
 
-from .config import StackFileError, read_stack_file
+from .config import StackFileError, project_dir, read_stack_file
 from .kit_graph import node_resources
 from .nodescript import agent_scripts, install_script, kit_text, uninstall_script
 from .plan import NodePlan, plan_from_config
@@ -33,7 +32,8 @@ def _resources(node: NodePlan, base: str, plan=None) -> str:
     out = []
     order = None
     if plan is not None:
-        from .rollout import fleet_batches, node_orders
+        from .kit_graph import node_orders
+        from .rollout import fleet_batches
 
         batches = fleet_batches(plan)[node.pool]
         pool_nodes = [n for n in plan.nodes if n.pool == node.pool]
@@ -86,7 +86,7 @@ def node_script_main(stack_file: str, node: str, action: str = "resources", out:
     except StackFileError as exc:
         print(f"node-script: {exc}", file=err)
         return 2
-    base = os.path.dirname(os.path.abspath(stack_file))
+    base = str(project_dir(stack_file))
     _, plan = plan_from_config(raw, base)
     if plan.errors:
         for problem in plan.errors:

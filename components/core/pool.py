@@ -128,7 +128,7 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
     shims: dict[str, list[dict[str, Any]]] = {}
     catalog_index: dict[tuple[str, int], int] = {}
     for i, e in enumerate(spec.catalog):
-        entry = {"version": e.version, "url": e.url, "sha256": e.sha256, "probe": e.probe}
+        entry: dict[str, Any] = {"version": e.version, "url": e.url, "sha256": e.sha256, "probe": e.probe}
         if e.max_bytes is not None:
             entry["maxBytes"] = e.max_bytes
         if e.binary is not None:
@@ -180,12 +180,12 @@ def plan_pool(spec: PoolSpec) -> PoolPlan:
         if spec.port is not PENDING:
             ssh["port"] = spec.port
         raw_config["ssh"] = ssh
-    cfg, found = check_config(raw_config, None, None, flavors)
+    cfg, config_problems = check_config(raw_config, None, None, flavors)
     if any(p.severity == "error" for p in problems):
         # Without a valid layout (or with an Output where a plain value belongs) the pool cannot be planned;
         # the config's own findings still come along.
-        return PoolPlan((), (), tuple(problems + [_named(p, catalog_index) for p in found]))
-    plan = build_plan(cfg, found)
+        return PoolPlan((), (), tuple(problems + [_named(p, catalog_index) for p in config_problems]))
+    plan = build_plan(cfg, config_problems)
     problems += [_named(p, catalog_index) for p in plan.problems]
     if any(p.severity == "error" for p in problems):
         return PoolPlan((), (), tuple(problems))

@@ -105,33 +105,3 @@ def fleet_batches(plan) -> dict[str, Batches]:
         by_pool.setdefault(n.pool, []).append(n.name)
     rollouts: Mapping[str, Rollout] = getattr(plan, "rollouts", {}) or {}
     return {pool: pool_batches(pool, names, rollouts.get(pool)) for pool, names in by_pool.items()}
-
-
-@dataclass(frozen=True)
-class NodeOrder:
-    """What one node's resources wait for besides its own (resource names, components/core/kit_graph.py)."""
-
-    #: its handler table waits for these (the label patches of the batch before it)
-    table_after: tuple[str, ...] = ()
-    #: binary name -> the canary's resources of that binary, which its own binary waits for
-    binaries_after: Mapping[str, tuple[str, ...]] | None = None
-
-
-def node_orders(pool_component: str, nodes: Sequence, batches: Batches) -> dict[str, NodeOrder]:
-    """node name -> NodeOrder, for the NodePlans of one pool (`nodes`) rolled in `batches`."""
-    from .kit_graph import binary_resource, labels_resource
-
-    by_name = {n.name: n for n in nodes}
-    canary = batches.batches[0] if batches.canary else ()
-    out: dict[str, NodeOrder] = {}
-    for i, batch in enumerate(batches.batches):
-        before = tuple(labels_resource(pool_component, by_name[n]) for n in batches.batches[i - 1]) if i else ()
-        for name in batch:
-            node = by_name[name]
-            after: dict[str, tuple[str, ...]] = {}
-            if name not in canary:
-                for b in node.binaries:
-                    after[b] = tuple(binary_resource(pool_component, by_name[c], b) for c in canary
-                                     if b in by_name[c].binaries)
-            out[name] = NodeOrder(before, {k: v for k, v in after.items() if v})
-    return out

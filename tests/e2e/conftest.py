@@ -170,6 +170,15 @@ class Fleet:
                 for rc in items if rc["metadata"].get("labels", {}).get("app.kubernetes.io/managed-by") == PROJECT}
 
 
+#: The releases of the proposal's test plan: X.Y.Z, X.Y.Z+1, X.Y.Z+2.
+X, X1, X2 = "slight@1.2.3", "slight@1.2.4", "slight@1.2.5"
+
+
+def base_pools(f: Fleet) -> list[dict]:
+    """The proposal's test plan: A runs X.Y.Z, B runs X.Y.Z+1, C runs both."""
+    return [f.pool("a", [X], ["node-a"]), f.pool("b", [X1], ["node-b"]), f.pool("c", [X, X1], ["node-c"])]
+
+
 def run_program(main: Path) -> None:
     """A project's __main__.py exactly as `pulumi up` runs it (as an Automation API inline program: the
     Python language host cannot be built here), reading the stack's config."""

@@ -195,11 +195,60 @@ def _call_as(world: Fleet, token: str, method: str, path: str, body: dict | None
         return err.code
 
 
+def _as_stack(world: Fleet, method: str, path: str, body: dict | None = None,
+              content_type: str = "application/json") -> tuple[int, str]:
+    """A request as the stack's identity (the user deploy/rbac.yaml binds, by impersonation)."""
+    req = urllib.request.Request(world.cluster.server + path, method=method,
+                                 data=json.dumps(body).encode() if body is not None else None)
+    req.add_header("Content-Type", content_type)
+    req.add_header("Impersonate-User", "wasm-shim-fleet")
+    ctx = ssl.create_default_context(cafile=str(world.cluster.pki / "ca.crt"))
+    ctx.load_cert_chain(str(world.cluster.pki / "admin.crt"), str(world.cluster.pki / "admin.key"))
+    try:
+        with urllib.request.urlopen(req, timeout=30, context=ctx) as resp:
+            return resp.status, ""
+    except urllib.error.HTTPError as err:
+        return err.code, err.read().decode(errors="replace")
+
+
+def _pod(namespace: str, **spec) -> dict:
+    container = {"name": "run", "image": IMAGE, "command": ["/wsf-enter", "--", "/bin/sh"]}
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe", "namespace": namespace},
+            "spec": {"containers": [container], "automountServiceAccountToken": False, **spec}}
+
+
+def test_the_stacks_identity_is_refused_what_it_does_not_need(world: Fleet):
+    """deploy/rbac.yaml (RBAC and the stack's admission policy), enforced by the API server."""
+    runner_ns = "wasm-shim-fleet-runner"
+    refused = {
+        "a Secret": _as_stack(world, "GET", "/api/v1/namespaces/kube-system/secrets"),
+        "a pod in another namespace": _as_stack(world, "POST", "/api/v1/namespaces/default/pods", _pod("default")),
+        "a runner pod mounting a Secret": _as_stack(
+            world, "POST", f"/api/v1/namespaces/{runner_ns}/pods",
+            _pod(runner_ns, volumes=[{"name": "s", "secret": {"secretName": "x"}}])),
+        "a runner pod of an unpinned image": _as_stack(
+            world, "POST", f"/api/v1/namespaces/{runner_ns}/pods",
+            {**_pod(runner_ns), "spec": {**_pod(runner_ns)["spec"], "containers": [
+                {"name": "run", "image": "busybox:latest", "command": ["/wsf-enter"]}]}}),
+        "a label outside the fleet's keys": _as_stack(
+            world, "PATCH", "/api/v1/nodes/kw-3", {"metadata": {"labels": {"team": "x"}}},
+            "application/merge-patch+json"),
+        "a namespace of its own choosing": _as_stack(
+            world, "POST", "/api/v1/namespaces", {"metadata": {"name": "wsf-elsewhere"}}),
+        "deleting a namespace": _as_stack(world, "DELETE", f"/api/v1/namespaces/{runner_ns}"),
+    }
+    assert {k: v[0] for k, v in refused.items()} == dict.fromkeys(refused, 403), refused
+    assert "only runner pods" in refused["a runner pod mounting a Secret"][1]
+    assert "only the fleet's labels" in refused["a label outside the fleet's keys"][1]
+    # and what it needs: a runner pod as the runner makes it is admitted (then deleted)
+    assert _as_stack(world, "POST", f"/api/v1/namespaces/{runner_ns}/pods", _pod(runner_ns))[0] == 201
+    assert _as_stack(world, "DELETE", f"/api/v1/namespaces/{runner_ns}/pods/probe")[0] == 200
+
+
 def test_destroy_uninstalls_through_the_cluster_and_leaves_nothing_of_ours(world: Fleet):
     result = world.stack.destroy(color="never")
     assert result.summary.result == "succeeded"
-    for path in (api_path("v1", "namespaces", name=NS),
-                 api_path("admissionregistration.k8s.io/v1", "validatingadmissionpolicies",
+    for path in (api_path("admissionregistration.k8s.io/v1", "validatingadmissionpolicies",
                           name=agent.cluster_name(NS)),
                  api_path("rbac.authorization.k8s.io/v1", "clusterroles", name=agent.cluster_name(NS)),
                  api_path("rbac.authorization.k8s.io/v1", "clusterrolebindings", name=agent.cluster_name(NS))):
@@ -209,8 +258,13 @@ def test_destroy_uninstalls_through_the_cluster_and_leaves_nothing_of_ours(world
     for name in NODES:
         labels = world.cluster.get(api_path("v1", "nodes", name=name))["metadata"].get("labels", {})
         assert not [k for k in labels if k.startswith("wasmtime-") or k == naming.CLAIM_LABEL]
-    # the uninstall DaemonSet ran and went
+    # the uninstall DaemonSet ran and went; the namespace is the cluster administrator's (deploy/rbac.yaml):
+    # it stays, with nothing of the pools in it
     assert agent_pods(world, "uninstall") == [] and agent_pods(world) == []
+    for plural, group in (("daemonsets", "apps/v1"), ("configmaps", "v1"), ("serviceaccounts", "v1")):
+        left = [o["metadata"]["name"] for o in world.cluster.get(api_path(group, plural, NS))["items"]
+                if o["metadata"]["name"].startswith("wsf-agent-")]
+        assert left == [], (plural, left)
 
 
 def _gone(world: Fleet, path: str) -> bool:

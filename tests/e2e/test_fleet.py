@@ -15,27 +15,15 @@ from pathlib import Path
 import pytest
 
 from components.core import nodescript
-from components.core.plan import plan_from_config
+from tests.conftest import planned
 from tests.harness.workloads import spread_deployment
 
 from .cluster import ApiError, api_path
-from .conftest import REPO, Fleet
+from .conftest import REPO, X1, X2, Fleet, X, base_pools
 
 pytestmark = pytest.mark.e2e
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "preview-bump.txt"
-X, X1, X2 = "slight@1.2.3", "slight@1.2.4", "slight@1.2.5"
-
-
-def base_pools(f: Fleet) -> list[dict]:
-    """The proposal's test plan: A runs X.Y.Z, B runs X.Y.Z+1, C runs both."""
-    return [f.pool("a", [X], ["node-a"]), f.pool("b", [X1], ["node-b"]), f.pool("c", [X, X1], ["node-c"])]
-
-
-def planned(raw: dict):
-    _, plan = plan_from_config(raw)
-    assert plan.ok, plan.errors
-    return plan
 
 
 def changes(summary: dict) -> dict:

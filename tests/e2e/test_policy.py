@@ -30,11 +30,10 @@ from pathlib import Path
 import pytest
 
 from policy.pack_config import pack_config
-from tests.test_policy_rules import _policy_venv
+from tests.conftest import policy_venv
 
-from .conftest import PROJECT, Fleet
+from .conftest import PROJECT, X1, Fleet, X, base_pools
 from .engine import offline_stack
-from .test_fleet import X1, X, base_pools
 
 pytestmark = pytest.mark.e2e
 
@@ -53,7 +52,7 @@ PYTHONDONTWRITEBYTECODE=1 exec '{python}' -u -m pulumi.policy "$@" '{pack}'
 @pytest.fixture(scope="module")
 def analyzer(tmp_path_factory) -> Path:
     """An executable analyzer plugin that runs the repository's policy/ pack in its own virtualenv."""
-    python = _policy_venv()
+    python = policy_venv()
     d = tmp_path_factory.mktemp("policy-analyzer")
     shutil.copy(PACK_DIR / "PulumiPolicy.yaml", d / "PulumiPolicy.yaml")  # the engine reads it beside the plugin
     exe = d / "pulumi-analyzer-policy-python"
@@ -193,7 +192,7 @@ def test_the_pack_directory_runs_through_the_python_language_host(scratch_stack,
     Without it: the engine names the missing host, and nothing else (no other launch problem)."""
     pack = tmp_path / "policy"
     shutil.copytree(PACK_DIR, pack, ignore=shutil.ignore_patterns("__pycache__", "venv"))
-    (pack / "venv").symlink_to(_policy_venv().parents[1])
+    (pack / "venv").symlink_to(policy_venv().parents[1])
     run = Run(scratch_stack, [str(pack)])
     assert run.error is not None, run.output
     if shutil.which("pulumi-language-python") is None:

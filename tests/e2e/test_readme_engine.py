@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_readme import command_env, fresh_clone, readme_commands, run_command, tmp_files
+from tests.conftest import command_env, fresh_clone, readme_commands, run_command, tmp_files
 
 pytestmark = pytest.mark.e2e
 

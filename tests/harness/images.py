@@ -8,13 +8,9 @@ module image for the Wasm workload, each packed as an OCI image layout tarball t
 
 from __future__ import annotations
 
-import hashlib
-import io
-import json
 import platform
 import shutil
 import subprocess
-import tarfile
 from pathlib import Path
 
 import pytest
@@ -34,57 +30,24 @@ def _tool(name: str, package: str) -> str:
     return found
 
 
-def _layer(files: dict[str, tuple[bytes, int]]) -> bytes:
-    """An uncompressed tar layer: path -> (content, mode), reproducible (fixed owner and times)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tar:
-        for path, (data, mode) in sorted(files.items()):
-            info = tarfile.TarInfo(path)
-            info.size, info.mode, info.mtime, info.uid, info.gid = len(data), mode, 0, 0, 0
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+def builder():
+    """deploy/build_image.py as a module: the one place images are packed (OCI layout) and the node image is built."""
+    import importlib.util
+    import sys
+
+    name = "wsf_build_image"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, SOURCES.parents[2] / "deploy" / "build_image.py")
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[name] = module
+    return sys.modules[name]
 
 
 def oci_tarball(out: Path, ref: str, files: dict[str, tuple[bytes, int]], entrypoint: list[str]) -> Path:
-    """Write an OCI image layout tarball of a one-layer image holding `files` and return its path."""
-    blobs: dict[str, bytes] = {}
-
-    def blob(data: bytes) -> dict:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
-        blobs[digest] = data
-        return {"digest": digest, "size": len(data)}
-
-    layer = _layer(files)
-    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
-    config = json.dumps({
-        "architecture": ARCH, "os": "linux",
-        "config": {"Entrypoint": entrypoint, "Env": ["PATH=/"]},
-        "rootfs": {"type": "layers", "diff_ids": [diff_id]},
-    }, sort_keys=True).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **blob(config)},
-        "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar", **blob(layer)}],
-    }, sort_keys=True).encode()
-    index = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{
-            "mediaType": "application/vnd.oci.image.manifest.v1+json", **blob(manifest),
-            "platform": {"architecture": ARCH, "os": "linux"},
-            "annotations": {"io.containerd.image.name": ref, "org.opencontainers.image.ref.name": ref},
-        }],
-    }, sort_keys=True).encode()
-    entries = {"oci-layout": json.dumps({"imageLayoutVersion": "1.0.0"}).encode(), "index.json": index}
-    for digest, data in blobs.items():
-        entries["blobs/sha256/" + digest.split(":", 1)[1]] = data
-    with tarfile.open(out, "w") as tar:
-        for name, data in entries.items():
-            info = tarfile.TarInfo(name)
-            info.size, info.mode, info.mtime = len(data), 0o644, 0
-            tar.addfile(info, io.BytesIO(data))
-    return out
+    """An OCI image layout tarball of a one-layer image holding `files` (deploy/build_image.py packs it)."""
+    return builder().oci_tarball(out, ref, files, entrypoint, ARCH)
 
 
 def build_pause_image(work: Path) -> tuple[str, Path]:

@@ -4,7 +4,6 @@ bump (prune-binaries) to uninstall, with the kit's read-only `status` between.""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ import pytest
 
 from components.core import nodescript
 from components.core.plan import plan_from_config
+from tests.harness import images
 
 from .helpers import last_line, sample_raw
 
@@ -47,16 +47,8 @@ def test_the_agents_go_tests_vet_and_format_pass(tmp_path):
         assert proc.returncode == 0, f"{' '.join(argv[1:])} failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
 
 
-def _builder():
-    spec = importlib.util.spec_from_file_location("wsf_build_image", REPO / "deploy" / "build_image.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_the_node_image_is_built_from_source_reproducibly_with_only_the_two_binaries(tmp_path):
-    build = _builder()
+    build = images.builder()
     ref, tarball = build.build_image(tmp_path / "one.oci.tar")
     again, _ = build.build_image(tmp_path / "two.oci.tar")
     assert ref == again and ref.startswith(f"{build.REPOSITORY}@sha256:")

@@ -9,6 +9,7 @@ import pytest
 from components.core import containerd
 from components.core.flavors import FLAVORS
 from components.core.nodescript import install_script, uninstall_script
+from tests.conftest import assert_kit_block
 
 from .helpers import last_line, sample_node, snapshot
 
@@ -51,8 +52,8 @@ def test_install_registers_every_handler_keeps_runc_and_uninstall_restores_the_b
     loaded = node.loaded_runtimes()
     assert {h: loaded.get(h) for h in plan.handlers} == plan.handlers
     assert loaded["runc"] == "io.containerd.runc.v2"
-    assert node.config.read_bytes() == containerd.append_block(
-        original.decode(), plan.handlers, FLAVORS[node.flavor].config_version).encode()
+    # the file: the original bytes, then the kit's one block (its tables as containerd parsed them, above)
+    assert_kit_block(node.config.read_text(), original.decode(), plan.handlers, FLAVORS[node.flavor].config_version)
 
     # idempotent: nothing to do changes no byte and restarts nothing
     snap = snapshot(node.root, ignore=DAEMON_PATHS)
@@ -84,7 +85,10 @@ def test_a_release_change_rewrites_only_the_block_and_restarts_once(make_node, c
     assert result.returncode == 0, result.stderr
     assert node.restarts() == restarts + 1
     assert node.loaded_runtimes()["slight"] == "io.containerd.slight-v1-3-0.v1"
-    assert node.config.read_bytes() == containerd.append_block(original.decode(), second.handlers, 2).encode()
+    dumped = node.dump_runtimes()  # containerd's own parse of the file
+    assert {h: dumped.get(h) for h in second.handlers} == second.handlers
+    assert dumped["runc"] == "io.containerd.runc.v2"
+    assert_kit_block(node.config.read_text(), original.decode(), second.handlers, 2)
 
 
 def test_a_config_of_the_wrong_version_is_refused_before_anything_changes(make_node, containerd1) -> None:

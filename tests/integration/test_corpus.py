@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from components.core import containerd
 from components.core.flavors import FLAVORS
 from components.core.nodescript import install_script, uninstall_script
+from tests.conftest import assert_kit_block
 
 from .corpus import DAEMON_FIXTURE, ENTRIES, seed
 from .helpers import last_line, sample_node, snapshot
@@ -26,10 +26,11 @@ CASES = [pytest.param(e, d, id=f"{e.id}@{d}") for e in ENTRIES for d in e.daemon
 REFUSED = [pytest.param(e, d, id=f"{e.id}@{d}") for e in ENTRIES for d in e.daemons if e.refused is not None]
 
 
-def expected_config(entry, original: bytes | None, handlers: dict[str, str]) -> bytes:
+def assert_served(entry, text: str, original: bytes | None, handlers: dict[str, str]) -> None:
+    """The kit's block after the original bytes, holding exactly `handlers` as a TOML parser reads them."""
     flavor = FLAVORS[entry.flavor]
-    return containerd.append_block(None if original is None else original.decode(), handlers, entry.table,
-                                   template=flavor.template, create_base=flavor.base_for(entry.table) or "").encode()
+    assert_kit_block(text, None if original is None else original.decode(), handlers, entry.table,
+                     flavor.base_for(entry.table) or "")
 
 
 @pytest.mark.parametrize(("entry", "daemon"), CASES)
@@ -51,7 +52,7 @@ def test_a_real_config_is_served_re_run_unchanged_and_given_back_byte_for_byte(e
         assert "containerd restarted by k0s" in result.stdout
     else:
         assert "containerd reads the new config (config dump)" in result.stdout
-    assert node.config.read_bytes() == expected_config(entry, original, plan.handlers)
+    assert_served(entry, node.config.read_text(), original, plan.handlers)
     after = node.dump_runtime_tables()
     assert {h: after.get(h, {}).get("runtime_type") for h in plan.handlers} == plan.handlers
     assert {name: after.get(name) for name in before} == before, "a runtime of the original changed"

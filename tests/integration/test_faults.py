@@ -13,6 +13,7 @@ import pytest
 from components.core import containerd, nodescript
 from components.core.flavors import FLAVORS
 from components.core.nodescript import install_script, uninstall_script
+from tests.conftest import assert_kit_block
 
 from .helpers import debug_kit, install_kit, last_line, sample_node, snapshot
 
@@ -83,8 +84,8 @@ def test_an_install_killed_at_each_step_converges_when_re_run(node, step: str) -
     assert again.returncode == 0, again.stderr
     assert last_line(again.stdout) == "changed"
     assert {h: node.loaded_runtimes().get(h) for h in plan.handlers} == plan.handlers
-    assert node.config.read_bytes() == containerd.append_block(node.original.decode(), plan.handlers,
-                                                               FLAVORS[node.flavor].config_version).encode()
+    assert_kit_block(node.config.read_text(), node.original.decode(), plan.handlers,
+                     FLAVORS[node.flavor].config_version)
     third = node.run(install_script(plan))
     assert (third.returncode, last_line(third.stdout)) == (0, "unchanged")
     assert not list(node.root.rglob("*.wsf-tmp"))

@@ -25,7 +25,7 @@ def test_the_host_script_and_the_kit_delivery_pass_shellcheck(tmp_path: Path) ->
     host = tmp_path / "run-on-host.sh"
     host.write_text(incluster.HOST_SCRIPT)
     kit = tmp_path / "kit-payload.sh"
-    kit.write_text(incluster.kit_payload_script(sample_node("containerd-1", urls="https")))
+    kit.write_text(nodescript.kit_payload_script(sample_node("containerd-1", urls="https")))
     result = subprocess.run([shellcheck, "-s", "sh", str(host), str(kit)], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout
 

@@ -18,8 +18,10 @@ Tests run in order on one module-scoped fleet. Run: venv/bin/python -m pytest -m
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -40,7 +42,6 @@ from tests.harness.https import ArtifactServer
 from tests.harness.images import HELLO_LINE
 from tests.harness.kubelets import host_snapshot, leftovers, real_nodes
 from tests.harness.nodes import RESTART, become_subreaper, reap_children
-from tests.harness.runner_image import build_runner_image
 from tests.harness.workloads import spread_deployment
 
 from .conftest import MEMBER, SHIM, VERSIONS, World, _program
@@ -118,7 +119,7 @@ def fleet(toolchain_bin: Path, kubelet_bin: str, shim_dist: Path, containerd_bin
                      ("d", two, "containerd-2")]
             with real_nodes(cluster, kubelet_bin, specs, work, ssh={"b"},
                             extra_env={"CURL_CA_BUNDLE": str(server.ca_file)}) as nodes:
-                runner, tarball = build_runner_image(work / "images")
+                runner, tarball = images.builder().build_image()  # the node image: /wsf-enter and /wsf-agent
                 originals = {}
                 for label, node in nodes.nodes.items():
                     images.import_image("ctr", node.socket, tarball)
@@ -189,6 +190,25 @@ def test_install_through_the_cluster_beside_an_ssh_pool(fleet: Fleet):
     namespace = fleet.cluster.get(api_path("v1", "namespaces", name=NS))
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "privileged"
     assert_nothing_left(fleet)
+
+
+def test_the_stacks_identity_cannot_do_what_it_does_not_need(fleet: Fleet):
+    """The user the stack ran as (exactly deploy/rbac.yaml), refused by the API server: RBAC and the stack's
+    admission policy."""
+    def as_stack(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([fleet.cluster.binary("kubectl"), f"--kubeconfig={fleet.kubeconfig}", *args],
+                              input=stdin, capture_output=True, text=True, timeout=60)
+
+    pod = json.dumps({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "probe"},
+                      "spec": {"containers": [{"name": "c", "image": fleet.runner, "command": ["/wsf-enter"]}],
+                               "automountServiceAccountToken": False}})
+    elsewhere = as_stack("create", "-n", "default", "-f", "-", stdin=pod)
+    assert elsewhere.returncode != 0 and "forbidden" in elsewhere.stderr, elsewhere.stderr
+    secret = as_stack("get", "secrets", "-n", "kube-system")
+    assert secret.returncode != 0 and "forbidden" in secret.stderr, secret.stderr
+    label = as_stack("label", "node", fleet.node("a").name, "team=intruder")
+    assert label.returncode != 0 and "only the fleet's labels" in label.stderr, label.stderr
+    assert "team" not in fleet.cluster.get(api_path("v1", "nodes", name=fleet.node("a").name))["metadata"]["labels"]
 
 
 def test_wasm_pods_run_on_the_right_nodes(fleet: Fleet):
@@ -314,5 +334,6 @@ def test_destroy_restores_every_config_byte_for_byte_and_leaves_nothing(fleet: F
     for label in "acd":  # in-cluster nodes: the kit's delete ran on the node too
         state = fleet.node(label).root / STATE
         assert not (state / "kit").exists() and not (state / "runs").exists(), sorted(state.rglob("*"))
-    assert fleet.cluster.get_or_none(api_path("v1", "namespaces", name=NS)) is None
+    # the runner namespace is the cluster administrator's (deploy/rbac.yaml): it stays, with no pod in it
+    assert fleet.cluster.pods(NS) == []
     assert_nothing_left(fleet)
