@@ -15,8 +15,9 @@ prints the image reference `REPO@sha256:<manifest digest>` and, on the next line
 (`oci-archive`, an OCI image layout in a tar). Push it to your registry with any OCI tool, e.g.
 `skopeo copy oci-archive:FILE docker://registry.example.org/wasm-shim-fleet/node:<tag>`, and pin the digest it
 reports in the stack config. The build is reproducible (fixed file times and owners, `-trimpath`, no build id):
-the same sources, compilers and architecture give the same digest. It is cached by that key under
-$WSF_CACHE/image (default /var/cache/wasm-shim-fleet/image); a warm build takes well under a second.
+the same sources, compilers and architecture give the same digest. It is cached by that key under $WSF_CACHE/image
+(default /var/cache/wasm-shim-fleet/image), one archive per repository name (the archive holds the name); a warm
+build takes well under a second.
 
 Needs gcc with a static libc (Debian: gcc, libc6-dev) and Go >= 1.23 (no module is downloaded).
 """
@@ -181,13 +182,20 @@ def build_binaries(cache: Path) -> tuple[Path, Path, str]:
     return enter, agent_bin, key
 
 
+def archive_name(repository: str) -> str:
+    """The cached archive's file name: one per repository, since the name is inside the archive (a build for
+    another repository must never replace an archive that is being imported under its own name)."""
+    readable = "".join(c if c.isalnum() or c in "._-" else "_" for c in repository)[:80]
+    return f"{readable}-{hashlib.sha256(repository.encode()).hexdigest()[:8]}.oci.tar"
+
+
 def build_image(out: Path | None = None, repository: str = REPOSITORY, cache: Path | None = None) -> tuple[str, Path]:
     """Build (or take from the cache) the node image; returns (reference by digest, OCI archive)."""
     cache = cache or Path(os.environ.get("WSF_CACHE", "/var/cache/wasm-shim-fleet")) / "image"
     cache.mkdir(parents=True, exist_ok=True)
     enter, agent_bin, key = build_binaries(cache)
     files = {"wsf-enter": (enter.read_bytes(), 0o755), "wsf-agent": (agent_bin.read_bytes(), 0o755)}
-    target = out or cache / key[:32] / "node.oci.tar"
+    target = out or cache / key[:32] / archive_name(repository)
     target.parent.mkdir(parents=True, exist_ok=True)
     ref = named_image(target, repository, files, ["/wsf-agent"])
     return ref, target

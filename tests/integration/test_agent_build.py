@@ -68,6 +68,22 @@ def test_the_node_image_is_built_from_source_reproducibly_with_only_the_two_bina
     assert "not a dynamic executable" in (ldd.stdout + ldd.stderr)
 
 
+def test_a_build_for_another_repository_never_replaces_the_cached_archive_of_this_one():
+    """The archive names its image (`io.containerd.image.name`), and containerd imports it under that name: a
+    build for another repository sharing the cache must leave this repository's archive as it is."""
+    build = images.builder()
+
+    def named(tarball: Path) -> str:
+        with tarfile.open(tarball) as tar:
+            (manifest,) = json.loads(tar.extractfile("index.json").read())["manifests"]
+            return manifest["annotations"]["io.containerd.image.name"]
+
+    ref, tarball = build.build_image()
+    other, other_tarball = build.build_image(repository="registry.example.org/wasm-shim-fleet/node")
+    assert other_tarball != tarball and other.split("@")[1] == ref.split("@")[1]
+    assert named(tarball) == ref and named(other_tarball) == other
+
+
 def _agent_scripts(releases: list[str], restart: str) -> dict[str, str]:
     raw = sample_raw("containerd-1", releases=tuple(releases))
     pool = raw["nodePools"][0]
