@@ -4,6 +4,7 @@ traceback, and reading is bounded in size, depth and alias expansion."""
 from __future__ import annotations
 
 import os
+import re
 
 import pytest
 import yaml
@@ -158,3 +159,17 @@ def test_duplicate_keys_are_refused_by_the_pure_python_loader_too(tmp_path, monk
 def test_merge_keys_may_override_what_they_merge(tmp_path):
     text = GOOD + "  wasm-shim-fleet:x:\n    base: &b {a: 1, b: 2}\n    over: {<<: *b, b: 3}\n"
     assert read_stack_file(write(tmp_path, text))["x"]["over"] == {"a": 1, "b": 3}
+
+
+def test_a_file_of_too_many_plain_values_is_refused_naming_the_line_of_the_value_past_the_bound(tmp_path, capsys,
+                                                                                                 monkeypatch):
+    monkeypatch.setattr(config_mod, "MAX_VALUES", 20)
+    text = GOOD + "  wasm-shim-fleet:x: [" + ", ".join(str(i) for i in range(30)) + "]\n"
+    rc, err = plan_cli(write(tmp_path, text), capsys)
+    assert rc == 2 and re.search(r"line \d+: value takes the file past 20 values once YAML aliases are expanded",
+                                 err), err
+
+
+def test_a_yaml_error_says_what_the_parser_was_reading_when_it_found_the_problem(tmp_path, capsys):
+    rc, err = plan_cli(write(tmp_path, GOOD + "  wasm-shim-fleet:x: {a: [1, 2\n"), capsys)
+    assert rc == 2 and "(while parsing a flow sequence)" in err, err

@@ -280,3 +280,15 @@ def test_node_script_says_a_nodes_batch_and_what_its_table_waits_for(tmp_path):
     assert ("##### fleet-p-node-4-handlers (command:remote:Command, after "
             "fleet-p-node-4-bin-containerd-shim-slight-v1-2-3-v1, fleet-p-node-2-labels, "
             "fleet-p-node-3-labels)") in text
+
+
+def test_the_rollout_of_a_callers_own_program_is_checked_by_the_same_rules_under_its_python_names():
+    from components.core.config import rollout_problems
+
+    found = {p.path: p.message for p in rollout_problems("rollout", Rollout(min_ready_seconds=30, timeout_seconds=60,
+                                                                            max_unavailable=0), "p")}
+    assert set(found) == {"rollout.max_unavailable", "rollout.min_ready_seconds", "rollout.timeout_seconds"}, found
+    assert "applies to pools of transport agent" in found["rollout.min_ready_seconds"]
+    assert rollout_problems("rollout", Rollout(max_unavailable="50%", canary=2), "p") == []
+    (bad,) = rollout_problems("rollout", {"maxUnavailable": 1}, "p")
+    assert bad.path == "rollout" and "give a Rollout(" in bad.message
