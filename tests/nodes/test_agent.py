@@ -17,6 +17,7 @@ Tests run in order on one module-scoped fleet. Run: venv/bin/python -m pytest -m
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import ssl
 import subprocess
@@ -408,32 +409,37 @@ def test_a_node_that_leaves_the_pool_while_a_pod_runs_on_it_is_refused_and_repor
                                             nodeSelector={"kubernetes.io/hostname": e.name}))
     (pod,) = running_pods(agents, app, 1)
     config, binaries = e.config.read_bytes(), sorted(p.name for p in e.bin_dir.glob("containerd-shim-*"))
-    agents.label_node("e", {POOL_LABEL: None})
+    try:
+        agents.label_node("e", {POOL_LABEL: None})
 
-    def refused():
-        status = agents.status("e", "c") or {}
-        return status if status.get("state") == "failed" else None
+        def refused():
+            status = agents.status("e", "c") or {}
+            return status if status.get("state") == "failed" else None
 
-    status = agents.cluster.wait_for(refused, "node e's agent to refuse the uninstall", timeout=180)
-    assert status["reason"].startswith("refusing to remove the handler table on this node: "), status
-    assert f"(pods default/{pod['metadata']['name']}" in status["reason"], status
-    assert status["reason"].endswith("drain the node or delete those pods, then re-run; nothing was changed")
-    assert any(pod["metadata"]["name"] in ev["message"] for ev in agents.events("UninstallFailed"))
-    assert e.config.read_bytes() == config
-    assert sorted(p.name for p in e.bin_dir.glob("containerd-shim-*")) == binaries
-    assert running_pods(agents, app, 1)[0]["metadata"]["uid"] == pod["metadata"]["uid"]
-    # back in the pool: its agent converges it again
-    agents.label_node("e", {POOL_LABEL: "c"})
-    agents.cluster.wait_for(lambda: (agents.status("e", "c") or {}).get("state") == "converged" or None,
-                            "node e converged again", timeout=180)
-    # drained (as the refusal says), it can leave
-    agents.cluster.kubectl("cordon", e.name)
-    agents.cluster.delete(api_path("apps/v1", "deployments", "default", app))
-    agents.cluster.kubectl("delete", "pods", "-n", "default", "--field-selector", f"spec.nodeName={e.name}",
-                           "--wait=true")
-    agents.cluster.wait_for(lambda: not [p for p in agents.cluster.pods("default")
-                                         if p["spec"].get("nodeName") == e.name] or None,
-                            "the pods of node e to go", timeout=180)
+        status = agents.cluster.wait_for(refused, "node e's agent to refuse the uninstall", timeout=180)
+        reason = status["reason"]
+        assert reason.startswith("refusing to remove the handler table on this node: "), status
+        named = re.search(r"\(pods ([^)]*)\)", reason)
+        assert named and f"default/{pod['metadata']['name']}" in named.group(1).split(", "), status
+        assert reason.endswith("drain the node or delete those pods, then re-run; nothing was changed")
+        assert any(pod["metadata"]["name"] in ev["message"] for ev in agents.events("UninstallFailed"))
+        assert e.config.read_bytes() == config
+        assert sorted(p.name for p in e.bin_dir.glob("containerd-shim-*")) == binaries
+        assert running_pods(agents, app, 1)[0]["metadata"]["uid"] == pod["metadata"]["uid"]
+        # back in the pool: its agent converges it again
+        agents.label_node("e", {POOL_LABEL: "c"})
+        agents.cluster.wait_for(lambda: (agents.status("e", "c") or {}).get("state") == "converged" or None,
+                                "node e converged again", timeout=180)
+    finally:
+        # drained (as the refusal says), it can leave: the next test takes it out of the pool
+        agents.cluster.kubectl("cordon", e.name)
+        agents.cluster.delete(api_path("apps/v1", "deployments", "default", app))
+        agents.cluster.kubectl("delete", "pods", "-n", "default", "--field-selector", f"spec.nodeName={e.name}",
+                               "--wait=true")
+        agents.cluster.wait_for(lambda: not [p for p in agents.cluster.pods("default")
+                                             if p["spec"].get("nodeName") == e.name] or None,
+                                "the pods of node e to go", timeout=180)
+        agents.label_node("e", {POOL_LABEL: "c"})
 
 
 def test_a_node_that_leaves_the_pool_is_uninstalled_by_its_agent(agents: Agents):
