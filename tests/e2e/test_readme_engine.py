@@ -36,6 +36,7 @@ def test_every_documented_command_runs_in_order_on_a_fresh_clone(toolchain_bin: 
         env["PYENV_ROOT"] = str(Path.home() / ".pyenv")  # pyenv's python shims look there, not in the new HOME
     commands = [c for c in doc_commands() if not (c.by_ci or c.needs)]
     assert any(RUNNER.search(c.bare) for c in commands), "the e2e tier has engine commands to run"
+    assert any(c.doc.startswith("docs/") for c in commands), "the commands of docs/ run here too"
     try:
         for cmd in commands:
             before = git_status(clone)
