@@ -448,8 +448,8 @@ def _package_stamp() -> str:
 
 def policy_venv() -> Path:
     """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt, with
-    this checkout's package installed into it as the README says (`pip install --no-deps .`), re-installed when the
-    package changes."""
+    this checkout's package installed into it as docs/operating.md says (`pip install --no-deps .`), re-installed
+    when the package changes."""
     python = POLICY_VENV / "bin" / "python"
     stamp = POLICY_VENV / "requirements.txt"
     reqs = (ROOT / "policy" / "requirements.txt").read_text()
