@@ -544,7 +544,7 @@ def bench_kit(r: Results, quick: bool) -> None:
             for n in (100,) if quick else KIT_NODES:
                 project, stack = _local_world(bin_dir, n, work)
                 if SKIP_CHECKPOINTS:
-                    # the engine's opt-in: no checkpoint after each step, only the final state (README, "Scale")
+                    # the engine's opt-in: no checkpoint after each step, only the final state (docs/testing.md)
                     stack.workspace.env_vars.update(PULUMI_SKIP_CHECKPOINTS="true", PULUMI_EXPERIMENTAL="true")
                 os.chdir(project)  # the program resolves node roots and file: paths against its cwd
                 t0 = time.perf_counter()

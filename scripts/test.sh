@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test tier, in order of speed; stops at the first tier that fails or runs no test
 # (pytest exits 5 when nothing was collected, which counts as a failure here).
-#   unit         pure core, golden files, Pulumi mocks, the README's engine-free commands
+#   unit         pure core, golden files, Pulumi mocks, the engine-free commands of README.md and docs/
 #   integration  real containerd and sshd on loopback
-#   e2e          real Pulumi engine + kube-apiserver + kwok, and every command of the README
+#   e2e          real Pulumi engine + kube-apiserver + kwok, and every command of README.md and docs/
 #   nodes        real kubelets, each with its own containerd, running a real Wasm shim
 # Needs what scripts/setup.sh installs; a tier whose prerequisite is missing fails and says what to run.
 # Extra arguments go to every pytest run, e.g. scripts/test.sh -x -q

@@ -312,8 +312,9 @@ def run_fleet(raw: dict, agents: dict[str, Any] | None = None):
     return holder["fleet"], holder["plan"]
 
 
-# ---------------------------------------------------------------------------------------- the README
+# ------------------------------------------------------------------------------------- the README, docs/
 README = ROOT / "README.md"
+DOCS = "docs"
 CI = ROOT / ".ci" / "run"
 NEEDS = re.compile(r"#\s*\((needs [^)]+)\)")
 ENGINE = re.compile(r"(^|[\s(;&|])pulumi\s|-m components (up|preview|destroy|refresh|export)\b")
@@ -323,9 +324,10 @@ FENCE = re.compile(r"^(\s*)```\s*(\S*)")
 
 @dataclass(frozen=True)
 class Command:
-    line: int  # 1-based, in README.md
+    line: int  # 1-based, in its document
     text: str  # as written, trailing comment included
-    block: int  # index of its ```sh block
+    block: int  # index of its ```sh block in its document
+    doc: str = "README.md"  # the document, relative to the repository
 
     @property
     def bare(self) -> str:
@@ -346,12 +348,26 @@ class Command:
         return bool(ENGINE.search(self.bare) or SLOW.search(self.bare))
 
     def __str__(self) -> str:
-        return f"README.md:{self.line}: {self.text}"
+        return f"{self.doc}:{self.line}: {self.text}"
 
 
-def readme_commands(text: str | None = None) -> list[Command]:
-    """The commands of every ```sh / ```bash block, continuation lines joined, comment lines dropped."""
-    text = README.read_text() if text is None else text
+def doc_files(root: Path = ROOT) -> list[Path]:
+    """The documents whose commands the tests run, in the order they run them: README.md first, then every
+    Markdown file under docs/ (subfolders included) in the order of their paths. A new file in docs/ is read
+    without touching a test."""
+    docs = sorted((root / DOCS).rglob("*.md"), key=lambda p: p.relative_to(root).as_posix())
+    return [root / "README.md", *docs]
+
+
+def doc_commands(root: Path = ROOT) -> list[Command]:
+    """The commands of README.md, then of each file of docs/, in doc_files' order (what a reader following the
+    documentation runs, on one clone)."""
+    return [c for path in doc_files(root) for c in commands_in(path.read_text(), path.relative_to(root).as_posix())]
+
+
+def commands_in(text: str, doc: str = "README.md") -> list[Command]:
+    """The commands of every ```sh / ```bash block of one document, continuation lines joined, comment lines
+    dropped."""
     commands: list[Command] = []
     lang: str | None = None
     block = -1
@@ -374,7 +390,7 @@ def readme_commands(text: str | None = None) -> list[Command]:
             if stripped.endswith("\\"):
                 pending = (start, acc)
             else:
-                commands.append(Command(start, acc, block))
+                commands.append(Command(start, acc, block, doc))
                 pending = None
             continue
         if not stripped or stripped.startswith("#"):
@@ -382,7 +398,7 @@ def readme_commands(text: str | None = None) -> list[Command]:
         if stripped.endswith("\\"):
             pending = (no, stripped.rstrip("\\").strip())
         else:
-            commands.append(Command(no, stripped, block))
+            commands.append(Command(no, stripped, block, doc))
     return commands
 
 
@@ -432,8 +448,8 @@ def _package_stamp() -> str:
 
 def policy_venv() -> Path:
     """pulumi-policy in its own virtualenv outside the repository, built once from policy/requirements.txt, with
-    this checkout's package installed into it as the README says (`pip install --no-deps .`), re-installed when the
-    package changes."""
+    this checkout's package installed into it as docs/operating.md says (`pip install --no-deps .`), re-installed
+    when the package changes."""
     python = POLICY_VENV / "bin" / "python"
     stamp = POLICY_VENV / "requirements.txt"
     reqs = (ROOT / "policy" / "requirements.txt").read_text()

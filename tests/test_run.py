@@ -1,7 +1,7 @@
 """`python -m components up|preview|destroy|refresh|export`: everything decided before the engine starts, and what
 the command makes of the engine's outcome (exit codes 1 and 130, the --json summary).
 
-The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py runs the README's commands); here
+The engine runs themselves are in the e2e tier (tests/e2e/test_readme_engine.py runs the documented commands); here
 the Automation API stack is a stand-in (FakeStack) that returns an outcome or raises the engine's errors.
 """
 

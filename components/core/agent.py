@@ -197,7 +197,7 @@ def daemonset(pool: AgentPoolPlan, *, namespace: str, image: str, desired: str, 
                         "readinessProbe": {"exec": {"command": [AGENT_BINARY, "ready"]}, "periodSeconds": 5,
                                            "failureThreshold": 1},
                         # privileged: the node commands run as root in the host's namespaces (they write
-                        # /usr/local/bin and containerd's config and restart containerd), see the README.
+                        # /usr/local/bin and containerd's config and restart containerd), see docs/operating.md.
                         "securityContext": {"privileged": True, "runAsUser": 0, "readOnlyRootFilesystem": True},
                         "resources": {"requests": {"cpu": "10m", "memory": "32Mi"}, "limits": {"memory": "128Mi"}},
                     }],

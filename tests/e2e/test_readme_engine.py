@@ -1,7 +1,8 @@
-"""Every command of README.md, in README order, on one fresh clone, with the real engine (the built toolchain).
+"""Every command of README.md and then of the files in docs/ (tests/conftest.py: doc_files, in that order), on one
+fresh clone, with the real engine (the built toolchain).
 
 The fast tier runs the engine-free commands on their own (tests/test_readme.py); here they run again between
-the engine ones, as a reader following the README runs them: `up dev` first, `export dev` after it,
+the engine ones, as a reader following the documentation runs them: `up dev` first, `export dev` after it,
 `destroy dev` after that. Only the two set-up commands (CI runs them) and those marked `(needs ...)` are left
 out. The runner's commands must leave every tracked file as it was.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import command_env, fresh_clone, readme_commands, run_command, tmp_files
+from tests.conftest import command_env, doc_commands, fresh_clone, run_command, tmp_files
 
 pytestmark = pytest.mark.e2e
 
@@ -26,15 +27,16 @@ def git_status(clone: Path) -> str:
                           capture_output=True, text=True).stdout
 
 
-def test_every_readme_command_runs_in_order_on_a_fresh_clone(toolchain_bin: Path, tmp_path: Path):
+def test_every_documented_command_runs_in_order_on_a_fresh_clone(toolchain_bin: Path, tmp_path: Path):
     clone = fresh_clone(tmp_path / "wasm-shim-fleet")
     home = tmp_path / "home"  # `pulumi login --local` keeps its state under ~/.pulumi
     home.mkdir()
     env = command_env(PULUMI_CONFIG_PASSPHRASE="readme", HOME=str(home), PULUMI_HOME=str(home / ".pulumi"))
     if "PYENV_ROOT" not in env and (Path.home() / ".pyenv").is_dir():
         env["PYENV_ROOT"] = str(Path.home() / ".pyenv")  # pyenv's python shims look there, not in the new HOME
-    commands = [c for c in readme_commands() if not (c.by_ci or c.needs)]
-    assert any(RUNNER.search(c.bare) for c in commands)
+    commands = [c for c in doc_commands() if not (c.by_ci or c.needs)]
+    assert any(RUNNER.search(c.bare) for c in commands), "the e2e tier has engine commands to run"
+    assert any(c.doc.startswith("docs/") for c in commands), "the commands of docs/ run here too"
     try:
         for cmd in commands:
             before = git_status(clone)
@@ -44,7 +46,7 @@ def test_every_readme_command_runs_in_order_on_a_fresh_clone(toolchain_bin: Path
             if cmd.bare == "venv/bin/python -m components up dev":
                 assert "up dev: succeeded (" in out, f"{cmd}: no success line:\n{out[-2000:]}"
         untracked = [line for line in git_status(clone).splitlines() if line.startswith("??")]
-        assert untracked == [], "following the README leaves files git would add:\n" + "\n".join(untracked[:20])
+        assert untracked == [], "following the documentation leaves files git would add:\n" + "\n".join(untracked[:20])
         # the runner's state went to the project's own file backend, which git ignores
         assert list((clone / ".state" / "backend").rglob("dev.json")), "no state in .state/backend"
     finally:

@@ -2,7 +2,7 @@
 node root and sshd test host, joined to a test control plane (tests/e2e/cluster.py).
 
 The settings are the ones measured on these machines (cgroup v1 hierarchies, no CAP_SYS_RESOURCE, no image
-registry; see the README's real-nodes section):
+registry; see the real-nodes tier in docs/testing.md):
 
 - kubelet: `failCgroupV1: false`, `cgroupDriver: cgroupfs` with a `cgroupRoot` of its own created beforehand in
   every v1 hierarchy, `failSwapOn: false`, `oomScoreAdj: 0`; named by IP (`--hostname-override=127.0.0.N`,

@@ -53,7 +53,7 @@ X, X1, X2 = "fleettest@1.4.0", "fleettest@1.4.1", "fleettest@1.4.2"
 NS = "wasm-shim-fleet"  # the default agentNamespace, whose objects deploy/rbac.yaml names
 POOL_LABEL = "wsf-test/pool"
 CHECK_SECONDS = 10
-#: What the README and bench/RESULTS.md report from this tier (printed with -s).
+#: What docs/operating.md (agent pools) and bench/RESULTS.md report from this tier (printed with -s).
 FIGURES: dict[str, float] = {}
 
 

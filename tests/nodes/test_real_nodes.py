@@ -301,7 +301,7 @@ def test_drift_check_finds_a_wiped_node_a_changed_binary_and_a_label_without_han
 
 
 def test_print_the_result_table(world: World):
-    """The README's result table, from what this run observed (printed with -s)."""
+    """The result table of docs/testing.md, from what this run observed (printed with -s)."""
     print("\n| RuntimeClass | node | runtime containerd recorded | shim -v | kubectl logs |")
     print("| --- | --- | --- | --- | --- |")
     for r in RESULTS:
