@@ -14,6 +14,7 @@ file in docs/, is run without touching this file. Each command is exactly one of
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -97,3 +98,25 @@ def test_the_command_reader_joins_continuations_and_skips_other_blocks():
     got = commands_in(text)
     assert [(c.line, c.text, c.bare, c.needs) for c in got] == [
         (4, "a --b c   # note", "a --b c", None), (7, "d  # (needs a cluster)", "d", "needs a cluster")]
+
+
+def test_the_bump_preview_in_the_readme_is_the_golden_preview_abridged():
+    """The README's preview of a bump is cut from tests/golden/preview-bump.txt (which the e2e tier checks against
+    the real engine): every line it keeps whole is a line of the golden, in the golden's order, and every piece
+    of a line it abridges with `...` is in the golden (whitespace aside); the counts are the golden's."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("```\nPreviewing update (")
+    excerpt = readme[start + 4:readme.index("```", start + 4)].replace("(prod)", "(e2e)").replace(":prod:", ":e2e:")
+    golden = (ROOT / "tests" / "golden" / "preview-bump.txt").read_text().splitlines()
+    flat = "".join("".join(golden).split())
+    at, whole = 0, 0
+    for line in excerpt.rstrip("\n").splitlines():
+        if "..." in line:
+            pieces = [p for part in line.split("...") for p in re.split(r"[{}\[\],]", part)]
+            missing = [p.strip() for p in pieces if len("".join(p.split())) >= 6 and "".join(p.split()) not in flat]
+            assert not missing, f"README preview line {line.strip()!r}: not in the golden: {missing}"
+            continue
+        found = next((i for i in range(at, len(golden)) if golden[i].rstrip() == line.rstrip()), None)
+        assert found is not None, f"README preview line {line.strip()!r} is not in the golden after line {at}"
+        at, whole = found + 1, whole + 1
+    assert whole >= 25 and excerpt.rstrip().splitlines()[-2:] == [g.rstrip() for g in golden[-2:]]

@@ -1,5 +1,5 @@
 /*
- * wsf-enter: the whole runner image of wasm-shim-fleet's `transport: kubernetes` (see deploy/runner/README.md).
+ * wsf-enter: the whole runner image of wasm-shim-fleet's `transport: kubernetes` (see docs/operating.md, "Managed clusters").
  *
  *     wsf-enter -- PROGRAM [ARG...]
  *
